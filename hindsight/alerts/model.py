@@ -1,0 +1,82 @@
+"""Alerts as frozen values, and their stored (Parquet) form."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+import pyarrow as pa
+
+ALERT_SCHEMA = pa.schema(
+    [
+        ("date", pa.date32()),
+        ("kind", pa.string()),
+        ("segment", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("reference", pa.float64()),
+        ("n", pa.int64()),
+        ("message", pa.string()),
+        ("window_start", pa.date32()),
+        ("window_end", pa.date32()),
+        ("key", pa.string()),
+    ]
+)
+
+
+def segment_key(segment: dict[str, str]) -> str:
+    """The canonical text of a segment: JSON with sorted keys, as the engine writes it.
+
+    >>> segment_key({"b": "2", "a": "1"})
+    '{"a":"1","b":"2"}'
+    """
+    return json.dumps(segment, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One thing worth a human's attention, found by the run of ``date``."""
+
+    date: date
+    kind: str  # performance | prediction_drift | model_version
+    segment: dict[str, str] = field(hash=False)
+    metric: str
+    value: float
+    reference: float
+    n: int
+    message: str
+    window_start: date
+    window_end: date
+
+    @property
+    def key(self) -> str:
+        """Stable across runs: the same condition in the same place has the same key."""
+        return f"{self.kind}|{self.metric}|{segment_key(self.segment)}"
+
+    def as_json(self) -> dict[str, Any]:
+        row = asdict(self)
+        for name in ("date", "window_start", "window_end"):
+            row[name] = row[name].isoformat()
+        row["key"] = self.key
+        return row
+
+
+def alerts_to_table(alerts: list[Alert]) -> pa.Table:
+    rows = [
+        {**asdict(a), "segment": segment_key(a.segment), "key": a.key} for a in alerts
+    ]
+    return pa.Table.from_pylist(rows, schema=ALERT_SCHEMA)
+
+
+def alerts_from_table(table: pa.Table) -> list[Alert]:
+    return [
+        Alert(
+            date=row["date"], kind=row["kind"], segment=json.loads(row["segment"]),
+            metric=row["metric"], value=row["value"], reference=row["reference"], n=row["n"],
+            message=row["message"], window_start=row["window_start"],
+            window_end=row["window_end"],
+        )
+        for row in table.to_pylist()
+    ]

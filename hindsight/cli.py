@@ -1,0 +1,266 @@
+"""The ``hindsight`` command. It parses input, calls the layers below and formats output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+from rich.text import Text
+
+from hindsight.alerts.model import Alert
+from hindsight.errors import HindsightError, InputError, exit_code
+from hindsight.jobs.daily import RunSummary
+from hindsight.jobs.results import MetricRow
+from hindsight.monitor import Monitor
+
+out = Console()
+err = Console(stderr=True)
+FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                      show_default=True, help="Output format.")
+
+
+def _day(_: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD") from exc
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err, transient=False)
+
+
+@contextmanager
+def _monitor(ctx: click.Context) -> Iterator[Monitor]:
+    monitor = Monitor.from_config(ctx.obj["config"])
+    try:
+        yield monitor
+    finally:
+        monitor.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="Config file. Default: $HINDSIGHT_CONFIG, else ./hindsight.yaml.")
+@click.version_option(package_name="hindsight")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None) -> None:
+    """Catch models that fail silently: per-segment performance against delayed labels."""
+    ctx.obj = {"config": config}
+
+
+@cli.group()
+def log() -> None:
+    """Log predictions or labels from CSV, Parquet or JSON-lines files."""
+
+
+@log.command("predictions")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.pass_context
+def log_predictions(ctx: click.Context, paths: tuple[str, ...]) -> None:
+    """Log prediction files. All are checked before any is stored."""
+    with _monitor(ctx) as monitor:
+        out.print(monitor.log_prediction_files(paths).summary("predictions"))
+
+
+@log.command("labels")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.pass_context
+def log_labels(ctx: click.Context, paths: tuple[str, ...]) -> None:
+    """Log label files; the latest label per id wins."""
+    with _monitor(ctx) as monitor:
+        out.print(monitor.log_label_files(paths).summary("labels"))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.pass_context
+def reference(ctx: click.Context, paths: tuple[str, ...]) -> None:
+    """Set the reference: the labelled validation predictions at promotion (replaces the old)."""
+    with _monitor(ctx) as monitor:
+        out.print(monitor.log_reference_files(paths).summary("reference"))
+
+
+@cli.command()
+@click.option("--date", "day", callback=_day, default=None,
+              help="Run as of the end of this UTC date. Default: yesterday.")
+@click.pass_context
+def run(ctx: click.Context, day: date | None) -> None:
+    """Run the daily job as of a date."""
+    as_of = day or datetime.now(UTC).date() - timedelta(days=1)
+    with _monitor(ctx) as monitor:
+        summary = monitor.run(as_of)
+    out.print(_summary_line(summary))
+    _print_alerts(list(summary.alerts), "table")
+
+
+@cli.command()
+@click.option("--start", callback=_day, required=True, help="First date (YYYY-MM-DD).")
+@click.option("--end", callback=_day, required=True, help="Last date (YYYY-MM-DD).")
+@click.pass_context
+def backfill(ctx: click.Context, start: date, end: date) -> None:
+    """Replay the daily job for every date in a range, each as of its own date."""
+    if end < start:
+        raise click.BadParameter(f"--end {end} is before --start {start}")
+    with _monitor(ctx) as monitor, _progress() as bar:
+        task = bar.add_task("daily runs", total=(end - start).days + 1)
+
+        def advance(summary: RunSummary) -> None:
+            bar.update(task, advance=1, description=f"run {summary.as_of}")
+
+        summaries = monitor.backfill(start, end, advance)
+    fired = sum(len(s.alerts) for s in summaries)
+    out.print(f"{len(summaries)} runs, {fired} alerts; see 'hindsight alerts --start {start}'")
+
+
+@cli.command()
+@click.option("--start", callback=_day, default=None, help="First run date.")
+@click.option("--end", callback=_day, default=None, help="Last run date.")
+@FORMAT
+@click.pass_context
+def alerts(ctx: click.Context, start: date | None, end: date | None, fmt: str) -> None:
+    """Alerts the daily runs raised."""
+    with _monitor(ctx) as monitor:
+        _print_alerts(monitor.alerts(start, end), fmt)
+
+
+@cli.command()
+@click.option("--date", "day", callback=_day, required=True, help="Prediction date.")
+@click.option("--as-of", "as_of", callback=_day, default=None,
+              help="Labels that had arrived by this date's run. Default: the latest run.")
+@click.option("--segment", "segments", multiple=True, metavar="COLUMN=VALUE",
+              help="Only cells inside this segment; repeat to cross segments.")
+@FORMAT
+@click.pass_context
+def metrics(ctx: click.Context, day: date, as_of: date | None, segments: tuple[str, ...],
+            fmt: str) -> None:
+    """Metrics of the predictions made on a date."""
+    wanted = _parse_segments(segments)
+    with _monitor(ctx) as monitor:
+        seen_as_of, rows = monitor.metrics(day, as_of, wanted or None)
+    if fmt == "json":
+        click.echo(json.dumps([r.as_json() for r in rows], indent=2))
+        return
+    _print_metrics(rows, f"predictions of {day}, labels as of {seen_as_of}")
+
+
+@cli.command()
+@click.option("--full", is_flag=True, help="Full scale: 500,000 predictions a day.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default="hindsight-demo",
+              show_default=True, help="Where to write the demo's config and store.")
+@click.option("--days", type=click.IntRange(14, 365), default=None, help="Days to simulate.")
+@click.option("--per-day", type=click.IntRange(1000), default=None, help="Predictions a day.")
+@click.option("--seed", type=int, default=None, help="Random seed.")
+def demo(full: bool, directory: str, days: int | None, per_day: int | None,
+         seed: int | None) -> None:
+    """Simulate an expense classifier with a planted silent failure, and catch it."""
+    from hindsight.demo import run_demo
+    from hindsight.simulate import Scenario
+
+    scenario = Scenario(per_day=500_000) if full else Scenario()
+    changes: dict[str, Any] = {"days": days, "per_day": per_day, "seed": seed}
+    scenario = replace(scenario, **{k: v for k, v in changes.items() if v is not None})
+    err.print(f"Simulating {scenario.days} days x {scenario.per_day:,} predictions into "
+              f"{directory}/ ...")
+    with _progress() as bar:
+        logging = bar.add_task("log predictions and labels", total=scenario.days)
+        runs = bar.add_task("daily runs (backfill)", total=scenario.days)
+
+        def on_day(stage: str, _: date) -> None:
+            bar.update(logging if stage == "log" else runs, advance=1)
+
+        result = run_demo(Path(directory), scenario, on_day)
+    last = result.runs[-1]
+    out.print(_summary_line(last))
+    planted = " × ".join(f"{k}={v}" for k, v in result.planted.items())
+    out.print(f"Planted failure: {planted}, accuracy {scenario.base_accuracy:.0%} -> "
+              f"{scenario.failure_accuracy:.0%} from {scenario.failure_day}.")
+    found = result.first_detection
+    if found and scenario.failure_day:
+        out.print(f"[bold green]Detected[/] on the run of {found}, "
+                  f"{(found - scenario.failure_day).days} days after onset, on the planted "
+                  f"segment. Other alerts: {len(result.false_alerts)}.")
+    else:
+        out.print("[bold red]The planted failure was not detected.[/]")
+    _print_alerts(_latest_per_key(result.alerts), "table")
+    out.print(f"Explore: hindsight --config {directory}/hindsight.yaml alerts --format json")
+
+
+def _summary_line(summary: RunSummary) -> str:
+    overall = "n/a (no labels yet)" if summary.overall is None else f"{summary.overall:.1%}"
+    coverage = "n/a" if summary.label_coverage is None else f"{summary.label_coverage:.0%}"
+    return (f"Run as of {summary.as_of}: aggregate {summary.metric} {overall} over the label "
+            f"window (label coverage {coverage}), {summary.cells:,} cells, "
+            f"{len(summary.alerts)} alerts.")
+
+
+def _latest_per_key(found: Sequence[Alert]) -> list[Alert]:
+    latest: dict[str, Alert] = {}
+    for alert in found:
+        latest[alert.key] = alert
+    return list(latest.values())
+
+
+def _print_alerts(found: Sequence[Alert], fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps([a.as_json() for a in found], indent=2))
+        return
+    if not found:
+        out.print("No alerts.")
+        return
+    table = RichTable(title=f"{len(found)} alert(s)", show_lines=True)
+    for column in ("date", "kind", "alert"):
+        table.add_column(column, overflow="fold", no_wrap=column != "alert")
+    for a in found:
+        table.add_row(str(a.date), a.kind, a.message)
+    out.print(table)
+
+
+def _print_metrics(rows: Sequence[MetricRow], title: str) -> None:
+    table = RichTable(title=title)
+    for column in ("segment", "metric", "value", "n_predictions", "n_labelled", "coverage"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(
+            ", ".join(f"{k}={v}" for k, v in r.segment.items()) or "(all)", r.metric,
+            "n/a" if r.value is None else f"{r.value:.4f}", str(r.n_predictions),
+            str(r.n_labelled), "n/a" if r.label_coverage is None else f"{r.label_coverage:.0%}",
+        )
+    out.print(table)
+
+
+def _parse_segments(pairs: Sequence[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        column, sep, value = pair.partition("=")
+        if not sep or not column:
+            raise InputError(f"--segment {pair!r}: expected COLUMN=VALUE, e.g. country=CH")
+        parsed[column] = value
+    return parsed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="hindsight", standalone_mode=False)
+    except HindsightError as exc:
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
+        return exit_code(exc)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0

@@ -1,0 +1,203 @@
+"""One frozen ``Config``, built from ``hindsight.yaml`` and checked at the door.
+
+Nothing below the CLI, the SDK entry point and the service reads settings on its own: they get
+a ``Config``. Messages name the file, the key, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hindsight.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "hindsight.yaml"
+CONFIG_ENV_VAR = "HINDSIGHT_CONFIG"
+RESERVED_PREFIX = "_hindsight_"
+
+ColumnName = Annotated[str, Field(min_length=1)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Columns(_Frozen):
+    """Maps hindsight's roles onto the user's column names."""
+
+    id: ColumnName = Field(description="the key that joins predictions to labels")
+    timestamp: ColumnName = Field(description="when the prediction was made")
+    prediction: ColumnName = Field(description="the model's output")
+    label: ColumnName = Field(description="the true value, in label files")
+    score: ColumnName | None = Field(default=None, description="the model's confidence")
+    label_timestamp: ColumnName | None = Field(
+        default=None, description="when the label arrived; default: the time of ingestion"
+    )
+    model_version: ColumnName | None = Field(default=None, description="the model version")
+
+    def roles(self) -> dict[str, str]:
+        """Role -> column name, for the roles that are mapped."""
+        return {role: name for role, name in self.model_dump().items() if name is not None}
+
+
+class AlertSettings(_Frozen):
+    """How the performance rule decides that a cell dropped."""
+
+    min_effect: float = Field(
+        default=0.05, ge=0, le=1, description="smallest drop worth an alert, in metric units"
+    )
+    false_discovery_rate: float = Field(
+        default=0.01, gt=0, lt=1,
+        description="expected share of false alerts among a run's alerts (Benjamini-Hochberg)",
+    )
+    baseline_days: int = Field(
+        default=7,
+        ge=1,
+        description="oldest days of the label window pooled as the trailing reference",
+    )
+
+
+class Config(_Frozen):
+    """Everything hindsight needs to know about one monitored model."""
+
+    model: str = Field(min_length=1, description="the monitored model's name")
+    store: str = Field(min_length=1, description="where hindsight keeps its tables: a path or URL")
+    task: Literal["classification", "regression"] = "classification"
+    columns: Columns
+    segments: tuple[ColumnName, ...] = ()
+    features: tuple[ColumnName, ...] | None = None
+    cross_depth: int | None = Field(
+        default=None, ge=1, description="how many segments one cell may cross; default: up to 3"
+    )
+    min_samples: int = Field(
+        default=100, ge=1, description="labelled rows a cell needs in a day before it is tested"
+    )
+    label_window_days: int = Field(
+        default=21, ge=1, description="how many prediction days each run re-joins with labels"
+    )
+    alerts: AlertSettings = AlertSettings()
+
+    @model_validator(mode="after")
+    def _columns_are_consistent(self) -> Self:
+        roles = self.columns.roles()
+        by_name: dict[str, str] = {}
+        for role, name in roles.items():
+            if name in by_name:
+                raise ValueError(
+                    f"columns.{role} and columns.{by_name[name]} both name {name!r}: "
+                    "each role needs its own column"
+                )
+            by_name[name] = role
+        for i, name in enumerate(self.segments):
+            if name in by_name:
+                raise ValueError(
+                    f"segments[{i}] {name!r} is already columns.{by_name[name]}: "
+                    "segment by a column that is not a role"
+                )
+        if len(set(self.segments)) != len(self.segments):
+            raise ValueError("segments lists a column twice")
+        for name in [*roles.values(), *self.segments, *(self.features or ())]:
+            if name.startswith(RESERVED_PREFIX):
+                raise ValueError(f"column {name!r}: names starting with {RESERVED_PREFIX!r} are "
+                                 "reserved for hindsight; rename the column")
+        if self.cross_depth is not None and self.cross_depth > max(len(self.segments), 1):
+            raise ValueError(
+                f"cross_depth is {self.cross_depth} but only {len(self.segments)} segments are "
+                "listed: lower cross_depth or list more segments"
+            )
+        return self
+
+    @property
+    def effective_cross_depth(self) -> int:
+        """How many segments one cell crosses at most."""
+        return self.cross_depth if self.cross_depth is not None else min(len(self.segments), 3)
+
+
+def resolve_config_path(path: str | Path | None = None) -> Path:
+    """The config file to read: the argument, else $HINDSIGHT_CONFIG, else ./hindsight.yaml."""
+    chosen = path if path is not None else os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_FILE
+    return Path(chosen)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and check a config file; a relative ``store`` is taken relative to the file."""
+    file = resolve_config_path(path)
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{file}: no such config file (pass --config FILE or set {CONFIG_ENV_VAR})"
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping of keys (model, store, columns, ...)")
+    config = parse_config(raw, source=str(file))
+    if "://" not in config.store and not Path(config.store).is_absolute():
+        config = config.model_copy(update={"store": str((file.parent / config.store).resolve())})
+    return config
+
+
+def parse_config(raw: dict[str, Any], source: str = DEFAULT_CONFIG_FILE) -> Config:
+    """Build a ``Config`` from a mapping; errors name ``source`` and the key.
+
+    >>> parse_config({"model": "m", "store": "/tmp/s",
+    ...               "columns": {"id": "i", "timestamp": "t", "prediction": "p", "label": "y"}}).task
+    'classification'
+    """
+    try:
+        return Config.model_validate(_lists_to_tuples(raw))
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe(err, source) for err in exc.errors())) from exc
+
+
+def _lists_to_tuples(value: Any) -> Any:
+    # YAML gives lists; the frozen model stores tuples (strict mode accepts no coercion).
+    if isinstance(value, dict):
+        return {k: _lists_to_tuples(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_lists_to_tuples(v) for v in value)
+    return value
+
+
+def _describe(err: Any, source: str) -> str:
+    loc = [str(part) for part in err["loc"]]
+    key = ".".join(loc) or "(top level)"
+    kind = err["type"]
+    if kind == "missing":
+        return f"{source}: {key} is missing{_why(loc)}"
+    if kind == "extra_forbidden":
+        return f"{source}: unknown key {loc[-1]!r}{_did_you_mean(loc)}"
+    if kind == "value_error":
+        return f"{source}: {err['msg'].removeprefix('Value error, ')}"
+    return f"{source}: {key}: {err['msg']} (got {err.get('input')!r}){_why(loc)}"
+
+
+def _model_at(loc: list[str]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if model else None
+        annotation = field.annotation if field else None
+        model = annotation if isinstance(annotation, type) and issubclass(
+            annotation, BaseModel) else None
+    return model
+
+
+def _why(loc: list[str]) -> str:
+    model = _model_at(loc)
+    field = model.model_fields.get(loc[-1]) if model and loc else None
+    return f" ({field.description})" if field and field.description else ""
+
+
+def _did_you_mean(loc: list[str]) -> str:
+    model = _model_at(loc)
+    known = list(model.model_fields) if model else []
+    close = difflib.get_close_matches(loc[-1], known, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (known keys: {', '.join(known)})" if known else ""

@@ -1,0 +1,51 @@
+"""What a query engine must do for hindsight's jobs. DuckDB is the embedded default.
+
+An engine reads the store's Parquet tables and returns Arrow tables of *counts*: the sufficient
+statistics of every cell. It knows nothing about alerts or significance.
+
+A cell is one prediction day and one combination of segment values, keyed by ``segment``, a
+JSON object ``{column: value}`` with sorted keys (``{}`` is the whole population).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Protocol
+
+import pyarrow as pa
+
+MISSING_SEGMENT_VALUE = "(missing)"
+
+
+@dataclass(frozen=True, slots=True)
+class CellCounts:
+    """Counts per cell, and for classification per cell and class.
+
+    ``cells``: day, segment, depth, n_predictions, n_labelled, then n_correct (classification)
+    or sum_abs_error, sum_sq_error (regression).
+    ``classes`` (classification only): day, segment, depth, class, tp, n_predicted, n_true,
+    counted over labelled rows.
+    """
+
+    cells: pa.Table
+    classes: pa.Table | None
+
+
+class Engine(Protocol):
+    def stored_predictions(self, ids: pa.Array) -> pa.Table:
+        """Rows ``(id, prediction)`` already stored for any of ``ids``."""
+        ...
+
+    def stored_labels(self, ids: pa.Array) -> pa.Table:
+        """Every stored row ``(id, label, arrived_at)`` for any of ``ids``."""
+        ...
+
+    def cell_counts(self, as_of: date, first_day: date, last_day: date) -> CellCounts:
+        """Predictions made on ``first_day..last_day`` joined with the labels that had arrived
+        by the end of ``as_of`` (latest arrival per id wins), counted per cell."""
+        ...
+
+    def reference_counts(self) -> CellCounts | None:
+        """The reference set counted per cell (``day`` is null), or None without one."""
+        ...

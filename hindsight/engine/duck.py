@@ -1,0 +1,229 @@
+"""The embedded engine: DuckDB over the store's Parquet files.
+
+One scan joins predictions with the labels in force and counts them at the finest grain
+(day x every segment x prediction x label); every coarser cell is a rollup of that small table.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from itertools import combinations
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from hindsight.config import Config
+from hindsight.engine.base import MISSING_SEGMENT_VALUE, CellCounts
+from hindsight.engine.sql import ident, literal
+from hindsight.errors import StoreError
+from hindsight.store.partitions import Store, Table
+from hindsight.store.schema import ARRIVED_AT
+
+
+def _end_of(day: date) -> datetime:
+    """The first instant after ``day`` in UTC: the as-of boundary."""
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=timezone.utc)
+
+
+class DuckDBEngine:
+    def __init__(self, store: Store, config: Config) -> None:
+        if not store.is_local:
+            raise StoreError(f"store {store.root!r}: the DuckDB engine reads local stores only")
+        self._store = store
+        self._config = config
+        self._con = duckdb.connect()
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._seg = [f"s{i}" for i in range(len(config.segments))]
+
+    def close(self) -> None:
+        self._con.close()
+
+    # --- ingest look-ups ---------------------------------------------------------------
+
+    def stored_predictions(self, ids: pa.Array) -> pa.Table:
+        files = self._files(Table.PREDICTIONS)
+        if not files:
+            return pa.table({"id": pa.array([], pa.string()), "prediction": pa.array([])})
+        cols = self._config.columns
+        self._con.register("batch_ids", pa.table({"id": ids}))
+        try:
+            return self._query(
+                f"SELECT {ident(cols.id)} AS id, {ident(cols.prediction)} AS prediction "
+                "FROM read_parquet($files, union_by_name = true) "
+                f"WHERE {ident(cols.id)} IN (SELECT id FROM batch_ids)",
+                files=files,
+            )
+        finally:
+            self._con.unregister("batch_ids")
+
+    def stored_labels(self, ids: pa.Array) -> pa.Table:
+        files = self._files(Table.LABELS)
+        if not files:
+            return pa.table({"id": pa.array([], pa.string()), "label": pa.array([]),
+                             "arrived_at": pa.array([], pa.timestamp("us", "UTC"))})
+        cols = self._config.columns
+        self._con.register("batch_ids", pa.table({"id": ids}))
+        try:
+            return self._query(
+                f"SELECT {ident(cols.id)} AS id, {ident(cols.label)} AS label, "
+                f"{ident(ARRIVED_AT)} AS arrived_at "
+                "FROM read_parquet($files, union_by_name = true) "
+                f"WHERE {ident(cols.id)} IN (SELECT id FROM batch_ids)",
+                files=files,
+            )
+        finally:
+            self._con.unregister("batch_ids")
+
+    # --- the daily job -------------------------------------------------------------------
+
+    def cell_counts(self, as_of: date, first_day: date, last_day: date) -> CellCounts:
+        cols = self._config.columns
+        prediction_files = self._files(Table.PREDICTIONS, first_day, last_day)
+        label_files = self._files(Table.LABELS, None, as_of)
+        segments = ", ".join(
+            f"coalesce({ident(name)}, {literal(MISSING_SEGMENT_VALUE)}) AS {alias}"
+            for name, alias in zip(self._config.segments, self._seg, strict=True)
+        )
+        source = (
+            f"SELECT {ident(cols.id)} AS id, CAST({ident(cols.timestamp)} AS DATE) AS day, "
+            f"{ident(cols.prediction)} AS prediction{', ' + segments if segments else ''} "
+            "FROM read_parquet($predictions, union_by_name = true) "
+            f"WHERE {ident(cols.timestamp)} >= $start AND {ident(cols.timestamp)} < $stop"
+        )
+        if label_files:
+            labels = (
+                f"SELECT {ident(cols.id)} AS id, arg_max({ident(cols.label)}, {ident(ARRIVED_AT)})"
+                " AS label FROM read_parquet($labels, union_by_name = true) "
+                f"WHERE {ident(ARRIVED_AT)} < $as_of GROUP BY 1"
+            )
+        else:
+            labels = "SELECT NULL::VARCHAR AS id, NULL AS label WHERE false"
+        if not prediction_files:
+            return self._empty_counts()
+        joined = f"SELECT p.*, l.label FROM ({source}) p LEFT JOIN ({labels}) l USING (id)"
+        params: dict[str, Any] = {
+            "predictions": prediction_files,
+            "start": _end_of(first_day - timedelta(days=1)),
+            "stop": _end_of(last_day),
+        }
+        if label_files:
+            params |= {"labels": label_files, "as_of": _end_of(as_of)}
+        return self._rollup(joined, params)
+
+    def reference_counts(self) -> CellCounts | None:
+        files = self._files(Table.REFERENCE)
+        if not files:
+            return None
+        cols = self._config.columns
+        segments = "".join(
+            f", coalesce({ident(name)}, {literal(MISSING_SEGMENT_VALUE)}) AS {alias}"
+            for name, alias in zip(self._config.segments, self._seg, strict=True)
+        )
+        joined = (
+            f"SELECT CAST(NULL AS DATE) AS day, {ident(cols.prediction)} AS prediction, "
+            f"{ident(cols.label)} AS label{segments} "
+            "FROM read_parquet($reference, union_by_name = true)"
+        )
+        return self._rollup(joined, {"reference": files})
+
+    def _rollup(self, joined: str, params: dict[str, Any]) -> CellCounts:
+        seg = "".join(f", {s}" for s in self._seg)
+        if self._config.task == "classification":
+            grain = (
+                f"SELECT day{seg}, prediction, label, count(*) AS n FROM ({joined}) "
+                "GROUP BY ALL"
+            )
+            measures = (
+                "sum(n)::BIGINT AS n_predictions, "
+                "coalesce(sum(n) FILTER (label IS NOT NULL), 0)::BIGINT AS n_labelled, "
+                "coalesce(sum(n) FILTER (prediction = label), 0)::BIGINT AS n_correct"
+            )
+        else:
+            grain = (
+                f"SELECT day{seg}, count(*) AS n, count(label) AS n_lab, "
+                "sum(abs(prediction - label)) AS sae, sum((prediction - label) ^ 2) AS sse "
+                f"FROM ({joined}) GROUP BY ALL"
+            )
+            measures = (
+                "sum(n)::BIGINT AS n_predictions, sum(n_lab)::BIGINT AS n_labelled, "
+                "coalesce(sum(sae), 0) AS sum_abs_error, coalesce(sum(sse), 0) AS sum_sq_error"
+            )
+        self._execute("DROP TABLE IF EXISTS grain")
+        self._execute(f"CREATE TEMP TABLE grain AS {grain}", params)
+        cells = self._query(
+            f"SELECT {self._cell_columns()}, {measures} FROM grain "
+            f"GROUP BY GROUPING SETS ({self._grouping_sets()}) ORDER BY ALL"
+        )
+        classes = None
+        if self._config.task == "classification":
+            classes = self._query(
+                f"WITH c AS ("
+                f"SELECT day{seg}, prediction AS class, n AS n_predicted, 0 AS n_true, "
+                f"CASE WHEN prediction = label THEN n ELSE 0 END AS tp "
+                f"FROM grain WHERE label IS NOT NULL UNION ALL "
+                f"SELECT day{seg}, label, 0, n, 0 FROM grain WHERE label IS NOT NULL) "
+                f"SELECT {self._cell_columns()}, class, sum(tp)::BIGINT AS tp, "
+                "sum(n_predicted)::BIGINT AS n_predicted, sum(n_true)::BIGINT AS n_true FROM c "
+                f"GROUP BY GROUPING SETS ({self._grouping_sets(extra=', class')}) ORDER BY ALL"
+            )
+        self._execute("DROP TABLE grain")
+        return CellCounts(cells, classes)
+
+    def _crosses(self) -> list[tuple[int, ...]]:
+        depth = self._config.effective_cross_depth
+        return [
+            combo
+            for k in range(0, depth + 1)
+            for combo in combinations(range(len(self._seg)), k)
+        ]
+
+    def _grouping_sets(self, extra: str = "") -> str:
+        return ", ".join(
+            "(day" + "".join(f", {self._seg[i]}" for i in combo) + extra + ")"
+            for combo in self._crosses()
+        )
+
+    def _cell_columns(self) -> str:
+        """day, the segment key as canonical JSON, and the number of segments crossed."""
+        names = self._config.segments
+        if not names:
+            return "day, '{}' AS segment, 0 AS depth"
+        grouping = f"GROUPING({', '.join(self._seg)})"
+        width = len(self._seg)
+        keys, depths = [], []
+        for combo in self._crosses():
+            mask = sum(1 << (width - 1 - i) for i in range(width) if i not in combo)
+            ordered = sorted(combo, key=lambda i: names[i])
+            pairs = ", ".join(f"{literal(names[i])}, {self._seg[i]}" for i in ordered)
+            keys.append(f"WHEN {mask} THEN json_object({pairs})::VARCHAR")
+            depths.append(f"WHEN {mask} THEN {len(combo)}")
+        return (
+            f"day, CASE {grouping} {' '.join(keys)} END AS segment, "
+            f"CASE {grouping} {' '.join(depths)} END AS depth"
+        )
+
+    def _empty_counts(self) -> CellCounts:
+        kind = "VARCHAR" if self._config.task == "classification" else "DOUBLE"
+        return self._rollup(
+            f"SELECT NULL::DATE AS day, NULL::{kind} AS prediction, NULL::{kind} AS label"
+            + "".join(f", NULL::VARCHAR AS {s}" for s in self._seg)
+            + " WHERE false",
+            {},
+        )
+
+    def _files(self, table: Table, start: date | None = None,
+               end: date | None = None) -> list[str]:
+        return [f.path for f in self._store.files(table, start, end)]
+
+    def _execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        try:
+            self._con.execute(sql, params or None)
+        except duckdb.Error as exc:
+            raise StoreError(f"query over the store {self._store.root} failed: {exc}") from exc
+
+    def _query(self, sql: str, **params: Any) -> pa.Table:
+        try:
+            return self._con.sql(sql, params=params or None).to_arrow_table()
+        except duckdb.Error as exc:
+            raise StoreError(f"query over the store {self._store.root} failed: {exc}") from exc

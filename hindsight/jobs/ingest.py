@@ -1,0 +1,155 @@
+"""Logging predictions, labels and the reference set into the store.
+
+Every batch is checked whole before anything is written: a bad file stores nothing. Writes are
+idempotent by id: a prediction already stored is skipped, a label that changes nothing is
+skipped, so re-sending a batch changes no count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hindsight.config import Config
+from hindsight.engine.base import Engine
+from hindsight.errors import InputError
+from hindsight.store.inputs import Batch
+from hindsight.store.partitions import Store, Table
+from hindsight.store.schema import ARRIVED_AT, normalize_labels, normalize_predictions
+
+_ORIGIN = "_hindsight_origin"  # "batch#row" while checking; never stored
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """What a log call did. ``orphans``: labels whose id has no stored prediction (yet)."""
+
+    rows: int
+    stored: int
+    skipped: int
+    orphans: int = 0
+
+    def summary(self, what: str) -> str:
+        text = f"{what}: {self.rows} rows read, {self.stored} stored, {self.skipped} already stored"
+        if self.orphans:
+            text += f", {self.orphans} for ids with no stored prediction (kept, counted as orphans)"
+        return text
+
+
+def log_predictions(batches: Sequence[Batch], config: Config, store: Store,
+                    engine: Engine) -> IngestReport:
+    cols = config.columns
+    table, origins = _combine(batches, [normalize_predictions(b, config) for b in batches])
+    table, origins = _unique_by(table, origins, [cols.id], cols.prediction, "prediction")
+    stored = engine.stored_predictions(table[cols.id].combine_chunks())
+    known = dict(zip(stored["id"].to_pylist(), stored["prediction"].to_pylist(), strict=True))
+    fresh = []
+    for i, (key, value) in enumerate(
+        zip(table[cols.id].to_pylist(), table[cols.prediction].to_pylist(), strict=True)
+    ):
+        if key not in known:
+            fresh.append(i)
+        elif known[key] != value:
+            raise InputError(
+                f"{origins[i]}: id {key!r} is already stored with prediction {known[key]!r}, "
+                f"not {value!r}; a prediction cannot change. Give the new one its own id"
+            )
+    new = table.take(pa.array(fresh, pa.int64()))
+    days = pc.cast(new[cols.timestamp], pa.date32())
+    _write_by_day(store, Table.PREDICTIONS, new, days)
+    return _report(batches, new.num_rows)
+
+
+def log_labels(batches: Sequence[Batch], config: Config, store: Store, engine: Engine,
+               received_at: datetime) -> IngestReport:
+    cols = config.columns
+    normalized = [normalize_labels(b, config, received_at) for b in batches]
+    table, origins = _combine(batches, normalized)
+    table, origins = _unique_by(table, origins, [cols.id, ARRIVED_AT], cols.label, "label")
+    stored = engine.stored_labels(table[cols.id].combine_chunks())
+    at_time: dict[tuple[str, datetime], str] = {}
+    in_force: dict[str, tuple[datetime, str]] = {}
+    for key, label, arrived in zip(stored["id"].to_pylist(), stored["label"].to_pylist(),
+                                   stored["arrived_at"].to_pylist(), strict=True):
+        at_time[(key, arrived)] = label
+        in_force[key] = max(in_force.get(key, (arrived, label)), (arrived, label))
+    fresh = []
+    rows = zip(table[cols.id].to_pylist(), table[cols.label].to_pylist(),
+               table[ARRIVED_AT].to_pylist(), strict=True)
+    for i, (key, label, arrived) in enumerate(rows):
+        if (key, arrived) in at_time:
+            if at_time[(key, arrived)] != label:
+                raise InputError(
+                    f"{origins[i]}: id {key!r} already has label {at_time[(key, arrived)]!r} "
+                    f"at {arrived}, not {label!r}; a correction needs a later label timestamp"
+                )
+            continue
+        current = in_force.get(key)
+        if current is not None and current[1] == label and arrived > current[0]:
+            continue  # the label in force already says this: re-sent, nothing changes
+        fresh.append(i)
+    new = table.take(pa.array(fresh, pa.int64()))
+    known = engine.stored_predictions(pc.unique(new[cols.id].combine_chunks()))
+    orphans = new.num_rows - int(pc.sum(pc.is_in(new[cols.id], known["id"])).as_py() or 0)
+    _write_by_day(store, Table.LABELS, new, pc.cast(new[ARRIVED_AT], pa.date32()))
+    return _report(batches, new.num_rows, orphans)
+
+
+def log_reference(batches: Sequence[Batch], config: Config, store: Store) -> IngestReport:
+    """Replace the reference set: the labelled validation predictions at promotion."""
+    cols = config.columns
+    tables = [normalize_predictions(b, config, with_label=True) for b in batches]
+    table, origins = _combine(batches, tables)
+    table, _ = _unique_by(table, origins, [cols.id], cols.prediction, "prediction")
+    store.write(Table.REFERENCE, table, name="data.parquet")
+    return _report(batches, table.num_rows)
+
+
+def _combine(batches: Sequence[Batch], tables: list[pa.Table]) -> tuple[pa.Table, list[str]]:
+    origins = [
+        f"{batch.source.name}: {batch.source.row(i)}"
+        for batch, table in zip(batches, tables, strict=True)
+        for i in range(table.num_rows)
+    ]
+    try:
+        combined = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        names = ", ".join(b.source.name for b in batches)
+        raise InputError(f"{names}: the files disagree on column types ({exc}); "
+                         "log them separately or make the types agree") from exc
+    return combined, origins
+
+
+def _unique_by(table: pa.Table, origins: list[str], keys: list[str], value: str,
+               what: str) -> tuple[pa.Table, list[str]]:
+    """Drop exact repeats of ``keys``; refuse repeats that disagree on ``value``."""
+    indexed = table.append_column(_ORIGIN, pa.array(range(table.num_rows), pa.int64()))
+    groups = indexed.group_by(keys, use_threads=False).aggregate(
+        [(_ORIGIN, "min"), (_ORIGIN, "max"), (value, "count_distinct")]
+    )
+    conflicts = groups.filter(pc.greater(groups[f"{value}_count_distinct"], 1))
+    if conflicts.num_rows:
+        first = conflicts.slice(0, 1).to_pylist()[0]
+        a, b = first[f"{_ORIGIN}_min"], first[f"{_ORIGIN}_max"]
+        raise InputError(
+            f"{origins[a]} and {origins[b]}: the same id {first[keys[0]]!r} has two different "
+            f"{what}s ({table[value][a].as_py()!r}, {table[value][b].as_py()!r}); "
+            "remove one of them"
+        )
+    keep = pc.sort_indices(groups[f"{_ORIGIN}_min"])
+    first_rows = pc.take(groups[f"{_ORIGIN}_min"], keep)
+    return table.take(first_rows), [origins[i] for i in first_rows.to_pylist()]
+
+
+def _report(batches: Sequence[Batch], stored: int, orphans: int = 0) -> IngestReport:
+    rows = sum(b.table.num_rows for b in batches)
+    return IngestReport(rows=rows, stored=stored, skipped=rows - stored, orphans=orphans)
+
+
+def _write_by_day(store: Store, kind: Table, table: pa.Table, days: pa.ChunkedArray) -> None:
+    for day in pc.unique(days).to_pylist():
+        store.write(kind, table.filter(pc.equal(days, day)), dt=day)

@@ -1,0 +1,89 @@
+"""Performance metrics of every cell, in the long form the ``metrics/`` table stores.
+
+Rows: day, segment, depth, metric, value, n_predictions, n_labelled, label_coverage. A value that
+cannot be computed (no labelled rows yet) is null, never a made-up zero. Per-class precision and
+recall are kept for the whole population and single segments; deeper crosses get accuracy and
+macro-F1 (or MAE and RMSE).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hindsight.engine.base import CellCounts
+from hindsight.stats.classification import f1_scores, ratio
+
+PER_CLASS_MAX_DEPTH = 1
+METRICS_SCHEMA = pa.schema(
+    [
+        ("day", pa.date32()),
+        ("segment", pa.string()),
+        ("depth", pa.int32()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("n_predictions", pa.int64()),
+        ("n_labelled", pa.int64()),
+        ("label_coverage", pa.float64()),
+    ]
+)
+
+
+def metric_rows(counts: CellCounts, task: str) -> pa.Table:
+    cells = counts.cells.append_column("cell", _cell_key(counts.cells))
+    n_labelled = _floats(cells["n_labelled"])
+    parts: list[pa.Table] = []
+    if task == "classification":
+        parts.append(_rows(cells, "accuracy", ratio(_floats(cells["n_correct"]), n_labelled)))
+        if counts.classes is not None:
+            parts += _class_rows(cells, counts.classes)
+    else:
+        parts.append(_rows(cells, "mae", ratio(_floats(cells["sum_abs_error"]), n_labelled)))
+        parts.append(_rows(cells, "rmse",
+                           np.sqrt(ratio(_floats(cells["sum_sq_error"]), n_labelled))))
+    return pa.concat_tables(parts).cast(METRICS_SCHEMA)
+
+
+def _class_rows(cells: pa.Table, classes: pa.Table) -> list[pa.Table]:
+    classes = classes.append_column("cell", _cell_key(classes))
+    f1 = f1_scores(_floats(classes["tp"]), _floats(classes["n_predicted"]),
+                   _floats(classes["n_true"]))
+    macro = (classes.select(["cell"]).append_column("f1", pa.array(f1))
+             .group_by("cell", use_threads=False).aggregate([("f1", "mean")]))
+    with_macro = cells.join(macro, "cell", join_type="left outer", use_threads=False)
+    rows = [_rows(with_macro, "macro_f1", _floats(with_macro["f1_mean"]))]
+    shallow = classes.filter(pc.less_equal(classes["depth"], PER_CLASS_MAX_DEPTH))
+    shallow = shallow.join(cells.select(["cell", "n_predictions", "n_labelled"]), "cell",
+                           use_threads=False)
+    tp = _floats(shallow["tp"])
+    for name, denominator in (("precision", "n_predicted"), ("recall", "n_true")):
+        metric = pc.binary_join_element_wise(name + "[", shallow["class"], "]", "")
+        rows.append(_rows(shallow, metric, ratio(tp, _floats(shallow[denominator]))))
+    return rows
+
+
+def _rows(cells: pa.Table, metric: str | pa.Array | pa.ChunkedArray,
+          values: np.ndarray) -> pa.Table:
+    n = cells.num_rows
+    names = pa.array([metric] * n, pa.string()) if isinstance(metric, str) else metric
+    coverage = ratio(_floats(cells["n_labelled"]), _floats(cells["n_predictions"]))
+    return pa.table({
+        "day": cells["day"],
+        "segment": cells["segment"],
+        "depth": cells["depth"],
+        "metric": names,
+        "value": pa.array(values, pa.float64(), from_pandas=True),
+        "n_predictions": cells["n_predictions"],
+        "n_labelled": cells["n_labelled"],
+        "label_coverage": pa.array(coverage, pa.float64(), from_pandas=True),
+    })
+
+
+def _cell_key(table: pa.Table) -> pa.ChunkedArray:
+    day = pc.fill_null(pc.cast(table["day"], pa.string()), "reference")
+    return pc.binary_join_element_wise(day, table["segment"], "|")
+
+
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False), dtype=np.float64)

@@ -1,0 +1,68 @@
+"""Reading what the daily runs wrote: alerts over a date range, metrics of a prediction day."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hindsight.alerts.model import ALERT_SCHEMA, Alert, alerts_from_table
+from hindsight.errors import InputError
+from hindsight.store.partitions import Store, Table
+
+
+def read_alerts(store: Store, start: date | None = None, end: date | None = None) -> list[Alert]:
+    files = store.files(Table.ALERTS, start, end)
+    tables = [store.read(f.path) for f in files]
+    table = pa.concat_tables(tables) if tables else ALERT_SCHEMA.empty_table()
+    return sorted(alerts_from_table(table), key=lambda a: (a.date, a.key))
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRow:
+    date: date
+    segment: dict[str, str]
+    metric: str
+    value: float | None
+    n_predictions: int
+    n_labelled: int
+    label_coverage: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "date": self.date.isoformat(), "segment": self.segment, "metric": self.metric,
+            "value": self.value, "n_predictions": self.n_predictions,
+            "n_labelled": self.n_labelled, "label_coverage": self.label_coverage,
+        }
+
+
+def read_metrics(store: Store, day: date, as_of: date | None = None,
+                 segment: dict[str, str] | None = None) -> tuple[date, list[MetricRow]]:
+    """Metrics of predictions made on ``day`` as the run of ``as_of`` saw them (default: the
+    latest run that covered ``day``). ``segment`` keeps the cells inside it: those that have
+    every given column at the given value (the segment itself and its crosses)."""
+    runs = [d for d in store.partitions(Table.METRICS) if d >= day]
+    if as_of is None:
+        if not runs:
+            raise InputError(f"no run has covered {day} yet; run 'hindsight run --date {day}'")
+        as_of = runs[-1]
+    elif as_of not in runs:
+        raise InputError(
+            f"there is no run as of {as_of} covering {day}; runs found: "
+            f"{', '.join(str(r) for r in runs[-5:]) or 'none'}"
+        )
+    files = store.files(Table.METRICS, as_of, as_of)
+    table = pa.concat_tables([store.read(f.path) for f in files])
+    table = table.filter(pc.equal(table["day"], pa.scalar(day, pa.date32())))
+    rows = []
+    for row in table.to_pylist():
+        cell = json.loads(row["segment"])
+        if segment and any(cell.get(k) != v for k, v in segment.items()):
+            continue
+        rows.append(MetricRow(row["day"], cell, row["metric"], row["value"],
+                              row["n_predictions"], row["n_labelled"], row["label_coverage"]))
+    return as_of, rows

@@ -1,0 +1,97 @@
+"""The Python entry point: one monitored model, its config, store and engine.
+
+>>> from hindsight import Monitor               # doctest: +SKIP
+>>> monitor = Monitor.from_config("hindsight.yaml")   # doctest: +SKIP
+>>> monitor.log_predictions(df)                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from hindsight.alerts.model import Alert
+from hindsight.alerts.rules import DropRule, PerformanceRule
+from hindsight.config import Config, load_config
+from hindsight.engine.duck import DuckDBEngine
+from hindsight.jobs import daily, ingest, results
+from hindsight.jobs.daily import RunSummary
+from hindsight.jobs.ingest import IngestReport
+from hindsight.store.inputs import Batch, from_memory, read_file
+from hindsight.store.partitions import Store
+from hindsight.store.schema import text_columns
+
+
+class Monitor:
+    def __init__(self, config: Config, rule: PerformanceRule | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.config = config
+        self.store = Store.open(config.store)
+        self.engine = DuckDBEngine(self.store, config)
+        self.rule = rule or DropRule(
+            task=config.task, min_samples=config.min_samples,
+            min_effect=config.alerts.min_effect,
+            false_discovery_rate=config.alerts.false_discovery_rate,
+            baseline_days=config.alerts.baseline_days,
+        )
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    @classmethod
+    def from_config(cls, path: str | Path | None = None) -> Monitor:
+        return cls(load_config(path))
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- logging ------------------------------------------------------------------------
+
+    def log_predictions(self, data: Any, name: str = "predictions") -> IngestReport:
+        """Log a pandas/polars DataFrame, a pyarrow Table or a list of row dicts."""
+        return ingest.log_predictions([from_memory(data, name)], self.config, self.store,
+                                      self.engine)
+
+    def log_labels(self, data: Any, name: str = "labels") -> IngestReport:
+        return ingest.log_labels([from_memory(data, name)], self.config, self.store,
+                                 self.engine, self._clock())
+
+    def log_reference(self, data: Any, name: str = "reference") -> IngestReport:
+        return ingest.log_reference([from_memory(data, name)], self.config, self.store)
+
+    def log_prediction_files(self, paths: Sequence[str | Path]) -> IngestReport:
+        return ingest.log_predictions(self._read(paths, labels=False), self.config, self.store,
+                                      self.engine)
+
+    def log_label_files(self, paths: Sequence[str | Path]) -> IngestReport:
+        return ingest.log_labels(self._read(paths, labels=True), self.config, self.store,
+                                 self.engine, self._clock())
+
+    def log_reference_files(self, paths: Sequence[str | Path]) -> IngestReport:
+        return ingest.log_reference(self._read(paths, labels=False), self.config, self.store)
+
+    def _read(self, paths: Sequence[str | Path], labels: bool) -> list[Batch]:
+        names = text_columns(self.config, labels=labels)
+        return [read_file(p, names) for p in paths]
+
+    # --- the daily job and its results --------------------------------------------------
+
+    def run(self, as_of: date) -> RunSummary:
+        return daily.run_daily(as_of, self.config, self.store, self.engine, self.rule)
+
+    def backfill(self, start: date, end: date,
+                 progress: Callable[[RunSummary], None] | None = None) -> list[RunSummary]:
+        return daily.backfill(start, end, self.run, progress)
+
+    def alerts(self, start: date | None = None, end: date | None = None) -> list[Alert]:
+        return results.read_alerts(self.store, start, end)
+
+    def metrics(self, day: date, as_of: date | None = None,
+                segment: dict[str, str] | None = None) -> tuple[date, list[results.MetricRow]]:
+        return results.read_metrics(self.store, day, as_of, segment)

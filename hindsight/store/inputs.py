@@ -1,0 +1,105 @@
+"""Read the user's files (CSV, Parquet, JSON lines) and in-memory frames into Arrow tables.
+
+Each table carries where its rows came from (``Source``) so that a later check can name the
+file and row of a bad value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from hindsight.errors import InputError
+
+READERS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".json": "json",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a batch came from, to name it in errors."""
+
+    name: str
+    kind: str  # csv | parquet | json | memory
+
+    def row(self, index: int) -> str:
+        """A 0-based row index as a reader would look for it."""
+        if self.kind == "csv":
+            return f"row {index + 1} (line {index + 2})"
+        if self.kind == "json":
+            return f"line {index + 1}"
+        return f"row {index + 1}"
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    table: pa.Table
+    source: Source
+
+
+def read_file(path: str | Path, text_columns: Iterable[str] = ()) -> Batch:
+    """Read one file; ``text_columns`` are kept as strings (ids like ``007`` stay ``007``)."""
+    file = Path(path)
+    kind = READERS.get(file.suffix.lower())
+    if kind is None:
+        raise InputError(
+            f"{file}: unknown file type {file.suffix or '(none)'!r}; "
+            f"use one of {', '.join(sorted(READERS))}"
+        )
+    try:
+        size = file.stat().st_size
+    except FileNotFoundError as exc:
+        raise InputError(f"{file}: no such file") from exc
+    if size == 0:
+        raise InputError(f"{file}: the file is empty; nothing was stored")
+    source = Source(str(file), kind)
+    try:
+        table = _read(file, kind, list(text_columns))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{file}: cannot be read as {kind}: {exc}") from exc
+    if table.num_rows == 0:
+        raise InputError(f"{file}: has no rows; nothing was stored")
+    return Batch(table, source)
+
+
+def _read(file: Path, kind: str, text_columns: list[str]) -> pa.Table:
+    if kind == "csv":
+        options = pacsv.ConvertOptions(column_types={c: pa.string() for c in text_columns})
+        return pacsv.read_csv(file, convert_options=options)
+    if kind == "json":
+        # JSON carries its own types: a numeric id is cast to text when it is checked.
+        return pajson.read_json(file)
+    return pq.read_table(file)
+
+
+def from_memory(data: Any, name: str = "batch") -> Batch:
+    """Accept a pyarrow Table, a pandas or polars DataFrame, or a list of row dicts."""
+    if isinstance(data, pa.Table):
+        table = data
+    elif isinstance(data, list):
+        table = pa.Table.from_pylist(data)
+    elif hasattr(data, "to_arrow"):  # polars
+        table = data.to_arrow()
+    elif hasattr(data, "to_records") and hasattr(data, "columns"):  # pandas
+        table = pa.Table.from_pandas(data, preserve_index=False)
+    else:
+        raise InputError(
+            f"{name}: expected a pyarrow Table, a pandas or polars DataFrame or a list of "
+            f"dicts, got {type(data).__name__}"
+        )
+    if table.num_rows == 0:
+        raise InputError(f"{name}: has no rows; nothing was stored")
+    return Batch(table, Source(name, "memory"))

@@ -1,0 +1,133 @@
+"""The on-disk contract: one Parquet table per kind, Hive-partitioned by ``dt=YYYY-MM-DD``.
+
+Files are zstd-compressed and written atomically: to a hidden temporary name in the target
+directory, then renamed, so a reader never sees half a file and a crash leaves no visible debris.
+Readers skip hidden files.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from hindsight.errors import StoreError
+
+PARTITION_KEY = "dt"
+
+
+class Table(StrEnum):
+    """The tables of a store. Labels are partitioned by the date they *arrived*."""
+
+    PREDICTIONS = "predictions"
+    LABELS = "labels"
+    REFERENCE = "reference"
+    METRICS = "metrics"
+    ALERTS = "alerts"
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionFile:
+    path: str
+    dt: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """A store rooted at a local directory or a URL that pyarrow understands (s3://, gs://...)."""
+
+    fs: pafs.FileSystem
+    root: str
+
+    @classmethod
+    def open(cls, location: str | Path) -> Store:
+        text = str(location)
+        if "://" in text:
+            try:
+                fs, root = pafs.FileSystem.from_uri(text)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise StoreError(f"store {text!r}: cannot open it: {exc}") from exc
+            return cls(fs, root.rstrip("/"))
+        return cls(pafs.LocalFileSystem(), str(Path(text).resolve()))
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    def table_dir(self, table: Table) -> str:
+        return f"{self.root}/{table.value}"
+
+    def partition_dir(self, table: Table, dt: date) -> str:
+        return f"{self.table_dir(table)}/{PARTITION_KEY}={dt.isoformat()}"
+
+    def files(
+        self, table: Table, start: date | None = None, end: date | None = None
+    ) -> list[PartitionFile]:
+        """Visible Parquet files of a table, optionally only partitions with start <= dt <= end."""
+        selector = pafs.FileSelector(self.table_dir(table), recursive=True, allow_not_found=True)
+        found: list[PartitionFile] = []
+        for info in self.fs.get_file_info(selector):
+            name = info.base_name
+            if info.type != pafs.FileType.File or name.startswith(".") or not name.endswith(
+                ".parquet"
+            ):
+                continue
+            dt = _partition_date(info.path)
+            if dt is not None and (
+                (start is not None and dt < start) or (end is not None and dt > end)
+            ):
+                continue
+            found.append(PartitionFile(info.path, dt))
+        return sorted(found, key=lambda f: f.path)
+
+    def write(self, table: Table, data: pa.Table, dt: date | None = None,
+              name: str | None = None) -> str:
+        """Write one file atomically. A fixed ``name`` replaces that file; default: a new part."""
+        directory = self.partition_dir(table, dt) if dt is not None else self.table_dir(table)
+        final = f"{directory}/{name or f'part-{uuid.uuid4().hex}.parquet'}"
+        temp = f"{directory}/.tmp-{uuid.uuid4().hex}.parquet"
+        try:
+            self.fs.create_dir(directory, recursive=True)
+            pq.write_table(data, temp, filesystem=self.fs, compression="zstd")
+            self.fs.move(temp, final)
+        except (OSError, pa.ArrowException) as exc:
+            _remove_quietly(self.fs, temp)
+            raise StoreError(f"cannot write {final}: {exc}") from exc
+        return final
+
+    def read(self, path: str) -> pa.Table:
+        try:
+            return pq.read_table(path, filesystem=self.fs)
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from exc
+
+    def remove(self, path: str) -> None:
+        self.fs.delete_file(path)
+
+    def partitions(self, table: Table) -> list[date]:
+        """The dates that have at least one file, ascending."""
+        return sorted({f.dt for f in self.files(table) if f.dt is not None})
+
+
+def _partition_date(path: str) -> date | None:
+    for part in reversed(path.split("/")[:-1]):
+        key, sep, value = part.partition("=")
+        if sep and key == PARTITION_KEY:
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _remove_quietly(fs: pafs.FileSystem, path: str) -> None:
+    try:
+        fs.delete_file(path)
+    except OSError:
+        pass  # the temp file was never created: nothing to clean up

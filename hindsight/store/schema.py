@@ -1,0 +1,170 @@
+"""Check a batch against the config and give it the stored types.
+
+Stored tables keep the user's column names. Roles get fixed types: ids, classes, versions and
+segment values are text; timestamps are UTC microseconds (a timestamp without a zone is read
+as UTC); scores and regression values are float64. A bad value raises ``InputError`` naming the
+source, the row, the column and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hindsight.config import RESERVED_PREFIX, Config
+from hindsight.errors import InputError
+from hindsight.store.inputs import Batch
+
+ARRIVED_AT = f"{RESERVED_PREFIX}arrived_at"
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+_ZONE_SUFFIX = r"(Z|z|[+-]\d\d(:?\d\d)?)$"
+
+
+def text_columns(config: Config, *, labels: bool = False) -> list[str]:
+    """Columns to read as text so that ``007`` stays ``007``."""
+    cols = config.columns
+    names = [cols.id, *config.segments]
+    if config.task == "classification":
+        names += [cols.label] if labels else [cols.prediction, cols.label]
+    if cols.model_version:
+        names.append(cols.model_version)
+    return names
+
+
+def normalize_predictions(batch: Batch, config: Config, *, with_label: bool = False) -> pa.Table:
+    """The stored form of a predictions batch (``with_label`` for the reference set)."""
+    cols = config.columns
+    value_type = pa.string() if config.task == "classification" else pa.float64()
+    typed: dict[str, tuple[Callable[[pa.ChunkedArray, Batch, str], pa.Array], bool]] = {
+        cols.id: (_text, True),
+        cols.timestamp: (_timestamp, True),
+        cols.prediction: (_caster(value_type), True),
+    }
+    if with_label:
+        typed[cols.label] = (_caster(value_type), True)
+    if cols.score:
+        typed[cols.score] = (_caster(pa.float64()), False)
+    if cols.model_version:
+        typed[cols.model_version] = (_text, False)
+    for segment in config.segments:
+        typed[segment] = (_text, False)
+    kept = list(typed) + list(config.features or ())
+    if config.features is None:
+        kept += [c for c in batch.table.column_names if c not in typed and c != cols.label]
+    return _apply(batch, typed, kept)
+
+
+def normalize_labels(batch: Batch, config: Config, received_at: datetime) -> pa.Table:
+    """The stored form of a labels batch, with the time each label arrived."""
+    cols = config.columns
+    value_type = pa.string() if config.task == "classification" else pa.float64()
+    typed: dict[str, tuple[Callable[[pa.ChunkedArray, Batch, str], pa.Array], bool]] = {
+        cols.id: (_text, True),
+        cols.label: (_caster(value_type), True),
+    }
+    if cols.label_timestamp:
+        typed[cols.label_timestamp] = (_timestamp, True)
+    table = _apply(batch, typed, list(typed))
+    if cols.label_timestamp:
+        arrived = table[cols.label_timestamp]
+    else:
+        arrived = pa.array([received_at] * table.num_rows, UTC_MICROS)
+    return table.append_column(ARRIVED_AT, arrived)
+
+
+def _apply(
+    batch: Batch,
+    typed: dict[str, tuple[Callable[[pa.ChunkedArray, Batch, str], pa.Array], bool]],
+    kept: list[str],
+) -> pa.Table:
+    table = batch.table
+    missing = [c for c in kept if c not in table.column_names]
+    if missing:
+        raise InputError(
+            f"{batch.source.name}: missing column {missing[0]!r} (mapped in hindsight.yaml); "
+            f"the file has {', '.join(table.column_names)}. Add the column or change the mapping"
+        )
+    out: dict[str, pa.Array | pa.ChunkedArray] = {}
+    for name in kept:
+        column = table[name]
+        if name in typed:
+            cast, required = typed[name]
+            column = cast(column, batch, name)
+            if required and column.null_count:
+                row = pc.index(pc.is_null(column), True).as_py()
+                raise InputError(
+                    f"{batch.source.name}: {batch.source.row(row)}: column {name!r} is empty; "
+                    "every row needs a value here"
+                )
+        out[name] = column
+    return pa.table(out)
+
+
+def _caster(target: pa.DataType) -> Callable[[pa.ChunkedArray, Batch, str], pa.Array]:
+    def cast(column: pa.ChunkedArray, batch: Batch, name: str) -> pa.Array:
+        return _cast_or_explain(column, target, batch, name)
+
+    return cast
+
+
+def _text(column: pa.ChunkedArray, batch: Batch, name: str) -> pa.Array:
+    return _cast_or_explain(column, pa.string(), batch, name)
+
+
+def _timestamp(column: pa.ChunkedArray, batch: Batch, name: str) -> pa.Array:
+    """Any timestamp form to UTC micros; strings may mix zoned and zone-less ISO 8601."""
+    kind = column.type
+    if pa.types.is_timestamp(kind):
+        if kind.tz is None:
+            return pc.assume_timezone(column.cast(pa.timestamp("us")), "UTC")
+        return column.cast(UTC_MICROS)
+    if pa.types.is_date(kind):
+        return pc.assume_timezone(column.cast(pa.timestamp("us")), "UTC")
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        text = column.cast(pa.string())
+        zoned = pc.fill_null(pc.match_substring_regex(text, _ZONE_SUFFIX), False)
+        with_zone = _cast_or_explain(pc.if_else(zoned, text, None), UTC_MICROS, batch, name)
+        naive = _cast_or_explain(pc.if_else(zoned, None, text), pa.timestamp("us"), batch, name)
+        return pc.if_else(zoned, with_zone, pc.assume_timezone(naive, "UTC"))
+    raise InputError(
+        f"{batch.source.name}: column {name!r} has type {kind}; expected ISO 8601 timestamps "
+        "such as 2026-11-29T14:05:00Z"
+    )
+
+
+def _cast_or_explain(
+    column: pa.ChunkedArray | pa.Array, target: pa.DataType, batch: Batch, name: str
+) -> pa.Array:
+    try:
+        return column.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        row, value = _first_uncastable(column, target)
+        example = "2026-11-29T14:05:00Z" if pa.types.is_timestamp(target) else "a number"
+        where = f"{batch.source.row(row)}: " if row is not None else ""
+        raise InputError(
+            f"{batch.source.name}: {where}column {name!r} has {value!r}, which is not "
+            f"{_describe_type(target)} (e.g. {example}); fix the value or the column mapping"
+        ) from exc
+
+
+def _first_uncastable(
+    column: pa.ChunkedArray | pa.Array, target: pa.DataType
+) -> tuple[int | None, object]:
+    # Only on the error path: find the culprit one value at a time.
+    for index, value in enumerate(column.to_pylist()):
+        try:
+            pa.array([value], type=column.type).cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return index, value
+    return None, None
+
+
+def _describe_type(target: pa.DataType) -> str:
+    if pa.types.is_timestamp(target):
+        return "an ISO 8601 timestamp"
+    if pa.types.is_floating(target):
+        return "a number"
+    return str(target)
