@@ -146,8 +146,8 @@ def load_config(path: str | Path | None = None) -> Config:
 def parse_config(raw: dict[str, Any], source: str = DEFAULT_CONFIG_FILE) -> Config:
     """Build a ``Config`` from a mapping; errors name ``source`` and the key.
 
-    >>> parse_config({"model": "m", "store": "/tmp/s",
-    ...               "columns": {"id": "i", "timestamp": "t", "prediction": "p", "label": "y"}}).task
+    >>> columns = {"id": "i", "timestamp": "t", "prediction": "p", "label": "y"}
+    >>> parse_config({"model": "m", "store": "/tmp/s", "columns": columns}).task
     'classification'
     """
     try:

@@ -20,7 +20,8 @@ COUNTRIES = ("CH", "DE", "FR", "IT", "AT", "NL", "BE", "ES", "GB", "US", "SE", "
              "LT", "CA")
 NAMED_MERCHANTS = ("restaurants", "hotels", "airlines", "rail", "taxis", "fuel-stations",
                    "software", "telecom", "office-supplies", "training", "catering", "car-rental")
-MERCHANTS = NAMED_MERCHANTS + tuple(f"mcc-{5000 + 37 * i}" for i in range(50 - len(NAMED_MERCHANTS)))
+MERCHANTS = NAMED_MERCHANTS + tuple(
+    f"mcc-{5000 + 37 * i}" for i in range(50 - len(NAMED_MERCHANTS)))
 TIERS = ("free", "starter", "team", "business", "enterprise")
 MODEL_VERSION = "expense-clf-2026-09-15"
 
@@ -174,8 +175,8 @@ class Simulator:
 
 
 def _zipf(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
-    weights = 1.0 / np.arange(1, n + 1) ** exponent
-    return weights / weights.sum()
+    weights = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** exponent
+    return np.asarray(weights / weights.sum(), dtype=np.float64)
 
 
 def _empty_labels() -> pa.Table:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import date
 from typing import Any
 
 import pyarrow as pa
@@ -39,7 +39,7 @@ def segment_key(segment: dict[str, str]) -> str:
 class Alert:
     """One thing worth a human's attention, found by the run of ``date``."""
 
-    date: date
+    date: dt.date
     kind: str  # performance | prediction_drift | model_version
     segment: dict[str, str] = field(hash=False)
     metric: str
@@ -47,8 +47,8 @@ class Alert:
     reference: float
     n: int
     message: str
-    window_start: date
-    window_end: date
+    window_start: dt.date
+    window_end: dt.date
 
     @property
     def key(self) -> str:

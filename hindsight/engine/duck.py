@@ -6,7 +6,7 @@ One scan joins predictions with the labels in force and counts them at the fines
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import combinations
 from typing import Any
 
@@ -23,7 +23,7 @@ from hindsight.store.schema import ARRIVED_AT
 
 def _end_of(day: date) -> datetime:
     """The first instant after ``day`` in UTC: the as-of boundary."""
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=timezone.utc)
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
 
 
 class DuckDBEngine:

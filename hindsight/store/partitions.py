@@ -7,6 +7,7 @@ Readers skip hidden files.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -127,7 +128,5 @@ def _partition_date(path: str) -> date | None:
 
 
 def _remove_quietly(fs: pafs.FileSystem, path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):  # the temp file may never have been created
         fs.delete_file(path)
-    except OSError:
-        pass  # the temp file was never created: nothing to clean up

@@ -142,7 +142,7 @@ def _cast_or_explain(
         return column.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         row, value = _first_uncastable(column, target)
-        example = "2026-11-29T14:05:00Z" if pa.types.is_timestamp(target) else "a number"
+        example = "2026-11-29T14:05:00Z" if pa.types.is_timestamp(target) else "0.75"
         where = f"{batch.source.row(row)}: " if row is not None else ""
         raise InputError(
             f"{batch.source.name}: {where}column {name!r} has {value!r}, which is not "

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+
+from hindsight.engine.sql import ident
+from hindsight.monitor import Monitor
+from tests.conftest import label, prediction
+
+DAY = date(2026, 1, 1)
+
+
+def cells_by_segment(table: pa.Table) -> dict[str, dict[str, object]]:
+    return {row["segment"]: row for row in table.to_pylist()}
+
+
+def seed(monitor: Monitor) -> None:
+    #  id country tier  predicted actual  (label arrives on day 2, except r4 on day 3)
+    monitor.log_predictions([
+        prediction(1, 1, "CH", "a", "free"), prediction(2, 1, "CH", "b", "pro"),
+        prediction(3, 1, "DE", "a", "free"), prediction(4, 1, "DE", "a", "free"),
+        prediction(5, 1, "DE", "b", "pro"),
+    ])
+    monitor.log_labels([label(1, "a", 2), label(2, "a", 2), label(3, "a", 2),
+                        label(5, "b", 2), label(4, "b", 3)])
+
+
+def test_cell_counts_match_a_hand_computed_example(monitor: Monitor) -> None:
+    seed(monitor)
+    counts = monitor.engine.cell_counts(date(2026, 1, 3), DAY, DAY)
+    cells = cells_by_segment(counts.cells)
+    assert {k: (v["n_predictions"], v["n_labelled"], v["n_correct"]) for k, v in cells.items()
+            if k in ('{}', '{"country":"CH"}', '{"country":"DE","tier":"free"}')} == {
+        "{}": (5, 5, 3),
+        '{"country":"CH"}': (2, 2, 1),
+        '{"country":"DE","tier":"free"}': (2, 2, 1),
+    }
+    # every segment value and every cross: 1 + 2 countries + 2 tiers + 4 crosses
+    assert len(cells) == 9
+    assert {json.loads(k).keys().__len__() for k in cells} == {0, 1, 2}
+
+
+def test_a_label_arriving_the_next_day_is_invisible_to_the_run_of_today(
+    monitor: Monitor,
+) -> None:
+    seed(monitor)
+    as_of_2 = cells_by_segment(monitor.engine.cell_counts(date(2026, 1, 2), DAY, DAY).cells)
+    as_of_3 = cells_by_segment(monitor.engine.cell_counts(date(2026, 1, 3), DAY, DAY).cells)
+    assert as_of_2["{}"]["n_labelled"] == 4
+    assert as_of_3["{}"]["n_labelled"] == 5
+
+
+def test_the_latest_label_per_id_wins_as_of_each_date(monitor: Monitor) -> None:
+    seed(monitor)
+    monitor.log_labels([label(2, "b", 4)])  # r2 corrected to match its prediction on day 4
+    before = cells_by_segment(monitor.engine.cell_counts(date(2026, 1, 3), DAY, DAY).cells)
+    after = cells_by_segment(monitor.engine.cell_counts(date(2026, 1, 4), DAY, DAY).cells)
+    assert (before["{}"]["n_correct"], after["{}"]["n_correct"]) == (3, 4)
+
+
+def test_per_class_counts_for_macro_f1(monitor: Monitor) -> None:
+    seed(monitor)
+    classes = monitor.engine.cell_counts(date(2026, 1, 3), DAY, DAY).classes
+    assert classes is not None
+    overall = {r["class"]: (r["tp"], r["n_predicted"], r["n_true"])
+               for r in classes.to_pylist() if r["segment"] == "{}"}
+    assert overall == {"a": (2, 3, 3), "b": (1, 2, 2)}
+
+
+def test_column_names_with_quotes_are_quoted_not_injected(make_config: object) -> None:
+    columns = {"id": 'id"; DROP TABLE x; --', "timestamp": "t", "prediction": "p",
+               "label": "y"}
+    config = make_config(columns=columns, segments=["it's"])  # type: ignore[operator]
+    with Monitor(config, clock=lambda: datetime(2026, 2, 1, tzinfo=UTC)) as m:
+        m.log_predictions([{'id"; DROP TABLE x; --': "1", "t": "2026-01-01T00:00:00",
+                            "p": "a", "it's": "x"}])
+        m.log_labels([{'id"; DROP TABLE x; --': "1", "y": "a"}])
+        cells = cells_by_segment(m.engine.cell_counts(date(2026, 3, 1), DAY, DAY).cells)
+    assert cells['{"it\'s":"x"}']["n_correct"] == 1
+    assert ident('a"b') == '"a""b"'
+
+
+def test_no_predictions_in_the_window_gives_empty_counts(monitor: Monitor) -> None:
+    counts = monitor.engine.cell_counts(DAY, DAY, DAY)
+    assert counts.cells.num_rows == 0

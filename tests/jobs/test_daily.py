@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from hindsight.monitor import Monitor
+from hindsight.store.partitions import Table
+from tests.conftest import label, prediction
+
+
+def seed_collapse(monitor: Monitor) -> None:
+    """Segment CH is right 19 of 20 times on days 1-7, then 10 of 20."""
+    i = 0
+    for day in range(1, 15):
+        rows, labels = [], []
+        for country in ("CH", "DE"):
+            for k in range(40):
+                i += 1
+                wrong = k < (2 if day <= 7 or country == "DE" else 20)
+                rows.append(prediction(i, day, country, "a"))
+                labels.append(label(i, "b" if wrong else "a", day + 1))
+        monitor.log_predictions(rows)
+        monitor.log_labels(labels)
+
+
+def test_a_run_writes_its_metrics_and_alerts_partitions(monitor: Monitor) -> None:
+    seed_collapse(monitor)
+    summary = monitor.run(date(2026, 1, 15))
+    assert monitor.store.partitions(Table.METRICS) == [date(2026, 1, 15)]
+    assert monitor.store.partitions(Table.ALERTS) == [date(2026, 1, 15)]
+    flagged = [a.segment for a in summary.alerts]
+    assert {"country": "CH"} in flagged
+    assert all(segment.get("country") != "DE" for segment in flagged)
+    assert summary.overall == pytest.approx((7 * 38 + 7 * 20 + 14 * 38) / (14 * 80))
+
+
+def test_rerunning_a_date_after_later_labels_replays_the_same_result(monitor: Monitor) -> None:
+    seed_collapse(monitor)
+    first = monitor.run(date(2026, 1, 10))
+    _, metrics_before = monitor.metrics(date(2026, 1, 9), date(2026, 1, 10))
+    monitor.log_labels([label(1, "b", 20)])  # a correction arriving later
+    again = monitor.run(date(2026, 1, 10))
+    _, metrics_after = monitor.metrics(date(2026, 1, 9), date(2026, 1, 10))
+    assert first == again
+    assert metrics_before == metrics_after
+
+
+def test_backfill_runs_each_date_as_of_itself_and_alerts_after_onset(monitor: Monitor) -> None:
+    seed_collapse(monitor)
+    runs = monitor.backfill(date(2026, 1, 1), date(2026, 1, 15))
+    assert [r.as_of for r in runs] == [date(2026, 1, d) for d in range(1, 16)]
+    fired = sorted({a.date for a in monitor.alerts()})
+    assert fired and fired[0] > date(2026, 1, 8)  # labels of day 8 arrive on day 9
+    assert monitor.alerts(start=date(2026, 1, 15)) == list(runs[-1].alerts)
+
+
+def test_metrics_can_be_filtered_to_a_segment_and_its_crosses(monitor: Monitor) -> None:
+    seed_collapse(monitor)
+    monitor.run(date(2026, 1, 15))
+    as_of, rows = monitor.metrics(date(2026, 1, 10), segment={"country": "CH"})
+    assert as_of == date(2026, 1, 15)
+    assert {tuple(sorted(r.segment)) for r in rows} == {("country",), ("country", "tier")}
+    accuracy = next(r for r in rows if r.metric == "accuracy" and len(r.segment) == 1)
+    assert (accuracy.value, accuracy.n_labelled) == (0.5, 40)

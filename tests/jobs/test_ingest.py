@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from hindsight.errors import InputError
+from hindsight.monitor import Monitor
+from hindsight.store.partitions import Table
+from tests.conftest import label, prediction
+
+
+def stored_rows(monitor: Monitor, table: Table) -> list[tuple[object, ...]]:
+    files = [f.path for f in monitor.store.files(table)]
+    if not files:
+        return []
+    return duckdb.sql(f"SELECT * FROM read_parquet({files!r}) ORDER BY ALL").fetchall()
+
+
+def test_predictions_are_partitioned_by_their_utc_day(monitor: Monitor) -> None:
+    monitor.log_predictions([prediction(1, 1, "CH", "a", hour=23), prediction(2, 2, "CH", "a")])
+    assert monitor.store.partitions(Table.PREDICTIONS) == [
+        __import__("datetime").date(2026, 1, d) for d in (1, 2)]
+
+
+def test_relogging_the_same_batch_changes_no_count(monitor: Monitor) -> None:
+    batch = [prediction(i, 1, "CH", "a") for i in range(5)]
+    first = monitor.log_predictions(batch)
+    again = monitor.log_predictions(batch)
+    assert (first.stored, again.stored, again.skipped) == (5, 0, 5)
+    assert len(stored_rows(monitor, Table.PREDICTIONS)) == 5
+
+
+def test_a_changed_prediction_for_a_stored_id_is_refused_and_nothing_is_stored(
+    monitor: Monitor,
+) -> None:
+    monitor.log_predictions([prediction(1, 1, "CH", "a")])
+    before = stored_rows(monitor, Table.PREDICTIONS)
+    with pytest.raises(InputError, match="id 'r1' is already stored with prediction 'a', not 'b'"):
+        monitor.log_predictions([prediction(2, 1, "CH", "a"), prediction(1, 1, "CH", "b")])
+    assert stored_rows(monitor, Table.PREDICTIONS) == before
+
+
+def test_a_duplicate_id_with_two_predictions_in_one_batch_names_both_rows(
+    monitor: Monitor,
+) -> None:
+    with pytest.raises(InputError, match=r"row 1 and .*row 3: the same id 'r1' has two different"):
+        monitor.log_predictions([prediction(1, 1, "CH", "a"), prediction(2, 1, "CH", "a"),
+                                 prediction(1, 1, "CH", "b")])
+    assert stored_rows(monitor, Table.PREDICTIONS) == []
+
+
+def test_one_bad_file_among_several_stores_nothing(monitor: Monitor, tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text("request_id,served_at,predicted,country,tier\nr1,2026-01-01T00:00:00,a,CH,x\n")
+    bad.write_text("request_id,served_at,predicted,country,tier\nr2,not-a-time,a,CH,x\n")
+    with pytest.raises(InputError, match=r"bad.csv: row 1 \(line 2\): column 'served_at'"):
+        monitor.log_prediction_files([good, bad])
+    assert stored_rows(monitor, Table.PREDICTIONS) == []
+
+
+def test_labels_are_partitioned_by_arrival_and_corrections_are_kept(monitor: Monitor) -> None:
+    monitor.log_predictions([prediction(1, 1, "CH", "a")])
+    monitor.log_labels([label(1, "b", day=3)])
+    report = monitor.log_labels([label(1, "a", day=5)])
+    assert report.stored == 1
+    assert {(r[1], r[2].day) for r in stored_rows(monitor, Table.LABELS)} == {("b", 3), ("a", 5)}
+    assert [f.dt.day for f in monitor.store.files(Table.LABELS)] == [3, 5]
+
+
+def test_resending_labels_changes_nothing(monitor: Monitor) -> None:
+    monitor.log_predictions([prediction(1, 1, "CH", "a")])
+    monitor.log_labels([label(1, "b", day=3)])
+    again = monitor.log_labels([label(1, "b", day=3)])
+    assert (again.stored, again.skipped) == (0, 1)
+
+
+def test_resending_labels_without_label_timestamps_changes_nothing(
+    make_config: object, tmp_path: Path,
+) -> None:
+    from tests.conftest import COLUMNS
+
+    columns = {k: v for k, v in COLUMNS.items() if k != "label_timestamp"}
+    with Monitor(make_config(columns=columns)) as m:  # type: ignore[operator]
+        m.log_predictions([prediction(1, 1, "CH", "a")])
+        first = m.log_labels([{"request_id": "r1", "actual": "b"}])
+        again = m.log_labels([{"request_id": "r1", "actual": "b"}])
+    assert (first.stored, again.stored) == (1, 0)
+
+
+def test_a_different_label_at_the_same_instant_is_refused(monitor: Monitor) -> None:
+    monitor.log_labels([label(1, "b", day=3)])
+    with pytest.raises(InputError, match="a correction needs a later label timestamp"):
+        monitor.log_labels([label(1, "c", day=3)])
+
+
+def test_labels_for_unknown_ids_are_kept_and_counted_as_orphans(monitor: Monitor) -> None:
+    monitor.log_predictions([prediction(1, 1, "CH", "a")])
+    report = monitor.log_labels([label(1, "a", day=2), label(99, "a", day=2)])
+    assert (report.stored, report.orphans) == (2, 1)
+    assert "1 for ids with no stored prediction" in report.summary("labels")

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hindsight.config import load_config, parse_config
+from hindsight.errors import ConfigError
+
+COLUMNS = {"id": "i", "timestamp": "t", "prediction": "p", "label": "y"}
+
+
+def test_a_missing_key_is_named_with_its_purpose() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"model": "m", "store": "s", "columns": {"timestamp": "t", "prediction": "p",
+                                                              "label": "y"}})
+    assert str(info.value) == (
+        "hindsight.yaml: columns.id is missing (the key that joins predictions to labels)")
+
+
+def test_an_unknown_key_suggests_the_closest_known_one() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'segmnets' \\(did you mean 'segments'\\?\\)"):
+        parse_config({"model": "m", "store": "s", "columns": COLUMNS, "segmnets": ["a"]})
+
+
+def test_two_roles_on_one_column_are_refused() -> None:
+    with pytest.raises(ConfigError, match="columns.timestamp and columns.id both name 'i'"):
+        parse_config({"model": "m", "store": "s", "columns": {**COLUMNS, "timestamp": "i"}})
+
+
+def test_a_segment_that_is_a_role_column_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"segments\[0\] 'p' is already columns.prediction"):
+        parse_config({"model": "m", "store": "s", "columns": COLUMNS, "segments": ["p"]})
+
+
+def test_a_wrong_type_names_the_key_and_the_value() -> None:
+    with pytest.raises(ConfigError, match="min_samples: .*got 'many'"):
+        parse_config({"model": "m", "store": "s", "columns": COLUMNS, "min_samples": "many"})
+
+
+def test_a_relative_store_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "hindsight.yaml").write_text(
+        "model: m\nstore: ./data\ncolumns: {id: i, timestamp: t, prediction: p, label: y}\n")
+    assert load_config(tmp_path / "hindsight.yaml").store == str(tmp_path / "data")
+
+
+def test_the_config_path_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "other.yaml").write_text(
+        "model: from-env\nstore: s\ncolumns: {id: i, timestamp: t, prediction: p, label: y}\n")
+    monkeypatch.setenv("HINDSIGHT_CONFIG", str(tmp_path / "other.yaml"))
+    assert load_config().model == "from-env"
+
+
+def test_a_missing_config_file_says_how_to_point_at_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file .*--config FILE"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_cross_depth_defaults_to_at_most_three_segments() -> None:
+    config = parse_config({"model": "m", "store": "s", "columns": COLUMNS,
+                           "segments": ["a", "b", "c", "d"]})
+    assert config.effective_cross_depth == 3

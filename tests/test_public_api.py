@@ -1,0 +1,8 @@
+import hindsight
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    public = {name for name in vars(hindsight) if not name.startswith("_")}
+    modules = {name for name, value in vars(hindsight).items()
+               if type(value).__name__ == "module"}
+    assert set(hindsight.__all__) == public - modules
