@@ -160,7 +160,8 @@ def metrics(ctx: click.Context, day: date, as_of: date | None, segments: tuple[s
 @click.option("--full", is_flag=True, help="Full scale: 500,000 predictions a day.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default="hindsight-demo",
               show_default=True, help="Where to write the demo's config and store.")
-@click.option("--days", type=click.IntRange(14, 365), default=None, help="Days to simulate.")
+@click.option("--days", type=click.IntRange(21, 365), default=None,
+              help="Days to simulate (the failure starts 14 days before the end).")
 @click.option("--per-day", type=click.IntRange(1000), default=None, help="Predictions a day.")
 @click.option("--seed", type=int, default=None, help="Random seed.")
 def demo(full: bool, directory: str, days: int | None, per_day: int | None,
@@ -170,7 +171,9 @@ def demo(full: bool, directory: str, days: int | None, per_day: int | None,
     from hindsight.simulate import Scenario
 
     scenario = Scenario(per_day=500_000) if full else Scenario()
-    changes: dict[str, Any] = {"days": days, "per_day": per_day, "seed": seed}
+    # The failure starts two weeks before the end, so it has time to be caught.
+    changes: dict[str, Any] = {"days": days, "per_day": per_day, "seed": seed,
+                               "failure_start": None if days is None else days - 14}
     scenario = replace(scenario, **{k: v for k, v in changes.items() if v is not None})
     err.print(f"Simulating {scenario.days} days x {scenario.per_day:,} predictions into "
               f"{directory}/ ...")

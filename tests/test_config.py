@@ -19,12 +19,12 @@ def test_a_missing_key_is_named_with_its_purpose() -> None:
 
 
 def test_an_unknown_key_suggests_the_closest_known_one() -> None:
-    with pytest.raises(ConfigError, match="unknown key 'segmnets' \\(did you mean 'segments'\\?\\)"):
+    with pytest.raises(ConfigError, match=r"unknown key 'segmnets' \(did you mean 'segments'\?\)"):
         parse_config({"model": "m", "store": "s", "columns": COLUMNS, "segmnets": ["a"]})
 
 
 def test_two_roles_on_one_column_are_refused() -> None:
-    with pytest.raises(ConfigError, match="columns.timestamp and columns.id both name 'i'"):
+    with pytest.raises(ConfigError, match=r"columns.timestamp and columns.id both name 'i'"):
         parse_config({"model": "m", "store": "s", "columns": {**COLUMNS, "timestamp": "i"}})
 
 
@@ -34,7 +34,7 @@ def test_a_segment_that_is_a_role_column_is_refused() -> None:
 
 
 def test_a_wrong_type_names_the_key_and_the_value() -> None:
-    with pytest.raises(ConfigError, match="min_samples: .*got 'many'"):
+    with pytest.raises(ConfigError, match=r"min_samples: .*got 'many'"):
         parse_config({"model": "m", "store": "s", "columns": COLUMNS, "min_samples": "many"})
 
 
@@ -54,7 +54,7 @@ def test_the_config_path_comes_from_the_environment(
 
 
 def test_a_missing_config_file_says_how_to_point_at_one(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no such config file .*--config FILE"):
+    with pytest.raises(ConfigError, match=r"no such config file .*--config FILE"):
         load_config(tmp_path / "nope.yaml")
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hindsight.alerts.model import Alert
+from hindsight.alerts.model import Alert, segment_key
 from hindsight.stats.intervals import mean_interval, wilson_interval
 from hindsight.stats.significance import (
     benjamini_hochberg,
@@ -95,28 +95,83 @@ class DropRule:
         tested = (c.n >= self.min_samples) & (ref_n[c.segment] >= self.min_samples) & (
             c.day >= tested_from[c.segment])
         seg = c.segment[tested]
-        if self.task == "classification":
-            p = proportion_drop_pvalues(c.total[tested], c.n[tested], ref_total[seg], ref_n[seg])
-            drop = ref_total[seg] / ref_n[seg] - c.total[tested] / c.n[tested]
-            material = drop >= self.min_effect
-        else:
-            p = mean_increase_pvalues(c.total[tested], c.squares[tested], c.n[tested],
-                                      ref_total[seg], ref_squares[seg], ref_n[seg])
-            ref_mean = ref_total[seg] / ref_n[seg]
-            material = c.total[tested] / c.n[tested] - ref_mean >= self.min_effect * ref_mean
-        failing = benjamini_hochberg(p, self.false_discovery_rate) & material
+        p, material = self._test(c.total[tested], c.squares[tested], c.n[tested],
+                                 ref_total[seg], ref_squares[seg], ref_n[seg])
+        rejected = benjamini_hochberg(p, self.false_discovery_rate)
+        failing = rejected & material
+        if not failing.any():
+            return []
+        reference_of = _Reference(ref_total, ref_squares, ref_n, float(p[rejected].max()))
         index = np.nonzero(tested)[0][failing]
+        flagged = [int(code) for code in np.unique(c.segment[index])]
+        segments = [json.loads(names[code].as_py()) for code in flagged]
+        explained = self._explained(flagged, segments, names, c, tested, reference_of)
         tested_per_segment = np.bincount(seg, minlength=k)
         alerts = []
-        for code in np.unique(c.segment[index]):
+        for code, segment in zip(flagged, segments, strict=True):
+            if explained[code] or _has_kept_ancestor(segment, flagged, segments, explained):
+                continue
             rows = index[c.segment[index] == code]
             latest = rows[np.argmax(c.day[rows])]
+            covers = [_describe_segment(other) for other_code, other in zip(flagged, segments,
+                                                                            strict=True)
+                      if explained[other_code] == code or (
+                          other_code != code and _inside(segment, other))]
             alerts.append(self._alert(
-                window, names[int(code)].as_py(), c, int(latest), rows,
-                int(tested_per_segment[code]), ref_total[code] / ref_n[code],
-                _source_text(window, self.baseline_days, int(source[code])),
+                window, segment, c, int(latest), rows, int(tested_per_segment[code]),
+                ref_total[code] / ref_n[code],
+                _source_text(window, self.baseline_days, int(source[code])), covers,
             ))
         return sorted(alerts, key=lambda a: a.key)
+
+    def _test(self, total: np.ndarray, squares: np.ndarray, n: np.ndarray,
+              ref_total: np.ndarray, ref_squares: np.ndarray, ref_n: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """One-sided p-values of "worse than the reference", and whether the effect matters."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value, reference = total / n, ref_total / ref_n
+        if self.task == "classification":
+            p = proportion_drop_pvalues(total, n, ref_total, ref_n)
+            return p, reference - value >= self.min_effect
+        p = mean_increase_pvalues(total, squares, n, ref_total, ref_squares, ref_n)
+        return p, value - reference >= self.min_effect * reference
+
+    def _explained(self, flagged: list[int], segments: list[dict[str, str]], names: pa.Array,
+                   c: _Cells, tested: np.ndarray, reference: _Reference) -> dict[int, int | None]:
+        """For each flagged segment, another flagged segment that explains its drop: without
+        their overlap, it would not fail on any tested day. An ancestor never explains."""
+        code_of = {name: i for i, name in enumerate(names.to_pylist())}
+        explained: dict[int, int | None] = dict.fromkeys(flagged)
+        for code, segment in zip(flagged, segments, strict=True):
+            for other_code, other in zip(flagged, segments, strict=True):
+                if other_code == code or _inside(segment, other) or not _compatible(
+                        segment, other):
+                    continue
+                overlap = code_of.get(segment_key({**segment, **other}))
+                if overlap is not None and not self._remainder_fails(
+                        code, overlap, c, tested, reference):
+                    explained[code] = other_code
+                    break
+        return explained
+
+    def _remainder_fails(self, code: int, overlap: int, c: _Cells, tested: np.ndarray,
+                         reference: _Reference) -> bool:
+        rows = np.nonzero(tested & (c.segment == code))[0]
+        inner = {int(c.day[i]): i for i in np.nonzero(c.segment == overlap)[0]}
+        take = np.array([inner.get(int(c.day[i]), -1) for i in rows])
+        has = take >= 0
+        total, squares, n = (c.total[rows].copy(), c.squares[rows].copy(), c.n[rows].copy())
+        total[has] -= c.total[take[has]]
+        squares[has] -= c.squares[take[has]]
+        n[has] -= c.n[take[has]]
+        enough = n >= self.min_samples
+        if not enough.any():
+            return False
+        size = int(enough.sum())
+        p, material = self._test(
+            total[enough], squares[enough], n[enough], np.full(size, reference.total[code]),
+            np.full(size, reference.squares[code]), np.full(size, reference.n[code]))
+        return bool(((p <= reference.cutoff) & material).any())
 
     def _references(self, c: _Cells, k: int) -> tuple[np.ndarray, ...]:
         """Per segment: the pooled oldest ``baseline_days`` of the window."""
@@ -141,8 +196,9 @@ class DropRule:
             n=_numbers(cells["n_labelled"]), total=total, squares=squares,
         )
 
-    def _alert(self, window: RunWindow, segment: str, c: _Cells, latest: int,
-               failing: np.ndarray, tested: int, reference: float, source: str) -> Alert:
+    def _alert(self, window: RunWindow, cell: dict[str, str], c: _Cells, latest: int,
+               failing: np.ndarray, tested: int, reference: float, source: str,
+               covers: list[str]) -> Alert:
         n, total = int(c.n[latest]), float(c.total[latest])
         value = total / n
         if self.task == "classification":
@@ -152,18 +208,47 @@ class DropRule:
             low, high = (float(x[0]) for x in mean_interval(
                 [total], [float(c.squares[latest])], [n], SHOWN_CONFIDENCE))
             shown = f"{value:.4g} [{low:.4g}, {high:.4g}] vs reference {reference:.4g}"
-        cell = json.loads(segment)
         day = window.first_day + timedelta(days=int(c.day[latest]))
         message = (
             f"{_describe_segment(cell)}: {self.metric} {shown} ({source}) on predictions of "
             f"{day}, n={n} labelled; {len(failing)} of {tested} tested days worse"
         )
+        if covers:
+            message += f". Also explains the drop of: {'; '.join(sorted(covers))}"
         return Alert(
             date=window.as_of, kind="performance", segment=cell, metric=self.metric,
             value=value, reference=reference, n=n, message=message,
             window_start=window.first_day + timedelta(days=int(c.day[failing].min())),
             window_end=day,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Reference:
+    """Per segment code: the reference's sufficient statistics; and the run's BH cut-off."""
+
+    total: np.ndarray
+    squares: np.ndarray
+    n: np.ndarray
+    cutoff: float
+
+
+def _inside(segment: dict[str, str], other: dict[str, str]) -> bool:
+    """Whether ``other`` contains ``segment``: every pair of ``other`` is in ``segment``."""
+    return all(segment.get(k) == v for k, v in other.items())
+
+
+def _compatible(segment: dict[str, str], other: dict[str, str]) -> bool:
+    """Whether two segments can overlap: no column with two different values."""
+    return all(segment.get(k, v) == v for k, v in other.items())
+
+
+def _has_kept_ancestor(segment: dict[str, str], flagged: list[int],
+                       segments: list[dict[str, str]], explained: dict[int, int | None]) -> bool:
+    return any(
+        explained[code] is None and other != segment and _inside(segment, other)
+        for code, other in zip(flagged, segments, strict=True)
+    )
 
 
 def _source_text(window: RunWindow, baseline_days: int, source: int) -> str:

@@ -38,7 +38,7 @@ def test_a_missing_mapped_column_names_the_column_and_the_fix(
     make_config: Callable[..., Config],
 ) -> None:
     data = [{k: v for k, v in r.items() if k != "country"} for r in rows()]
-    with pytest.raises(InputError, match="missing column 'country'.*change the mapping"):
+    with pytest.raises(InputError, match=r"missing column 'country'.*change the mapping"):
         normalize_predictions(from_memory(data), make_config())
 
 
@@ -66,6 +66,6 @@ def test_labels_without_a_label_timestamp_arrive_at_ingestion_time(
 
 
 def test_regression_values_must_be_numbers(make_config: Callable[..., Config]) -> None:
-    data = [{**row, "predicted": value} for row, value in zip(rows(), ["1.5", "abc"])]
+    data = [{**row, "predicted": value} for row, value in zip(rows(), ["1.5", "abc"], strict=True)]
     with pytest.raises(InputError, match="row 2: column 'predicted' has 'abc', which is not a"):
         normalize_predictions(from_memory(data), make_config(task="regression"))
