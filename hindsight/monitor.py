@@ -1,8 +1,11 @@
-"""The Python entry point: one monitored model, its config, store and engine.
+"""The Python entry point: one monitored model, its config, store and engine::
 
->>> from hindsight import Monitor               # doctest: +SKIP
->>> monitor = Monitor.from_config("hindsight.yaml")   # doctest: +SKIP
->>> monitor.log_predictions(df)                 # doctest: +SKIP
+    from hindsight import Monitor
+
+    with Monitor.from_config("hindsight.yaml") as monitor:
+        monitor.log_predictions(predictions_df)   # pandas, polars, pyarrow or a list of dicts
+        monitor.log_labels(labels_df)
+        summary = monitor.run(date(2026, 11, 28))
 """
 
 from __future__ import annotations

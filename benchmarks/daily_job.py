@@ -1,0 +1,135 @@
+"""Benchmark: the daily job against a bare DuckDB join + group-by over the same files.
+
+Run by hand (not part of the test suite's timings):
+
+    python benchmarks/daily_job.py                      # 500,000 predictions/day, 21-day join
+    python benchmarks/daily_job.py --per-day 50000      # smaller
+
+It simulates ``--days`` days into a store (kept in ``--dir`` for reuse), then alternates the two
+measurements, each in a fresh process so that peak memory is its own, and prints medians and
+the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve()
+
+
+def prepare(directory: Path, per_day: int, days: int) -> Path:
+    from hindsight.config import load_config
+    from hindsight.monitor import Monitor
+    from hindsight.simulate import Scenario, Simulator, demo_config
+
+    config_file = directory / "hindsight.yaml"
+    stamp = directory / "prepared.json"
+    wanted = {"per_day": per_day, "days": days}
+    if stamp.exists() and json.loads(stamp.read_text()) == wanted:
+        return config_file
+    if directory.exists():
+        import shutil
+
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    config_file.write_text(yaml.safe_dump(demo_config("store"), sort_keys=False))
+    scenario = Scenario(per_day=per_day, days=days, failure_start=days - 7)
+    simulator = Simulator(scenario)
+    started = time.perf_counter()
+    with Monitor(load_config(config_file)) as monitor:
+        monitor.log_reference(simulator.reference())
+        for day in simulator.days():
+            monitor.log_predictions(day.predictions)
+            if day.labels.num_rows:
+                monitor.log_labels(day.labels)
+            print(f"  logged {day.day}", file=sys.stderr, flush=True)
+    print(f"prepared {days} x {per_day:,} predictions in {time.perf_counter() - started:.0f} s",
+          file=sys.stderr)
+    stamp.write_text(json.dumps(wanted))
+    return config_file
+
+
+def measure(kind: str, config_file: Path) -> dict[str, float]:
+    from hindsight.config import load_config
+    from hindsight.monitor import Monitor
+    from hindsight.store.partitions import Table
+
+    config = load_config(config_file)
+    with Monitor(config) as monitor:
+        as_of = monitor.store.partitions(Table.PREDICTIONS)[-1]
+        started = time.perf_counter()
+        if kind == "job":
+            monitor.run(as_of)
+        else:
+            _bare_query(monitor, as_of, as_of - timedelta(days=config.label_window_days - 1))
+        seconds = time.perf_counter() - started
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": seconds, "peak_mib": peak_mib}
+
+
+def _bare_query(monitor: object, as_of: object, first: object) -> None:
+    """The least any engine must do: join the window with the labels in force and count per
+    finest cell. No rollups, no metrics, no alerts, no writes."""
+    import duckdb
+
+    from hindsight.store.partitions import Table
+
+    store = monitor.store  # type: ignore[attr-defined]
+    predictions = [f.path for f in store.files(Table.PREDICTIONS, first, as_of)]
+    labels = [f.path for f in store.files(Table.LABELS, None, as_of)]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.sql(
+        "WITH l AS (SELECT prediction_id, arg_max(true_category, _hindsight_arrived_at) AS label "
+        "FROM read_parquet($labels) GROUP BY 1) "
+        "SELECT CAST(predicted_at AS DATE) AS day, merchant_category, country, customer_tier, "
+        "count(*) AS n, count(label) AS n_labelled, count_if(predicted_category = label) "
+        "FROM read_parquet($predictions) p LEFT JOIN l USING (prediction_id) GROUP BY ALL",
+        params={"labels": labels, "predictions": predictions},
+    ).to_arrow_table()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--per-day", type=int, default=500_000)
+    parser.add_argument("--days", type=int, default=21)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dir", type=Path, default=Path("benchmarks/.data/daily_job"))
+    parser.add_argument("--measure", choices=["job", "bare"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.dir / "hindsight.yaml")))
+        return
+    config_file = prepare(args.dir.resolve(), args.per_day, args.days)
+    results: dict[str, list[dict[str, float]]] = {"job": [], "bare": []}
+    for _ in range(args.repeat):
+        for kind in ("job", "bare"):  # alternate, so drift on a shared machine hits both
+            done = subprocess.run(
+                [sys.executable, str(HERE), "--measure", kind, "--dir", str(config_file.parent)],
+                check=True, capture_output=True, text=True,
+            )
+            results[kind].append(json.loads(done.stdout))
+    job_s = statistics.median(r["seconds"] for r in results["job"])
+    bare_s = statistics.median(r["seconds"] for r in results["bare"])
+    job_mem = max(r["peak_mib"] for r in results["job"])
+    bare_mem = max(r["peak_mib"] for r in results["bare"])
+    rows = args.per_day * min(args.days, 21)
+    print(f"daily job, {args.per_day:,} predictions/day, {rows:,} predictions in the label "
+          f"window, median of {args.repeat}:")
+    print(f"  hindsight daily job : {job_s:6.2f} s   peak {job_mem:6.0f} MiB")
+    print(f"  bare DuckDB query   : {bare_s:6.2f} s   peak {bare_mem:6.0f} MiB")
+    print(f"  ratio               : {job_s / bare_s:6.2f} x")
+
+
+if __name__ == "__main__":
+    main()
