@@ -1,0 +1,22 @@
+"""The benchmark scripts run by hand; here they run at a tiny size so they cannot rot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.mark.slow
+def test_the_daily_job_benchmark_runs_and_reports_a_ratio(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "daily_job.py"), "--per-day", "2000", "--days", "8",
+         "--repeat", "1", "--dir", str(tmp_path / "data")],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    assert "hindsight daily job" in done.stdout
+    assert "ratio" in done.stdout
