@@ -42,34 +42,32 @@ class DuckDBEngine:
     # --- ingest look-ups ---------------------------------------------------------------
 
     def stored_predictions(self, ids: pa.Array) -> pa.Table:
-        files = self._files(Table.PREDICTIONS)
-        if not files:
-            return pa.table({"id": pa.array([], pa.string()), "prediction": pa.array([])})
         cols = self._config.columns
-        self._con.register("batch_ids", pa.table({"id": ids}))
-        try:
-            return self._query(
-                f"SELECT {ident(cols.id)} AS id, {ident(cols.prediction)} AS prediction "
-                "FROM read_parquet($files, union_by_name = true) "
-                f"WHERE {ident(cols.id)} IN (SELECT id FROM batch_ids)",
-                files=files,
-            )
-        finally:
-            self._con.unregister("batch_ids")
+        return self._lookup(
+            Table.PREDICTIONS, ids,
+            f"{ident(cols.id)} AS id, {ident(cols.prediction)} AS prediction",
+            empty={"id": pa.string(), "prediction": pa.null()},
+        )
 
     def stored_labels(self, ids: pa.Array) -> pa.Table:
-        files = self._files(Table.LABELS)
-        if not files:
-            return pa.table({"id": pa.array([], pa.string()), "label": pa.array([]),
-                             "arrived_at": pa.array([], pa.timestamp("us", "UTC"))})
         cols = self._config.columns
+        return self._lookup(
+            Table.LABELS, ids,
+            f"{ident(cols.id)} AS id, {ident(cols.label)} AS label, "
+            f"{ident(ARRIVED_AT)} AS arrived_at",
+            empty={"id": pa.string(), "label": pa.null(), "arrived_at": pa.timestamp("us", "UTC")},
+        )
+
+    def _lookup(self, table: Table, ids: pa.Array, select: str,
+                empty: dict[str, pa.DataType]) -> pa.Table:
+        files = self._files(table)
+        if not files:
+            return pa.schema(list(empty.items())).empty_table()
         self._con.register("batch_ids", pa.table({"id": ids}))
         try:
             return self._query(
-                f"SELECT {ident(cols.id)} AS id, {ident(cols.label)} AS label, "
-                f"{ident(ARRIVED_AT)} AS arrived_at "
-                "FROM read_parquet($files, union_by_name = true) "
-                f"WHERE {ident(cols.id)} IN (SELECT id FROM batch_ids)",
+                f"SELECT {select} FROM read_parquet($files, union_by_name = true) "
+                f"WHERE {ident(self._config.columns.id)} IN (SELECT id FROM batch_ids)",
                 files=files,
             )
         finally:
@@ -78,37 +76,32 @@ class DuckDBEngine:
     # --- the daily job -------------------------------------------------------------------
 
     def cell_counts(self, as_of: date, first_day: date, last_day: date) -> CellCounts:
-        cols = self._config.columns
         prediction_files = self._files(Table.PREDICTIONS, first_day, last_day)
+        if not prediction_files:
+            return self._empty_counts()
+        cols = self._config.columns
         label_files = self._files(Table.LABELS, None, as_of)
-        segments = ", ".join(
-            f"coalesce({ident(name)}, {literal(MISSING_SEGMENT_VALUE)}) AS {alias}"
-            for name, alias in zip(self._config.segments, self._seg, strict=True)
-        )
         source = (
             f"SELECT {ident(cols.id)} AS id, CAST({ident(cols.timestamp)} AS DATE) AS day, "
-            f"{ident(cols.prediction)} AS prediction{', ' + segments if segments else ''} "
+            f"{ident(cols.prediction)} AS prediction{self._segment_columns()} "
             "FROM read_parquet($predictions, union_by_name = true) "
             f"WHERE {ident(cols.timestamp)} >= $start AND {ident(cols.timestamp)} < $stop"
         )
-        if label_files:
-            labels = (
-                f"SELECT {ident(cols.id)} AS id, arg_max({ident(cols.label)}, {ident(ARRIVED_AT)})"
-                " AS label FROM read_parquet($labels, union_by_name = true) "
-                f"WHERE {ident(ARRIVED_AT)} < $as_of GROUP BY 1"
-            )
-        else:
-            labels = "SELECT NULL::VARCHAR AS id, NULL AS label WHERE false"
-        if not prediction_files:
-            return self._empty_counts()
-        joined = f"SELECT p.*, l.label FROM ({source}) p LEFT JOIN ({labels}) l USING (id)"
         params: dict[str, Any] = {
             "predictions": prediction_files,
             "start": _end_of(first_day - timedelta(days=1)),
             "stop": _end_of(last_day),
         }
         if label_files:
+            labels = (
+                f"SELECT {ident(cols.id)} AS id, arg_max({ident(cols.label)}, {ident(ARRIVED_AT)})"
+                " AS label FROM read_parquet($labels, union_by_name = true) "
+                f"WHERE {ident(ARRIVED_AT)} < $as_of GROUP BY 1"
+            )
             params |= {"labels": label_files, "as_of": _end_of(as_of)}
+        else:
+            labels = "SELECT NULL::VARCHAR AS id, NULL AS label WHERE false"
+        joined = f"SELECT p.*, l.label FROM ({source}) p LEFT JOIN ({labels}) l USING (id)"
         return self._rollup(joined, params)
 
     def reference_counts(self) -> CellCounts | None:
@@ -116,16 +109,19 @@ class DuckDBEngine:
         if not files:
             return None
         cols = self._config.columns
-        segments = "".join(
-            f", coalesce({ident(name)}, {literal(MISSING_SEGMENT_VALUE)}) AS {alias}"
-            for name, alias in zip(self._config.segments, self._seg, strict=True)
-        )
         joined = (
             f"SELECT CAST(NULL AS DATE) AS day, {ident(cols.prediction)} AS prediction, "
-            f"{ident(cols.label)} AS label{segments} "
+            f"{ident(cols.label)} AS label{self._segment_columns()} "
             "FROM read_parquet($reference, union_by_name = true)"
         )
         return self._rollup(joined, {"reference": files})
+
+    def _segment_columns(self) -> str:
+        """``, coalesce("country", '(missing)') AS s0, ...``: a null value is its own cell."""
+        return "".join(
+            f", coalesce({ident(name)}, {literal(MISSING_SEGMENT_VALUE)}) AS {alias}"
+            for name, alias in zip(self._config.segments, self._seg, strict=True)
+        )
 
     def _rollup(self, joined: str, params: dict[str, Any]) -> CellCounts:
         seg = "".join(f", {s}" for s in self._seg)
