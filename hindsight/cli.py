@@ -194,7 +194,8 @@ def demo(full: bool, directory: str, days: int | None, per_day: int | None,
     if found and scenario.failure_day:
         out.print(f"[bold green]Detected[/] on the run of {found}, "
                   f"{(found - scenario.failure_day).days} days after onset, on the planted "
-                  f"segment. Other alerts: {len(result.false_alerts)}.")
+                  f"segment. Other alerts: {len(result.overlapping)} on segments overlapping "
+                  f"it, {len(result.elsewhere)} elsewhere.")
     else:
         out.print("[bold red]The planted failure was not detected.[/]")
     _print_alerts(_latest_per_key(result.alerts), "table")

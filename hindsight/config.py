@@ -60,6 +60,18 @@ class AlertSettings(_Frozen):
         ge=1,
         description="oldest days of the label window pooled as the trailing reference",
     )
+    pool_days: int = Field(
+        default=14, ge=1,
+        description="most days a small segment pools to reach min_samples labelled rows",
+    )
+    resolve_after_runs: int = Field(
+        default=3, ge=1,
+        description="consecutive passing runs before an open alert resolves",
+    )
+    min_label_coverage: float = Field(
+        default=0.5, ge=0, le=1,
+        description="share of a day's predictions that must be labelled before it is tested",
+    )
 
 
 class Config(_Frozen):
@@ -105,6 +117,11 @@ class Config(_Frozen):
             if name.startswith(RESERVED_PREFIX):
                 raise ValueError(f"column {name!r}: names starting with {RESERVED_PREFIX!r} are "
                                  "reserved for hindsight; rename the column")
+        if self.alerts.baseline_days >= self.label_window_days:
+            raise ValueError(
+                f"alerts.baseline_days ({self.alerts.baseline_days}) must be shorter than "
+                f"label_window_days ({self.label_window_days}): the rest of the window is tested"
+            )
         if self.cross_depth is not None and self.cross_depth > max(len(self.segments), 1):
             raise ValueError(
                 f"cross_depth is {self.cross_depth} but only {len(self.segments)} segments are "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from hindsight.alerts.hierarchy import compatible
 from hindsight.alerts.model import Alert
 from hindsight.config import load_config
 from hindsight.errors import ConfigError
@@ -33,13 +34,24 @@ class DemoResult:
         return dict(self.scenario.failure_segment)
 
     @property
+    def opened(self) -> list[Alert]:
+        return [a for a in self.alerts if a.state == "opened"]
+
+    @property
     def first_detection(self) -> date | None:
-        hits = [a.date for a in self.alerts if a.segment == self.planted]
+        hits = [a.date for a in self.opened if a.segment == self.planted]
         return min(hits) if hits else None
 
     @property
-    def false_alerts(self) -> list[Alert]:
-        return [a for a in self.alerts if a.segment != self.planted]
+    def overlapping(self) -> list[Alert]:
+        """Other alerts on segments that share rows with the planted one."""
+        return [a for a in self.opened
+                if a.segment != self.planted and compatible(a.segment, self.planted)]
+
+    @property
+    def elsewhere(self) -> list[Alert]:
+        """Alerts on segments the planted failure does not touch: false alarms."""
+        return [a for a in self.opened if not compatible(a.segment, self.planted)]
 
 
 def prepare_directory(directory: Path) -> Path:

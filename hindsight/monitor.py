@@ -37,7 +37,8 @@ class Monitor:
             task=config.task, min_samples=config.min_samples,
             min_effect=config.alerts.min_effect,
             false_discovery_rate=config.alerts.false_discovery_rate,
-            baseline_days=config.alerts.baseline_days,
+            baseline_days=config.alerts.baseline_days, pool_days=config.alerts.pool_days,
+            min_label_coverage=config.alerts.min_label_coverage,
         )
         self._clock = clock or (lambda: datetime.now(UTC))
 

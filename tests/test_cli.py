@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,7 @@ def test_a_bad_date_is_a_usage_error(project: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_finds_the_planted_failure_and_nothing_else(
+def test_demo_finds_the_planted_failure_first_and_nothing_elsewhere(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     scenario = Scenario(per_day=8000, days=28, failure_start=14)
@@ -86,9 +87,15 @@ def test_demo_finds_the_planted_failure_and_nothing_else(
                  "--days", str(scenario.days)])
     output = capsys.readouterr().out
     assert code == 0
-    assert "Detected on the run of" in output and "Other alerts: 0." in output
+    assert "Detected on the run of" in output and ", 0 elsewhere." in output
     assert main(["--config", str(tmp_path / "demo" / "hindsight.yaml"), "alerts",
                  "--format", "json"]) == 0
-    found = json.loads(capsys.readouterr().out)
-    assert {json.dumps(a["segment"], sort_keys=True) for a in found} == {
-        '{"country": "CH", "merchant_category": "restaurants"}'}
+    opened = [a for a in json.loads(capsys.readouterr().out) if a["state"] == "opened"]
+    first = opened[0]
+    assert first["segment"] == {"country": "CH", "merchant_category": "restaurants"}
+    onset = scenario.start + timedelta(days=14)
+    assert date.fromisoformat(first["date"]) - onset <= timedelta(days=10)
+    # At this small scale the planted cell is 3% of traffic and drags its neighbours down
+    # too; those may alert, but nothing that does not share rows with it.
+    for alert in opened[1:]:
+        assert all(alert["segment"].get(k, v) == v for k, v in first["segment"].items())

@@ -22,6 +22,10 @@ ALERT_SCHEMA = pa.schema(
         ("window_start", pa.date32()),
         ("window_end", pa.date32()),
         ("key", pa.string()),
+        ("aggregate", pa.float64()),
+        ("state", pa.string()),
+        ("opened_on", pa.date32()),
+        ("passing_runs", pa.int64()),
     ]
 )
 
@@ -49,6 +53,10 @@ class Alert:
     message: str
     window_start: dt.date
     window_end: dt.date
+    aggregate: float | None = None  # the population's metric on the same days
+    state: str = "opened"  # opened | ongoing | resolved
+    opened_on: dt.date | None = None
+    passing_runs: int = 0  # consecutive runs an open alert's segment was tested and fine
 
     @property
     def key(self) -> str:
@@ -57,8 +65,8 @@ class Alert:
 
     def as_json(self) -> dict[str, Any]:
         row = asdict(self)
-        for name in ("date", "window_start", "window_end"):
-            row[name] = row[name].isoformat()
+        for name in ("date", "window_start", "window_end", "opened_on"):
+            row[name] = row[name].isoformat() if row[name] else None
         row["key"] = self.key
         return row
 
@@ -76,7 +84,8 @@ def alerts_from_table(table: pa.Table) -> list[Alert]:
             date=row["date"], kind=row["kind"], segment=json.loads(row["segment"]),
             metric=row["metric"], value=row["value"], reference=row["reference"], n=row["n"],
             message=row["message"], window_start=row["window_start"],
-            window_end=row["window_end"],
+            window_end=row["window_end"], aggregate=row["aggregate"], state=row["state"],
+            opened_on=row["opened_on"], passing_runs=row["passing_runs"],
         )
         for row in table.to_pylist()
     ]

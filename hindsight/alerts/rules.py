@@ -1,11 +1,18 @@
 """Rules that turn a run's cell counts into performance alerts.
 
 ``PerformanceRule`` is the seam: the daily job calls ``evaluate`` and stores what it returns.
-``DropRule`` is the first rule. Every (segment, prediction day) cell with enough labelled rows
-is tested against its segment's reference with a one-sided two-sample test; the false discovery
-rate is controlled across all cells of the run (Benjamini-Hochberg); and a rejected cell alerts
-only when its drop is also at least ``min_effect``, so significant but irrelevant differences
-stay quiet. One alert per segment, naming its latest failing day.
+``DropRule`` is the first rule:
+
+- each segment is tested once per run, on its *unit*: the newest prediction days whose label
+  coverage has reached ``min_label_coverage``, pooled backwards until ``min_samples`` labelled
+  rows (see ``cells.pooled_units``);
+- against its reference (the reference set's same segment, else the segment's pooled oldest
+  ``baseline_days`` of the window) with a one-sided two-sample test;
+- the false discovery rate is controlled across all segments tested in the run
+  (Benjamini-Hochberg), and a rejected segment alerts only when its drop is also at least
+  ``min_effect``;
+- when overlapping segments fail together, the alert goes to the most specific one that
+  explains the others.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hindsight.alerts.cells import CellArrays, FloatArray, Units, pooled_units
+from hindsight.alerts.hierarchy import compatible, describe, inside
 from hindsight.alerts.model import Alert, segment_key
 from hindsight.stats.intervals import mean_interval, wilson_interval
 from hindsight.stats.significance import (
@@ -37,96 +46,129 @@ class RunWindow:
     as_of: date
     first_day: date
 
+    def date_of(self, offset: int) -> date:
+        return self.first_day + timedelta(days=int(offset))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    """What a rule found, and what it looked at: ``tested`` are segment keys it tested."""
+
+    alerts: tuple[Alert, ...]
+    tested: frozenset[str]
+    failing: frozenset[str]  # alerted, or covered by an alert on a more specific segment
+    skipped: int  # segments with cells but no unit (too few labelled rows, immature labels)
+
 
 class PerformanceRule(Protocol):
     def evaluate(
-        self, window: RunWindow, cells: pa.Table, reference: pa.Table | None
-    ) -> list[Alert]:
-        """Alerts for the cells of one run; ``reference`` holds the reference set's cells."""
+        self, window: RunWindow, cells: pa.Table, reference: pa.Table | None,
+        open_segments: frozenset[str] = frozenset(),
+    ) -> RuleResult:
+        """Test the cells of one run; ``reference`` holds the reference set's cells and
+        ``open_segments`` the segments of alerts still open from earlier runs."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
-class _Cells:
-    """Column arrays of a cell table: per cell, the metric's sufficient statistics."""
+class _References:
+    """Per segment code: the reference's sufficient statistics and where it came from."""
 
-    segment: np.ndarray  # int code into the run's segment dictionary
-    day: np.ndarray  # days since first_day
-    n: np.ndarray
-    total: np.ndarray  # correct predictions, or the sum of absolute errors
-    squares: np.ndarray  # the sum of squared errors (equal to total for 0/1 outcomes)
+    total: FloatArray
+    squares: FloatArray
+    n: FloatArray
+    tested_from: np.ndarray  # first day offset that may be tested against it
+    from_set: np.ndarray  # True: the reference set; False: the trailing baseline
 
 
 @dataclass(frozen=True, slots=True)
 class DropRule:
-    """Alert on a cell whose metric is significantly *and* materially worse than its reference.
-
-    Reference, per segment: the reference set when it has ``min_samples`` labelled rows for the
-    segment, else the pooled oldest ``baseline_days`` of the run's window (then only later days
-    are tested). Classification tests accuracy; regression tests the mean absolute error, and
-    ``min_effect`` is then a relative increase.
-    """
-
     task: str
     min_samples: int
     min_effect: float
     false_discovery_rate: float
     baseline_days: int
+    pool_days: int = 14
+    min_label_coverage: float = 0.5
 
     @property
     def metric(self) -> str:
         return "accuracy" if self.task == "classification" else "mae"
 
     def evaluate(
-        self, window: RunWindow, cells: pa.Table, reference: pa.Table | None
-    ) -> list[Alert]:
+        self, window: RunWindow, cells: pa.Table, reference: pa.Table | None,
+        open_segments: frozenset[str] = frozenset(),
+    ) -> RuleResult:
         names = pc.unique(cells["segment"])
-        current = self._arrays(cells, names, window.first_day)
-        k = len(names)
-        ref_total, ref_squares, ref_n, tested_from, source = self._references(current, k)
+        c = CellArrays.from_table(cells, names, window.first_day, self.task)
+        overall = pc.index(names, "{}").as_py()  # the population cell
+        refs = self._references(c, len(names), reference, names, window.first_day)
+        eligible = (self._mature_days(c, overall)[c.day] & (c.day >= refs.tested_from[c.segment])
+                    & (refs.n[c.segment] >= self.min_samples))
+        units = pooled_units(c, eligible, self.min_samples, self.pool_days)
+        seg = units.segment
+        p, material = self._test(units.total, units.squares, units.n,
+                                 refs.total[seg], refs.squares[seg], refs.n[seg])
+        rejected = benjamini_hochberg(p, self.false_discovery_rate)
+        failing = np.nonzero(rejected & material)[0]
+        tested = frozenset(names.take(pa.array(seg)).to_pylist())
+        skipped = len(set(c.segment[c.segment >= 0].tolist())) - len(tested)
+        if failing.size == 0:
+            return RuleResult((), tested, frozenset(), skipped)
+        segments = [json.loads(names[int(seg[u])].as_py()) for u in failing]
+        failing_keys = {segment_key(x) for x in segments}
+        # Alerts still open from earlier runs explain and cover new failures too, so a
+        # failure is alerted once, not again under each neighbour on the following days.
+        still_open = [json.loads(k) for k in sorted(open_segments - failing_keys)]
+        explainers = segments + still_open
+        explained = self._explained(failing, segments, explainers, units, names, c, refs)
+        anchored = [segment_key(x) in open_segments for x in segments]
+        alerts = []
+        for i, (u, segment) in enumerate(zip(failing, segments, strict=True)):
+            # An open alert stays the anchor: its new sub-segments fold into it.
+            broader = any(j >= len(segments) or anchored[j] or explained[j] is None
+                          for j, other in enumerate(explainers)
+                          if j != i and inside(segment, other))
+            if (explained[i] is not None and not anchored[i]) or broader:
+                continue
+            covers = [describe(other) for j, other in enumerate(segments)
+                      if j != i and (explained[j] == i or inside(other, segment))]
+            alerts.append(self._alert(window, segment, units, int(u), c, refs, covers,
+                                      self._aggregate(c, units, int(u), overall)))
+        return RuleResult(tuple(sorted(alerts, key=lambda a: a.key)), tested,
+                          frozenset(failing_keys), skipped)
+
+    def _mature_days(self, c: CellArrays, overall: int) -> np.ndarray:
+        """Per day offset: whether the whole day's label coverage reached the threshold."""
+        whole = c.segment == overall
+        length = int(c.day.max()) + 1 if c.day.size else 0
+        labelled = np.bincount(c.day[whole], c.n[whole], minlength=length)
+        predicted = np.bincount(c.day[whole], c.predictions[whole], minlength=length)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(labelled / predicted >= self.min_label_coverage)
+
+    def _references(self, c: CellArrays, k: int, reference: pa.Table | None, names: pa.Array,
+                    first_day: date) -> _References:
+        base = c.day < self.baseline_days
+        refs = _References(
+            total=_sum_by(c.segment[base], c.total[base], k),
+            squares=_sum_by(c.segment[base], c.squares[base], k),
+            n=_sum_by(c.segment[base], c.n[base], k),
+            tested_from=np.full(k, self.baseline_days),
+            from_set=np.zeros(k, dtype=bool),
+        )
         if reference is not None and reference.num_rows:
-            given = self._arrays(reference, names, window.first_day)
+            given = CellArrays.from_table(reference, names, first_day, self.task)
             use = (given.n >= self.min_samples) & (given.segment >= 0)
             seg = given.segment[use]
-            ref_total[seg], ref_squares[seg], ref_n[seg] = (
+            refs.total[seg], refs.squares[seg], refs.n[seg] = (
                 given.total[use], given.squares[use], given.n[use])
-            tested_from[seg], source[seg] = 0, 1
-        c = current
-        tested = (c.n >= self.min_samples) & (ref_n[c.segment] >= self.min_samples) & (
-            c.day >= tested_from[c.segment])
-        seg = c.segment[tested]
-        p, material = self._test(c.total[tested], c.squares[tested], c.n[tested],
-                                 ref_total[seg], ref_squares[seg], ref_n[seg])
-        rejected = benjamini_hochberg(p, self.false_discovery_rate)
-        failing = rejected & material
-        if not failing.any():
-            return []
-        reference_of = _Reference(ref_total, ref_squares, ref_n, float(p[rejected].max()))
-        index = np.nonzero(tested)[0][failing]
-        flagged = [int(code) for code in np.unique(c.segment[index])]
-        segments = [json.loads(names[code].as_py()) for code in flagged]
-        explained = self._explained(flagged, segments, names, c, tested, reference_of)
-        tested_per_segment = np.bincount(seg, minlength=k)
-        alerts = []
-        for code, segment in zip(flagged, segments, strict=True):
-            if explained[code] or _has_kept_ancestor(segment, flagged, segments, explained):
-                continue
-            rows = index[c.segment[index] == code]
-            latest = rows[np.argmax(c.day[rows])]
-            covers = [_describe_segment(other) for other_code, other in zip(flagged, segments,
-                                                                            strict=True)
-                      if explained[other_code] == code or (
-                          other_code != code and _inside(segment, other))]
-            alerts.append(self._alert(
-                window, segment, c, int(latest), rows, int(tested_per_segment[code]),
-                ref_total[code] / ref_n[code],
-                _source_text(window, self.baseline_days, int(source[code])), covers,
-            ))
-        return sorted(alerts, key=lambda a: a.key)
+            refs.tested_from[seg], refs.from_set[seg] = 0, True
+        return refs
 
-    def _test(self, total: np.ndarray, squares: np.ndarray, n: np.ndarray,
-              ref_total: np.ndarray, ref_squares: np.ndarray, ref_n: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def _test(self, total: FloatArray, squares: FloatArray, n: FloatArray,
+              ref_total: FloatArray, ref_squares: FloatArray, ref_n: FloatArray
+              ) -> tuple[FloatArray, np.ndarray]:
         """One-sided p-values of "worse than the reference", and whether the effect matters."""
         with np.errstate(divide="ignore", invalid="ignore"):
             value, reference = total / n, ref_total / ref_n
@@ -136,131 +178,81 @@ class DropRule:
         p = mean_increase_pvalues(total, squares, n, ref_total, ref_squares, ref_n)
         return p, value - reference >= self.min_effect * reference
 
-    def _explained(self, flagged: list[int], segments: list[dict[str, str]], names: pa.Array,
-                   c: _Cells, tested: np.ndarray, reference: _Reference) -> dict[int, int | None]:
-        """For each flagged segment, another flagged segment that explains its drop: without
-        their overlap, it would not fail on any tested day. An ancestor never explains."""
+    def _explained(self, failing: np.ndarray, segments: list[dict[str, str]],
+                   explainers: list[dict[str, str]], units: Units, names: pa.Array,
+                   c: CellArrays, refs: _References) -> list[int | None]:
+        """For each failing segment, another failing one that explains it: without their
+        overlap it would not be materially worse on its unit's days. An ancestor never
+        explains a child."""
         code_of = {name: i for i, name in enumerate(names.to_pylist())}
-        explained: dict[int, int | None] = dict.fromkeys(flagged)
-        for code, segment in zip(flagged, segments, strict=True):
-            for other_code, other in zip(flagged, segments, strict=True):
-                if other_code == code or _inside(segment, other) or not _compatible(
-                        segment, other):
+        explained: list[int | None] = [None] * len(segments)
+        for i, (u, segment) in enumerate(zip(failing, segments, strict=True)):
+            for j, other in enumerate(explainers):
+                if j == i or inside(segment, other) or not compatible(segment, other):
                     continue
                 overlap = code_of.get(segment_key({**segment, **other}))
                 if overlap is not None and not self._remainder_fails(
-                        code, overlap, c, tested, reference):
-                    explained[code] = other_code
+                        int(u), overlap, units, c, refs):
+                    explained[i] = j
                     break
         return explained
 
-    def _remainder_fails(self, code: int, overlap: int, c: _Cells, tested: np.ndarray,
-                         reference: _Reference) -> bool:
-        rows = np.nonzero(tested & (c.segment == code))[0]
-        inner = {int(c.day[i]): i for i in np.nonzero(c.segment == overlap)[0]}
-        take = np.array([inner.get(int(c.day[i]), -1) for i in rows])
-        has = take >= 0
-        total, squares, n = (c.total[rows].copy(), c.squares[rows].copy(), c.n[rows].copy())
-        total[has] -= c.total[take[has]]
-        squares[has] -= c.squares[take[has]]
-        n[has] -= c.n[take[has]]
-        enough = n >= self.min_samples
-        if not enough.any():
-            return False
-        size = int(enough.sum())
-        p, material = self._test(
-            total[enough], squares[enough], n[enough], np.full(size, reference.total[code]),
-            np.full(size, reference.squares[code]), np.full(size, reference.n[code]))
-        return bool(((p <= reference.cutoff) & material).any())
+    def _remainder_fails(self, u: int, overlap: int, units: Units, c: CellArrays,
+                         refs: _References) -> bool:
+        """Whether the segment, without its overlap with another, is still materially worse."""
+        code = int(units.segment[u])
+        days = (c.day >= units.first_day[u]) & (c.day <= units.last_day[u])
+        total, squares, n = c.sums(np.nonzero(days & (c.segment == code))[0])
+        inner = c.sums(np.nonzero(days & (c.segment == overlap))[0])
+        total, squares, n = total - inner[0], squares - inner[1], n - inner[2]
+        if n < max(self.min_samples // 4, 1):
+            # Too little is left to tell (or the overlap is all of it): keep the broader alert.
+            return True
+        # Judged on its own, at the run's error rate without multiplicity correction: a
+        # single question, asked of a smaller sample.
+        p, material = self._test(np.array([total]), np.array([squares]), np.array([n]),
+                                 refs.total[[code]], refs.squares[[code]], refs.n[[code]])
+        return bool(material[0] and p[0] <= self.false_discovery_rate)
 
-    def _references(self, c: _Cells, k: int) -> tuple[np.ndarray, ...]:
-        """Per segment: the pooled oldest ``baseline_days`` of the window."""
-        base = c.day < self.baseline_days
-        ref_total = np.bincount(c.segment[base], c.total[base], minlength=k)
-        ref_squares = np.bincount(c.segment[base], c.squares[base], minlength=k)
-        ref_n = np.bincount(c.segment[base], c.n[base], minlength=k).astype(np.float64)
-        tested_from = np.full(k, self.baseline_days)
-        return ref_total, ref_squares, ref_n, tested_from, np.zeros(k, dtype=np.int64)
-
-    def _arrays(self, cells: pa.Table, names: pa.Array, first_day: date) -> _Cells:
-        if self.task == "classification":
-            total = _numbers(cells["n_correct"])
-            squares = total
-        else:
-            total, squares = _numbers(cells["sum_abs_error"]), _numbers(cells["sum_sq_error"])
-        days = pc.fill_null(pc.days_between(pa.scalar(first_day, pa.date32()), cells["day"]), 0)
-        return _Cells(
-            segment=np.asarray(pc.fill_null(pc.index_in(cells["segment"], names), -1)
-                               .to_numpy(zero_copy_only=False), dtype=np.int64),
-            day=np.asarray(days.to_numpy(zero_copy_only=False), dtype=np.int64),
-            n=_numbers(cells["n_labelled"]), total=total, squares=squares,
-        )
-
-    def _alert(self, window: RunWindow, cell: dict[str, str], c: _Cells, latest: int,
-               failing: np.ndarray, tested: int, reference: float, source: str,
-               covers: list[str]) -> Alert:
-        n, total = int(c.n[latest]), float(c.total[latest])
-        value = total / n
+    def _alert(self, window: RunWindow, segment: dict[str, str], units: Units, u: int,
+               c: CellArrays, refs: _References, covers: list[str],
+               aggregate: float | None) -> Alert:
+        code = int(units.segment[u])
+        n, total, squares = int(units.n[u]), float(units.total[u]), float(units.squares[u])
+        value, reference = total / n, float(refs.total[code] / refs.n[code])
+        start, end = window.date_of(units.first_day[u]), window.date_of(units.last_day[u])
         if self.task == "classification":
             low, high = (float(x[0]) for x in wilson_interval([total], [n], SHOWN_CONFIDENCE))
-            shown = f"{value:.1%} [{low:.1%}, {high:.1%}] vs reference {reference:.1%}"
+            shown = f"{value:.1%} [{low:.1%}, {high:.1%}]"
+            ref_shown = f"{reference:.1%}"
         else:
-            low, high = (float(x[0]) for x in mean_interval(
-                [total], [float(c.squares[latest])], [n], SHOWN_CONFIDENCE))
-            shown = f"{value:.4g} [{low:.4g}, {high:.4g}] vs reference {reference:.4g}"
-        day = window.first_day + timedelta(days=int(c.day[latest]))
-        message = (
-            f"{_describe_segment(cell)}: {self.metric} {shown} ({source}) on predictions of "
-            f"{day}, n={n} labelled; {len(failing)} of {tested} tested days worse"
-        )
+            low, high = (float(x[0]) for x in mean_interval([total], [squares], [n],
+                                                            SHOWN_CONFIDENCE))
+            shown, ref_shown = f"{value:.4g} [{low:.4g}, {high:.4g}]", f"{reference:.4g}"
+        source = "reference set" if refs.from_set[code] else (
+            f"trailing days {window.first_day}..{window.date_of(self.baseline_days - 1)}")
+        days = f"{start}" if start == end else f"{start}..{end} ({int(units.days[u])} days pooled)"
+        message = (f"{describe(segment)}: {self.metric} {shown} vs {ref_shown} ({source}), "
+                   f"n={n} labelled, predictions of {days}")
+        if aggregate is not None:
+            message += f"; aggregate {self._format(aggregate)} on the same days"
         if covers:
-            message += f". Also explains the drop of: {'; '.join(sorted(covers))}"
-        return Alert(
-            date=window.as_of, kind="performance", segment=cell, metric=self.metric,
-            value=value, reference=reference, n=n, message=message,
-            window_start=window.first_day + timedelta(days=int(c.day[failing].min())),
-            window_end=day,
-        )
+            message += f". Also explains: {'; '.join(sorted(covers))}"
+        return Alert(date=window.as_of, kind="performance", segment=segment, metric=self.metric,
+                     value=value, reference=reference, n=n, message=message,
+                     window_start=start, window_end=end, aggregate=aggregate)
+
+    @staticmethod
+    def _aggregate(c: CellArrays, units: Units, u: int, overall: int) -> float | None:
+        """The population's metric on the unit's days: "aggregate 94%, this segment 71%"."""
+        rows = np.nonzero((c.segment == overall) & (c.day >= units.first_day[u])
+                          & (c.day <= units.last_day[u]))[0]
+        total, _, n = c.sums(rows)
+        return total / n if n else None
+
+    def _format(self, value: float) -> str:
+        return f"{value:.1%}" if self.task == "classification" else f"{value:.4g}"
 
 
-@dataclass(frozen=True, slots=True)
-class _Reference:
-    """Per segment code: the reference's sufficient statistics; and the run's BH cut-off."""
-
-    total: np.ndarray
-    squares: np.ndarray
-    n: np.ndarray
-    cutoff: float
-
-
-def _inside(segment: dict[str, str], other: dict[str, str]) -> bool:
-    """Whether ``other`` contains ``segment``: every pair of ``other`` is in ``segment``."""
-    return all(segment.get(k) == v for k, v in other.items())
-
-
-def _compatible(segment: dict[str, str], other: dict[str, str]) -> bool:
-    """Whether two segments can overlap: no column with two different values."""
-    return all(segment.get(k, v) == v for k, v in other.items())
-
-
-def _has_kept_ancestor(segment: dict[str, str], flagged: list[int],
-                       segments: list[dict[str, str]], explained: dict[int, int | None]) -> bool:
-    return any(
-        explained[code] is None and other != segment and _inside(segment, other)
-        for code, other in zip(flagged, segments, strict=True)
-    )
-
-
-def _source_text(window: RunWindow, baseline_days: int, source: int) -> str:
-    if source == 1:
-        return "reference set"
-    end = window.first_day + timedelta(days=baseline_days - 1)
-    return f"trailing days {window.first_day}..{end}"
-
-
-def _describe_segment(segment: dict[str, str]) -> str:
-    return " × ".join(f"{k}={v}" for k, v in segment.items()) or "all predictions"
-
-
-def _numbers(column: pa.ChunkedArray) -> np.ndarray:
-    return np.asarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False), dtype=np.float64)
+def _sum_by(codes: np.ndarray, values: FloatArray, k: int) -> FloatArray:
+    return np.asarray(np.bincount(codes, values, minlength=k), dtype=np.float64)

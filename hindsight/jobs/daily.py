@@ -3,46 +3,73 @@ that date, so a backfill over history replays exactly what would have been alert
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hindsight.alerts.lifecycle import advance, open_segments
 from hindsight.alerts.model import Alert, alerts_to_table
 from hindsight.alerts.rules import PerformanceRule, RunWindow
 from hindsight.config import Config
 from hindsight.engine.base import Engine
 from hindsight.jobs.performance import metric_rows
+from hindsight.jobs.results import read_alerts
 from hindsight.store.partitions import Store, Table
 
 RESULT_FILE = "data.parquet"
+RUNS_SCHEMA = pa.schema([
+    ("as_of", pa.date32()), ("cells", pa.int64()), ("segments_tested", pa.int64()),
+    ("segments_skipped", pa.int64()), ("segments_failing", pa.int64()),
+    ("alerts_opened", pa.int64()), ("alerts_open", pa.int64()),
+    ("alerts_resolved", pa.int64()), ("metric", pa.string()), ("overall", pa.float64()),
+    ("label_coverage", pa.float64()), ("seconds", pa.float64()),
+])
 
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
     as_of: date
     cells: int
-    alerts: tuple[Alert, ...]
-    overall: float | None  # the headline metric over all labelled predictions of the window
+    segments_tested: int
+    segments_skipped: int  # too few labelled rows, or labels still immature
+    segments_failing: int
+    alerts: tuple[Alert, ...]  # this run's rows: opened, ongoing and resolved
     metric: str
+    overall: float | None  # the headline metric over all labelled predictions of the window
     label_coverage: float | None
+    seconds: float
+
+    def count(self, *states: str) -> int:
+        return sum(1 for a in self.alerts if a.state in states)
 
 
 def run_daily(as_of: date, config: Config, store: Store, engine: Engine,
               rule: PerformanceRule) -> RunSummary:
+    started = time.perf_counter()
     window = RunWindow(as_of=as_of, first_day=as_of - timedelta(days=config.label_window_days - 1))
     counts = engine.cell_counts(as_of, window.first_day, as_of)
     reference = engine.reference_counts()
     metrics = metric_rows(counts, config.task)
-    alerts = rule.evaluate(window, counts.cells, reference.cells if reference else None)
-    # Results replace the run's partition whole, so re-running a date is idempotent.
+    previous = _previous_alerts(store, as_of)
+    result = rule.evaluate(window, counts.cells, reference.cells if reference else None,
+                           open_segments(previous))
+    alerts = advance(previous, result, as_of, config.alerts.resolve_after_runs)
+    overall, coverage = _overall(counts.cells, config.task)
+    summary = RunSummary(
+        as_of=as_of, cells=counts.cells.num_rows, segments_tested=len(result.tested),
+        segments_skipped=result.skipped, segments_failing=len(result.failing),
+        alerts=tuple(alerts), metric="accuracy" if config.task == "classification" else "mae",
+        overall=overall, label_coverage=coverage, seconds=time.perf_counter() - started,
+    )
+    # Results replace the run's partitions whole, so re-running a date is idempotent.
     store.write(Table.METRICS, metrics, dt=as_of, name=RESULT_FILE)
     store.write(Table.ALERTS, alerts_to_table(alerts), dt=as_of, name=RESULT_FILE)
-    headline = "accuracy" if config.task == "classification" else "mae"
-    overall, coverage = _overall(counts.cells, config.task)
-    return RunSummary(as_of, counts.cells.num_rows, tuple(alerts), overall, headline, coverage)
+    store.write(Table.RUNS, _run_row(summary), dt=as_of, name=RESULT_FILE)
+    return summary
 
 
 def backfill(start: date, end: date, run: Callable[[date], RunSummary],
@@ -57,6 +84,20 @@ def backfill(start: date, end: date, run: Callable[[date], RunSummary],
         if progress is not None:
             progress(summary)
     return summaries
+
+
+def _previous_alerts(store: Store, as_of: date) -> list[Alert]:
+    """The alerts of the latest run before ``as_of``: what is open going into this run."""
+    earlier = [d for d in store.partitions(Table.ALERTS) if d < as_of]
+    return read_alerts(store, earlier[-1], earlier[-1]) if earlier else []
+
+
+def _run_row(summary: RunSummary) -> pa.Table:
+    row = {k: v for k, v in asdict(summary).items() if k in RUNS_SCHEMA.names}
+    row |= {"alerts_opened": summary.count("opened"),
+            "alerts_open": summary.count("opened", "ongoing"),
+            "alerts_resolved": summary.count("resolved")}
+    return pa.Table.from_pylist([row], schema=RUNS_SCHEMA)
 
 
 def _overall(cells: pa.Table, task: str) -> tuple[float | None, float | None]:

@@ -31,6 +31,7 @@ class Table(StrEnum):
     REFERENCE = "reference"
     METRICS = "metrics"
     ALERTS = "alerts"
+    RUNS = "runs"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,13 @@ from datetime import date, timedelta
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
-from hindsight.alerts.rules import DropRule, RunWindow
+from hindsight.alerts.rules import DropRule, RuleResult, RunWindow
 
 FIRST = date(2026, 1, 1)
 WINDOW = RunWindow(as_of=FIRST + timedelta(days=20), first_day=FIRST)
+Row = tuple[int | None, str, int, int, int]  # day offset, segment, labelled, correct, predicted
 
 
 def rule(**changes: object) -> DropRule:
@@ -19,82 +21,126 @@ def rule(**changes: object) -> DropRule:
     return DropRule(**settings)  # type: ignore[arg-type]
 
 
-def cells(rows: list[tuple[int | None, str, int, int]]) -> pa.Table:
-    """(day offset, segment, n_labelled, n_correct) -> a cell table as the engine returns it."""
+def cells(rows: list[Row], population: bool = True) -> pa.Table:
+    """A cell table as the engine returns it; adds the population cell of each day."""
+    if population:
+        days = sorted({r[0] for r in rows if r[0] is not None})
+        rows = rows + [(d, "{}", 10_000, 9_400, 10_000) for d in days]
     return pa.table({
-        "day": pa.array([None if d is None else FIRST + timedelta(days=d) for d, *_ in rows],
+        "day": pa.array([None if r[0] is None else FIRST + timedelta(days=r[0]) for r in rows],
                         pa.date32()),
-        "segment": [s for _, s, _, _ in rows],
-        "depth": [0 if s == "{}" else 1 for _, s, _, _ in rows],
-        "n_predictions": [n for _, _, n, _ in rows],
-        "n_labelled": [n for _, _, n, _ in rows],
-        "n_correct": [k for _, _, _, k in rows],
+        "segment": [r[1] for r in rows],
+        "depth": [0 if r[1] == "{}" else 1 for r in rows],
+        "n_predictions": [r[4] for r in rows],
+        "n_labelled": [r[2] for r in rows],
+        "n_correct": [r[3] for r in rows],
     })
 
 
-def healthy_days(segment: str, n: int, accuracy: float, seed: int) -> list[
-        tuple[int | None, str, int, int]]:
+def days_of(segment: str, n: int, accuracy: float, seed: int, drop_from: int | None = None,
+            dropped: float = 0.71) -> list[Row]:
     rng = np.random.default_rng(seed)
-    return [(d, segment, n, int(rng.binomial(n, accuracy))) for d in range(21)]
+    return [(d, segment, n, int(rng.binomial(n, dropped if drop_from is not None
+                                             and d >= drop_from else accuracy)), n)
+            for d in range(21)]
 
 
-def test_a_collapsing_segment_alerts_once_naming_its_latest_failing_day() -> None:
-    rows = healthy_days('{"country":"CH"}', 250, 0.94, 1)
-    rows = [(d, s, n, int(n * 0.71)) if d is not None and d >= 15 else (d, s, n, k)
-            for d, s, n, k in rows]
-    found = rule().evaluate(WINDOW, cells(rows), None)
-    assert len(found) == 1
-    alert = found[0]
-    assert alert.segment == {"country": "CH"}
-    assert alert.window_end == FIRST + timedelta(days=20)
-    assert alert.window_start == FIRST + timedelta(days=15)
-    assert alert.value == int(250 * 0.71) / 250
-    assert "trailing days" in alert.message and "6 of 14 tested days worse" in alert.message
+def run(rows: list[Row], reference: pa.Table | None = None, **changes: object) -> RuleResult:
+    return rule(**changes).evaluate(WINDOW, cells(rows), reference)
+
+
+def test_a_collapsing_segment_alerts_on_its_latest_day_with_the_aggregate_beside_it() -> None:
+    result = run(days_of('{"country":"CH"}', 250, 0.94, 1, drop_from=15))
+    assert [a.segment for a in result.alerts] == [{"country": "CH"}]
+    alert = result.alerts[0]
+    assert alert.window_start == alert.window_end == FIRST + timedelta(days=20)
+    assert alert.n == 250 and alert.value < 0.8 and alert.aggregate == 0.94
+    assert "aggregate 94.0% on the same days" in alert.message
+    assert result.tested == frozenset({'{"country":"CH"}', "{}"})
 
 
 def test_healthy_noise_across_many_segments_raises_nothing() -> None:
-    rows = []
-    for i in range(300):
-        rows += healthy_days(f'{{"merchant":"m{i}"}}', 150, 0.94, seed=i)
-    assert rule().evaluate(WINDOW, cells(rows), None) == []
+    rows = [r for i in range(300) for r in days_of(f'{{"m":"m{i}"}}', 150, 0.94, seed=i)]
+    result = run(rows)
+    assert result.alerts == () and len(result.tested) == 301
 
 
 def test_a_significant_but_small_drop_stays_quiet_under_min_effect() -> None:
-    rows = healthy_days("{}", 50_000, 0.94, 2)
-    rows = [(d, s, n, int(n * 0.92)) if d is not None and d >= 10 else (d, s, n, k)
-            for d, s, n, k in rows]
-    assert rule().evaluate(WINDOW, cells(rows), None) == []
-    assert len(rule(min_effect=0.01).evaluate(WINDOW, cells(rows), None)) == 1
+    rows = days_of("{}", 50_000, 0.94, 2, drop_from=10, dropped=0.92)
+    result = rule().evaluate(WINDOW, cells(rows, population=False), None)
+    assert result.alerts == ()
+    loose = rule(min_effect=0.01).evaluate(WINDOW, cells(rows, population=False), None)
+    assert len(loose.alerts) == 1
 
 
-def test_cells_below_min_samples_are_never_tested() -> None:
-    rows = healthy_days('{"country":"CH"}', 99, 0.94, 3)
-    rows = [(d, s, n, 40) if d is not None and d >= 10 else (d, s, n, k) for d, s, n, k in rows]
-    assert rule().evaluate(WINDOW, cells(rows), None) == []
+def test_a_small_segment_pools_recent_days_and_says_which() -> None:
+    result = run(days_of('{"tier":"gold"}', 30, 0.94, 3, drop_from=10, dropped=0.5))
+    alert = result.alerts[0]
+    assert (alert.window_start, alert.window_end) == (FIRST + timedelta(days=17),
+                                                      FIRST + timedelta(days=20))
+    assert alert.n == 120 and "(4 days pooled)" in alert.message
 
 
-def test_the_reference_set_is_used_when_it_has_enough_rows_and_tests_every_day() -> None:
-    rows = [(d, '{"country":"CH"}', 200, 140) for d in range(21)]  # 70% all along
-    # the trailing baseline is itself broken: nothing looks worse than it
-    assert rule().evaluate(WINDOW, cells(rows), None) == []
-    reference = cells([(None, '{"country":"CH"}', 2000, 1880)])
-    found = rule().evaluate(WINDOW, cells(rows), reference)
+def test_a_segment_too_small_even_when_pooled_is_skipped_and_counted() -> None:
+    result = run(days_of('{"tier":"tiny"}', 5, 0.94, 4, drop_from=7, dropped=0.0),
+                 pool_days=14)
+    assert result.alerts == () and result.skipped == 1
+
+
+def test_days_with_immature_labels_are_not_tested() -> None:
+    rows = days_of('{"country":"CH"}', 250, 0.94, 5)
+    rows = [(d, s, n, int(n * 0.6), n) if d is not None and d >= 18 else (d, s, n, k, p)
+            for d, s, n, k, p in rows]
+    table = cells(rows)
+    # the last three days: only 10% of the day's predictions are labelled yet
+    immature = pa.array([r["segment"] == "{}" and r["day"] >= FIRST + timedelta(days=18)
+                         for r in table.to_pylist()])
+    table = table.set_column(3, "n_predictions", pa.array(np.where(
+        immature.to_numpy(zero_copy_only=False), 100_000, table["n_predictions"].to_numpy())))
+    assert rule().evaluate(WINDOW, table, None).alerts == ()
+    assert len(rule(min_label_coverage=0.05).evaluate(WINDOW, table, None).alerts) == 1
+
+
+def test_the_reference_set_is_used_when_it_has_enough_rows() -> None:
+    rows: list[Row] = [(d, '{"country":"CH"}', 200, 140, 200) for d in range(21)]  # 70% always
+    assert run(rows).alerts == ()  # the trailing baseline is itself broken
+    reference = cells([(None, '{"country":"CH"}', 2000, 1880, 2000)], population=False)
+    found = run(rows, reference).alerts
     assert len(found) == 1 and "reference set" in found[0].message
-    assert found[0].window_start == FIRST
-    assert found[0].reference == 0.94
+    assert found[0].reference == pytest.approx(0.94)
+
+
+def test_the_most_specific_failing_segment_gets_the_alert() -> None:
+    child = days_of('{"country":"CH","merchant":"restaurants"}', 250, 0.94, 6, drop_from=12)
+    healthy_rest = days_of('{"country":"DE","merchant":"restaurants"}', 250, 0.94, 7)
+    parent = [(d, '{"merchant":"restaurants"}', n1 + n2, k1 + k2, n1 + n2)
+              for (d, _, n1, k1, _), (_, _, n2, k2, _) in zip(child, healthy_rest, strict=True)]
+    result = run(child + healthy_rest + parent)
+    assert [a.segment for a in result.alerts] == [{"country": "CH", "merchant": "restaurants"}]
+    assert "Also explains: merchant=restaurants" in result.alerts[0].message
+    assert '{"merchant":"restaurants"}' in result.failing
+
+
+def test_a_broad_failure_alerts_on_the_broad_segment_not_each_part() -> None:
+    parts = [days_of(f'{{"country":"CH","merchant":"m{i}"}}', 200, 0.94, 10 + i, drop_from=12)
+             for i in range(3)]
+    whole = [(d, '{"country":"CH"}', sum(p[d][2] for p in parts), sum(p[d][3] for p in parts),
+              sum(p[d][2] for p in parts)) for d in range(21)]
+    result = run([r for p in parts for r in p] + whole)
+    assert [a.segment for a in result.alerts] == [{"country": "CH"}]
 
 
 def test_regression_alerts_on_a_material_rise_in_mean_absolute_error() -> None:
     rng = np.random.default_rng(4)
-    rows = []
+    sums = []
     for d in range(21):
         errors = np.abs(rng.normal(0, 1.0 if d < 14 else 1.5, 300))
-        rows.append((FIRST + timedelta(days=d), errors.sum(), (errors**2).sum()))
+        sums.append((errors.sum(), (errors**2).sum()))
     table = pa.table({
-        "day": pa.array([r[0] for r in rows], pa.date32()), "segment": ["{}"] * 21,
-        "depth": [0] * 21, "n_predictions": [300] * 21, "n_labelled": [300] * 21,
-        "sum_abs_error": [r[1] for r in rows], "sum_sq_error": [r[2] for r in rows],
+        "day": pa.array([FIRST + timedelta(days=d) for d in range(21)], pa.date32()),
+        "segment": ["{}"] * 21, "depth": [0] * 21, "n_predictions": [300] * 21,
+        "n_labelled": [300] * 21, "sum_abs_error": [s[0] for s in sums],
+        "sum_sq_error": [s[1] for s in sums],
     })
-    found = rule(task="regression").evaluate(WINDOW, table, None)
+    found = rule(task="regression").evaluate(WINDOW, table, None).alerts
     assert len(found) == 1 and found[0].metric == "mae"
-    assert found[0].window_start == FIRST + timedelta(days=14)
