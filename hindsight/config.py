@@ -51,9 +51,14 @@ class AlertSettings(_Frozen):
     min_effect: float = Field(
         default=0.05, ge=0, le=1, description="smallest drop worth an alert, in metric units"
     )
-    false_discovery_rate: float = Field(
-        default=0.01, gt=0, lt=1,
-        description="expected share of false alerts among a run's alerts (Benjamini-Hochberg)",
+    alpha: float = Field(
+        default=0.001, gt=0, lt=1,
+        description="error rate of a run's tests across all segments (see correction)",
+    )
+    correction: Literal["holm", "bh"] = Field(
+        default="holm",
+        description="holm: chance of any false alert in a run <= alpha; "
+                    "bh: expected share of false alerts among a run's alerts <= alpha",
     )
     baseline_days: int = Field(
         default=7,

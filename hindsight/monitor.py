@@ -36,7 +36,7 @@ class Monitor:
         self.rule = rule or DropRule(
             task=config.task, min_samples=config.min_samples,
             min_effect=config.alerts.min_effect,
-            false_discovery_rate=config.alerts.false_discovery_rate,
+            alpha=config.alerts.alpha, correction=config.alerts.correction,
             baseline_days=config.alerts.baseline_days, pool_days=config.alerts.pool_days,
             min_label_coverage=config.alerts.min_label_coverage,
         )

@@ -8,9 +8,9 @@
   rows (see ``cells.pooled_units``);
 - against its reference (the reference set's same segment, else the segment's pooled oldest
   ``baseline_days`` of the window) with a one-sided two-sample test;
-- the false discovery rate is controlled across all segments tested in the run
-  (Benjamini-Hochberg), and a rejected segment alerts only when its drop is also at least
-  ``min_effect``;
+- the error rate is controlled across all segments tested in the run: by default the chance
+  of any false alert (Holm), or the expected share of false alerts (Benjamini-Hochberg); and a
+  rejected segment alerts only when its drop is also at least ``min_effect``;
 - when overlapping segments fail together, the alert goes to the most specific one that
   explains the others.
 """
@@ -32,6 +32,7 @@ from hindsight.alerts.model import Alert, segment_key
 from hindsight.stats.intervals import mean_interval, wilson_interval
 from hindsight.stats.significance import (
     benjamini_hochberg,
+    holm,
     mean_increase_pvalues,
     proportion_drop_pvalues,
 )
@@ -86,10 +87,11 @@ class DropRule:
     task: str
     min_samples: int
     min_effect: float
-    false_discovery_rate: float
+    alpha: float
     baseline_days: int
     pool_days: int = 14
     min_label_coverage: float = 0.5
+    correction: str = "holm"
 
     @property
     def metric(self) -> str:
@@ -109,7 +111,8 @@ class DropRule:
         seg = units.segment
         p, material = self._test(units.total, units.squares, units.n,
                                  refs.total[seg], refs.squares[seg], refs.n[seg])
-        rejected = benjamini_hochberg(p, self.false_discovery_rate)
+        correct = holm if self.correction == "holm" else benjamini_hochberg
+        rejected = correct(p, self.alpha)
         failing = np.nonzero(rejected & material)[0]
         tested = frozenset(names.take(pa.array(seg)).to_pylist())
         skipped = len(set(c.segment[c.segment >= 0].tolist())) - len(tested)
@@ -212,7 +215,7 @@ class DropRule:
         # single question, asked of a smaller sample.
         p, material = self._test(np.array([total]), np.array([squares]), np.array([n]),
                                  refs.total[[code]], refs.squares[[code]], refs.n[[code]])
-        return bool(material[0] and p[0] <= self.false_discovery_rate)
+        return bool(material[0] and p[0] <= self.alpha)
 
     def _alert(self, window: RunWindow, segment: dict[str, str], units: Units, u: int,
                c: CellArrays, refs: _References, covers: list[str],

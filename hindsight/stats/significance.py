@@ -75,6 +75,24 @@ def mean_increase_pvalues(
     return np.where(se > 0, normal_sf(np.nan_to_num(z)), 1.0)
 
 
+def holm(pvalues: npt.ArrayLike, alpha: float) -> npt.NDArray[np.bool_]:
+    """Which hypotheses to reject so that the chance of *any* false rejection stays at most
+    ``alpha`` (Holm's step-down procedure; uniformly more powerful than Bonferroni).
+
+    >>> holm([0.001, 0.008, 0.039, 0.041, 0.042, 0.06], 0.05).tolist()
+    [True, True, False, False, False, False]
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    passed = p[order] <= alpha / (m - np.arange(m))
+    failed = np.nonzero(~passed)[0]
+    count = int(failed[0]) if failed.size else m
+    reject = np.zeros(m, dtype=bool)
+    reject[order[:count]] = True
+    return reject
+
+
 def benjamini_hochberg(pvalues: npt.ArrayLike, q: float) -> npt.NDArray[np.bool_]:
     """Which hypotheses to reject so that the false discovery rate stays at most ``q``.
 

@@ -15,7 +15,7 @@ Row = tuple[int | None, str, int, int, int]  # day offset, segment, labelled, co
 
 def rule(**changes: object) -> DropRule:
     settings: dict[str, object] = {"task": "classification", "min_samples": 100,
-                                   "min_effect": 0.05, "false_discovery_rate": 0.01,
+                                   "min_effect": 0.05, "alpha": 0.01,
                                    "baseline_days": 7}
     settings.update(changes)
     return DropRule(**settings)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from hindsight.stats.significance import (
     benjamini_hochberg,
+    holm,
     mean_increase_pvalues,
     normal_sf,
     proportion_drop_pvalues,
@@ -56,3 +57,14 @@ def test_benjamini_hochberg_on_null_cells_rarely_rejects_anything(seed: int) -> 
     k = rng.binomial(150, 0.94, 2000)
     p = proportion_drop_pvalues(k, np.full(2000, 150), np.full(2000, 9400), np.full(2000, 10000))
     assert benjamini_hochberg(p, 0.01).sum() <= 2
+
+
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=300), st.sampled_from([0.001, 0.01, 0.05]))
+def test_holm_matches_statsmodels(pvalues: list[float], alpha: float) -> None:
+    expected, *_ = multipletests(pvalues, alpha=alpha, method="holm")
+    assert holm(pvalues, alpha).tolist() == expected.tolist()
+
+
+def test_holm_is_stricter_than_benjamini_hochberg_once_there_are_true_discoveries() -> None:
+    p = [1e-12] * 5 + [3e-6] + [0.5] * 1500
+    assert benjamini_hochberg(p, 0.001)[5] and not holm(p, 0.001)[5]
