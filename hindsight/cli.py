@@ -103,7 +103,8 @@ def run(ctx: click.Context, day: date | None) -> None:
     with _monitor(ctx) as monitor:
         summary = monitor.run(as_of)
     out.print(_summary_line(summary))
-    _print_alerts(list(summary.alerts), "table")
+    if summary.alerts:
+        _print_alerts(list(summary.alerts), "table")
 
 
 @cli.command()
@@ -121,19 +122,59 @@ def backfill(ctx: click.Context, start: date, end: date) -> None:
             bar.update(task, advance=1, description=f"run {summary.as_of}")
 
         summaries = monitor.backfill(start, end, advance)
-    fired = sum(len(s.alerts) for s in summaries)
-    out.print(f"{len(summaries)} runs, {fired} alerts; see 'hindsight alerts --start {start}'")
+    opened = sum(s.count("opened") for s in summaries)
+    resolved = sum(s.count("resolved") for s in summaries)
+    out.print(f"{len(summaries)} runs: {opened} alerts opened, {resolved} resolved, "
+              f"{summaries[-1].count('opened', 'ongoing')} open after the last run. "
+              f"See 'hindsight alerts --start {start} --state opened'.")
 
 
 @cli.command()
 @click.option("--start", callback=_day, default=None, help="First run date.")
 @click.option("--end", callback=_day, default=None, help="Last run date.")
+@click.option("--state", type=click.Choice(["opened", "ongoing", "resolved", "open"]),
+              default=None, help="Only alerts in this state ('open': opened or ongoing).")
 @FORMAT
 @click.pass_context
-def alerts(ctx: click.Context, start: date | None, end: date | None, fmt: str) -> None:
-    """Alerts the daily runs raised."""
+def alerts(ctx: click.Context, start: date | None, end: date | None, state: str | None,
+           fmt: str) -> None:
+    """Alerts the daily runs raised: one row per run while an alert is open."""
+    wanted = ("opened", "ongoing") if state == "open" else (state,)
     with _monitor(ctx) as monitor:
-        _print_alerts(monitor.alerts(start, end), fmt)
+        found = [a for a in monitor.alerts(start, end) if state is None or a.state in wanted]
+    _print_alerts(found, fmt)
+
+
+@cli.command()
+@click.option("--incidents", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="YAML list of known incidents: {segment: {column: value}, start, end}.")
+@click.option("--start", callback=_day, default=None, help="First run date.")
+@click.option("--end", callback=_day, default=None, help="Last run date.")
+@FORMAT
+@click.pass_context
+def evaluate(ctx: click.Context, incidents: str, start: date | None, end: date | None,
+             fmt: str) -> None:
+    """Score the alerts of past runs against known incidents: delay and false alerts."""
+    from hindsight.jobs.evaluation import evaluate as score
+    from hindsight.jobs.evaluation import load_incidents
+
+    known = load_incidents(incidents)
+    with _monitor(ctx) as monitor:
+        result = score(monitor.alerts(start, end), known, len(monitor.runs(start, end)))
+    if fmt == "json":
+        click.echo(json.dumps(result.as_json(), indent=2))
+        return
+    table = RichTable(title=f"{result.runs} runs replayed")
+    for column in ("incident", "start", "detected", "delay", "segment"):
+        table.add_column(column)
+    for d in result.detections:
+        table.add_row(d.incident.label, str(d.incident.start),
+                      str(d.alert.date) if d.alert else "missed",
+                      f"{d.delay_days} days" if d.alert else "-",
+                      "exact" if d.exact else ("overlapping" if d.alert else "-"))
+    out.print(table)
+    out.print(f"False alerts: {len(result.false_alerts)}")
+    _print_alerts(list(result.false_alerts), "table")
 
 
 @cli.command()
@@ -198,23 +239,21 @@ def demo(full: bool, directory: str, days: int | None, per_day: int | None,
                   f"it, {len(result.elsewhere)} elsewhere.")
     else:
         out.print("[bold red]The planted failure was not detected.[/]")
-    _print_alerts(_latest_per_key(result.alerts), "table")
-    out.print(f"Explore: hindsight --config {directory}/hindsight.yaml alerts --format json")
+    _print_alerts(result.opened, "table")
+    out.print(f"Explore: hindsight --config {directory}/hindsight.yaml alerts --state open\n"
+              f"         hindsight --config {directory}/hindsight.yaml evaluate "
+              f"--incidents {directory}/incidents.yaml")
 
 
 def _summary_line(summary: RunSummary) -> str:
     overall = "n/a (no labels yet)" if summary.overall is None else f"{summary.overall:.1%}"
     coverage = "n/a" if summary.label_coverage is None else f"{summary.label_coverage:.0%}"
     return (f"Run as of {summary.as_of}: aggregate {summary.metric} {overall} over the label "
-            f"window (label coverage {coverage}), {summary.cells:,} cells, "
-            f"{len(summary.alerts)} alerts.")
-
-
-def _latest_per_key(found: Sequence[Alert]) -> list[Alert]:
-    latest: dict[str, Alert] = {}
-    for alert in found:
-        latest[alert.key] = alert
-    return list(latest.values())
+            f"window (label coverage {coverage}); {summary.cells:,} cells; segments: "
+            f"{summary.segments_tested:,} tested, {summary.segments_skipped:,} skipped (too few "
+            f"labelled rows, or no reference yet), {summary.segments_failing} failing; alerts: "
+            f"{summary.count('opened')} opened, {summary.count('ongoing')} ongoing, "
+            f"{summary.count('resolved')} resolved.")
 
 
 def _print_alerts(found: Sequence[Alert], fmt: str) -> None:
@@ -225,10 +264,10 @@ def _print_alerts(found: Sequence[Alert], fmt: str) -> None:
         out.print("No alerts.")
         return
     table = RichTable(title=f"{len(found)} alert(s)", show_lines=True)
-    for column in ("date", "kind", "alert"):
+    for column in ("date", "kind", "state", "alert"):
         table.add_column(column, overflow="fold", no_wrap=column != "alert")
     for a in found:
-        table.add_row(str(a.date), a.kind, a.message)
+        table.add_row(str(a.date), a.kind, a.state, a.message)
     out.print(table)
 
 

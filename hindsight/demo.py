@@ -74,6 +74,10 @@ def run_demo(directory: Path, scenario: Scenario,
     prepare_directory(directory)
     config_file = directory / "hindsight.yaml"
     config_file.write_text(yaml.safe_dump(demo_config("store"), sort_keys=False))
+    if scenario.failure_day is not None:  # the planted truth, for 'hindsight evaluate'
+        incident = {"name": "planted failure", "segment": dict(scenario.failure_segment),
+                    "start": scenario.failure_day}
+        (directory / "incidents.yaml").write_text(yaml.safe_dump([incident], sort_keys=False))
     simulator = Simulator(scenario)
     with Monitor(load_config(config_file)) as monitor:
         monitor.log_reference(simulator.reference(), name="validation set")

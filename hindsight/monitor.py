@@ -23,7 +23,7 @@ from hindsight.jobs import daily, ingest, results
 from hindsight.jobs.daily import RunSummary
 from hindsight.jobs.ingest import IngestReport
 from hindsight.store.inputs import Batch, from_memory, read_file
-from hindsight.store.partitions import Store
+from hindsight.store.partitions import Store, Table
 from hindsight.store.schema import text_columns
 
 
@@ -95,6 +95,11 @@ class Monitor:
 
     def alerts(self, start: date | None = None, end: date | None = None) -> list[Alert]:
         return results.read_alerts(self.store, start, end)
+
+    def runs(self, start: date | None = None, end: date | None = None) -> list[date]:
+        """The dates that have a completed run."""
+        return [d for d in self.store.partitions(Table.RUNS)
+                if (start is None or d >= start) and (end is None or d <= end)]
 
     def metrics(self, day: date, as_of: date | None = None,
                 segment: dict[str, str] | None = None) -> tuple[date, list[results.MetricRow]]:

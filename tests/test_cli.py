@@ -99,3 +99,11 @@ def test_demo_finds_the_planted_failure_first_and_nothing_elsewhere(
     # too; those may alert, but nothing that does not share rows with it.
     for alert in opened[1:]:
         assert all(alert["segment"].get(k, v) == v for k, v in first["segment"].items())
+    assert main(["--config", str(tmp_path / "demo" / "hindsight.yaml"), "evaluate",
+                 "--incidents", str(tmp_path / "demo" / "incidents.yaml"),
+                 "--format", "json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["runs"] == scenario.days
+    assert scored["detections"][0]["delay_days"] <= 10
+    assert scored["detections"][0]["exact_segment"] is True
+    assert scored["false_alerts"] == []
