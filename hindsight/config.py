@@ -73,6 +73,10 @@ class AlertSettings(_Frozen):
         default=3, ge=1,
         description="consecutive passing runs before an open alert resolves",
     )
+    correct_label_delay: bool = Field(
+        default=True,
+        description="correct young days for labels that arrive later when the model was wrong",
+    )
     min_label_coverage: float = Field(
         default=0.5, ge=0, le=1,
         description="share of a day's predictions that must be labelled before it is tested",

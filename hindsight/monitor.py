@@ -39,6 +39,7 @@ class Monitor:
             alpha=config.alerts.alpha, correction=config.alerts.correction,
             baseline_days=config.alerts.baseline_days, pool_days=config.alerts.pool_days,
             min_label_coverage=config.alerts.min_label_coverage,
+            correct_label_delay=config.alerts.correct_label_delay,
         )
         self._clock = clock or (lambda: datetime.now(UTC))
 

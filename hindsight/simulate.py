@@ -23,6 +23,7 @@ NAMED_MERCHANTS = ("restaurants", "hotels", "airlines", "rail", "taxis", "fuel-s
 MERCHANTS = NAMED_MERCHANTS + tuple(
     f"mcc-{5000 + 37 * i}" for i in range(50 - len(NAMED_MERCHANTS)))
 TIERS = ("free", "starter", "team", "business", "enterprise")
+LANGUAGES = ("de", "fr", "it")
 MODEL_VERSION = "expense-clf-2026-09-15"
 
 
@@ -40,6 +41,12 @@ class Scenario:
     label_share: float = 0.97
     label_delay_median_days: float = 4.0
     label_delay_p95_days: float = 21.0
+    # Corrections arrive later than approvals: a wrong prediction's label takes this much
+    # longer, so a day's early labels look better than the day will end up.
+    correction_delay_factor: float = 1.5
+    # From this day index: benign input drift (a large customer onboards, amounts and
+    # languages shift); the model's accuracy per segment does not change.
+    benign_drift_start: int | None = None
     reference_rows: int = 30_000
     seed: int = 7
     segments: tuple[str, ...] = field(default=("merchant_category", "country", "customer_tier"))
@@ -65,7 +72,7 @@ def demo_config(store: str) -> dict[str, object]:
             "model_version": "model_version",
         },
         "segments": ["merchant_category", "country", "customer_tier"],
-        "features": ["amount", "vat_rate"],
+        "features": ["amount", "vat_rate", "language"],
     }
 
 
@@ -94,7 +101,7 @@ class Simulator:
         rng = np.random.default_rng(self.scenario.seed + 1)
         table, truth = self._predict(rng, self.scenario.reference_rows,
                                      self.scenario.start - timedelta(days=14), failing=False,
-                                     id_prefix="val")
+                                     drifted=False, id_prefix="val")
         return table.append_column("true_category", truth)
 
     def days(self) -> Iterator[Day]:
@@ -104,7 +111,8 @@ class Simulator:
             day = s.start + timedelta(days=index)
             rng = np.random.default_rng([s.seed, index])
             failing = s.failure_start is not None and index >= s.failure_start
-            predictions, truth = self._predict(rng, s.per_day, day, failing,
+            drifted = s.benign_drift_start is not None and index >= s.benign_drift_start
+            predictions, truth = self._predict(rng, s.per_day, day, failing, drifted,
                                                id_prefix=day.strftime("%Y%m%d"))
             for arrival, labels in self._labels(rng, predictions, truth):
                 pending.setdefault(arrival, []).append(labels)
@@ -113,16 +121,19 @@ class Simulator:
             yield Day(day, predictions, labels)
 
     def _predict(self, rng: np.random.Generator, n: int, day: date, failing: bool,
-                 id_prefix: str) -> tuple[pa.Table, pa.Array]:
+                 drifted: bool, id_prefix: str) -> tuple[pa.Table, pa.Array]:
         s = self.scenario
         p = self._pairs.copy()
+        if drifted:  # a large Dutch enterprise customer onboards
+            p.reshape(len(COUNTRIES), len(MERCHANTS))[COUNTRIES.index("NL")] *= 4.0
         share = min(s.failure_cell_per_day / max(n, 1), 0.5)
         p[self._failure_pair] = 0.0
         p *= (1.0 - share) / p.sum()
         p[self._failure_pair] = share
         pair = rng.choice(p.size, size=n, p=p)
         country, merchant = np.divmod(pair, len(MERCHANTS))
-        tier = rng.choice(len(TIERS), size=n, p=[0.35, 0.25, 0.2, 0.12, 0.08])
+        tier_share = [0.25, 0.2, 0.18, 0.12, 0.25] if drifted else [0.35, 0.25, 0.2, 0.12, 0.08]
+        tier = rng.choice(len(TIERS), size=n, p=tier_share)
         dominant = self._merchant_class[merchant]
         truth = np.where(rng.random(n) < 0.8, dominant, rng.integers(0, len(CLASSES), n))
         accuracy = np.clip(s.base_accuracy + self._merchant_offset[merchant]
@@ -139,6 +150,9 @@ class Simulator:
         hotels = merchant == MERCHANTS.index("hotels")
         vat = np.where(is_ch, np.where(hotels, 0.038, 0.081), 0.2)
         classes = np.array(CLASSES)
+        english = rng.random(n) < (0.45 if drifted else 0.2)
+        language = np.where(english, "en", np.array(LANGUAGES)[country % len(LANGUAGES)])
+        amount = rng.lognormal(3.9, 1.1, n) if drifted else rng.lognormal(3.5, 1.0, n)
         table = pa.table({
             "prediction_id": pc.binary_join_element_wise(
                 id_prefix, pc.cast(pa.array(np.arange(n)), pa.string()), "-"),
@@ -146,8 +160,9 @@ class Simulator:
             "merchant_category": pa.array(np.array(MERCHANTS)[merchant]),
             "country": pa.array(np.array(COUNTRIES)[country]),
             "customer_tier": pa.array(np.array(TIERS)[tier]),
-            "amount": pa.array(np.round(rng.lognormal(3.5, 1.0, n), 2)),
+            "amount": pa.array(np.round(amount, 2)),
             "vat_rate": pa.array(vat),
+            "language": pa.array(language),
             "predicted_category": pa.array(classes[predicted]),
             "confidence": pa.array(np.round(confidence, 4)),
             "model_version": pa.array([MODEL_VERSION] * n, pa.string()),
@@ -160,6 +175,9 @@ class Simulator:
         n = predictions.num_rows
         sigma = np.log(s.label_delay_p95_days / s.label_delay_median_days) / 1.6448536
         delay = rng.lognormal(np.log(s.label_delay_median_days), sigma, n)
+        wrong = pc.not_equal(predictions["predicted_category"], truth).to_numpy(
+            zero_copy_only=False)
+        delay = np.where(wrong, delay * s.correction_delay_factor, delay)
         keep = rng.random(n) < s.label_share
         predicted_at = predictions["predicted_at"].to_numpy().astype("datetime64[us]")
         labeled_at = predicted_at + (delay * 86_400e6).astype("timedelta64[us]")

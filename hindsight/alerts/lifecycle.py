@@ -1,5 +1,6 @@
 """An alert's life across runs: opened once, ongoing while its condition holds, resolved when
-its segment is tested again and no longer fails. Sinks send only openings and resolutions."""
+its segment is tested again and found clearly healthy in several consecutive runs. Sinks send
+only openings and resolutions."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ def open_segments(alerts: list[Alert]) -> frozenset[str]:
 def advance(previous: list[Alert], result: RuleResult, as_of: date,
             resolve_after: int = 3) -> list[Alert]:
     """This run's alert rows, given the alerts of the run before it. An open alert resolves
-    after ``resolve_after`` consecutive runs that tested its segment and found it fine, so a
-    borderline segment does not flap."""
+    after ``resolve_after`` consecutive runs that found its segment healthy, so a borderline
+    segment does not flap."""
     still_open = {a.key: a for a in previous if a.state in OPEN_STATES}
     rows = []
     for alert in result.alerts:
@@ -32,7 +33,7 @@ def advance(previous: list[Alert], result: RuleResult, as_of: date,
                                 passing_runs=0))
     for alert in still_open.values():
         segment = segment_key(alert.segment)
-        passed = segment in result.tested and segment not in result.failing
+        passed = segment in result.healthy and segment not in result.failing
         if not passed:  # still failing under a neighbour's alert, or not testable today
             rows.append(replace(alert, date=as_of, state="ongoing", passing_runs=0))
         elif alert.passing_runs + 1 >= resolve_after:

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Protocol
 
@@ -30,6 +30,7 @@ from hindsight.alerts.cells import CellArrays, FloatArray, Units, pooled_units
 from hindsight.alerts.hierarchy import compatible, describe, inside
 from hindsight.alerts.model import Alert, segment_key
 from hindsight.stats.intervals import mean_interval, wilson_interval
+from hindsight.stats.maturity import debiased_successes, delay_odds_ratio
 from hindsight.stats.significance import (
     benjamini_hochberg,
     holm,
@@ -58,16 +59,18 @@ class RuleResult:
     alerts: tuple[Alert, ...]
     tested: frozenset[str]
     failing: frozenset[str]  # alerted, or covered by an alert on a more specific segment
+    healthy: frozenset[str]  # tested and within half of min_effect of the reference
     skipped: int  # segments with cells but no unit (too few labelled rows, immature labels)
 
 
 class PerformanceRule(Protocol):
     def evaluate(
         self, window: RunWindow, cells: pa.Table, reference: pa.Table | None,
-        open_segments: frozenset[str] = frozenset(),
+        open_segments: frozenset[str] = frozenset(), label_ages: pa.Table | None = None,
     ) -> RuleResult:
-        """Test the cells of one run; ``reference`` holds the reference set's cells and
-        ``open_segments`` the segments of alerts still open from earlier runs."""
+        """Test the cells of one run; ``reference`` holds the reference set's cells,
+        ``open_segments`` the segments of alerts still open from earlier runs and
+        ``label_ages`` the population's labels by arrival age (see ``CellCounts``)."""
         ...
 
 
@@ -92,6 +95,7 @@ class DropRule:
     pool_days: int = 14
     min_label_coverage: float = 0.5
     correction: str = "holm"
+    correct_label_delay: bool = True
 
     @property
     def metric(self) -> str:
@@ -99,10 +103,11 @@ class DropRule:
 
     def evaluate(
         self, window: RunWindow, cells: pa.Table, reference: pa.Table | None,
-        open_segments: frozenset[str] = frozenset(),
+        open_segments: frozenset[str] = frozenset(), label_ages: pa.Table | None = None,
     ) -> RuleResult:
         names = pc.unique(cells["segment"])
-        c = CellArrays.from_table(cells, names, window.first_day, self.task)
+        c = self._debias(CellArrays.from_table(cells, names, window.first_day, self.task),
+                         window, label_ages)
         overall = pc.index(names, "{}").as_py()  # the population cell
         refs = self._references(c, len(names), reference, names, window.first_day)
         eligible = (self._mature_days(c, overall)[c.day] & (c.day >= refs.tested_from[c.segment])
@@ -115,9 +120,10 @@ class DropRule:
         rejected = correct(p, self.alpha)
         failing = np.nonzero(rejected & material)[0]
         tested = frozenset(names.take(pa.array(seg)).to_pylist())
+        healthy = frozenset(names.take(pa.array(seg[self._healthy(units, refs)])).to_pylist())
         skipped = len(set(c.segment[c.segment >= 0].tolist())) - len(tested)
         if failing.size == 0:
-            return RuleResult((), tested, frozenset(), skipped)
+            return RuleResult((), tested, frozenset(), healthy, skipped)
         segments = [json.loads(names[int(seg[u])].as_py()) for u in failing]
         failing_keys = {segment_key(x) for x in segments}
         # Alerts still open from earlier runs explain and cover new failures too, so a
@@ -139,7 +145,39 @@ class DropRule:
             alerts.append(self._alert(window, segment, units, int(u), c, refs, covers,
                                       self._aggregate(c, units, int(u), overall)))
         return RuleResult(tuple(sorted(alerts, key=lambda a: a.key)), tested,
-                          frozenset(failing_keys), skipped)
+                          frozenset(failing_keys), healthy, skipped)
+
+    def _debias(self, c: CellArrays, window: RunWindow,
+                label_ages: pa.Table | None) -> CellArrays:
+        """Divide the early-label odds ratio, measured on the window's oldest (mature) days,
+        out of every day's odds of a correct prediction, by the age of its labels."""
+        if (self.task != "classification" or not self.correct_label_delay
+                or label_ages is None or label_ages.num_rows == 0):
+            return c
+        span = (window.as_of - window.first_day).days + 1
+        day = pc.days_between(pa.scalar(window.first_day, pa.date32()), label_ages["day"])
+        mature = np.asarray(day.to_numpy(zero_copy_only=False)) < self.baseline_days
+        age = np.clip(np.asarray(label_ages["age"].to_numpy(zero_copy_only=False)), 0, span - 1)
+
+        def by_age(column: str) -> FloatArray:
+            values = np.asarray(label_ages[column].to_numpy(zero_copy_only=False), np.float64)
+            return _sum_by(age[mature], values[mature], span)
+
+        ratio = delay_odds_ratio(by_age("n_correct"), by_age("n_wrong"))
+        row_age = np.clip(span - 1 - c.day, 0, span - 1)
+        total = debiased_successes(c.total, c.n, ratio[row_age])
+        return replace(c, total=total, squares=total)
+
+    def _healthy(self, units: Units, refs: _References) -> np.ndarray:
+        """Units clearly back to normal: worse by less than half of ``min_effect``. Only
+        these count towards resolving an alert, so a unit whose early labels flatter it
+        (approvals arrive before corrections) does not close a real incident."""
+        seg = units.segment
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value, reference = units.total / units.n, refs.total[seg] / refs.n[seg]
+        if self.task == "classification":
+            return np.asarray(reference - value < self.min_effect / 2)
+        return np.asarray(value - reference < self.min_effect / 2 * reference)
 
     def _mature_days(self, c: CellArrays, overall: int) -> np.ndarray:
         """Per day offset: whether the whole day's label coverage reached the threshold."""

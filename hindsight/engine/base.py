@@ -26,10 +26,14 @@ class CellCounts:
     or sum_abs_error, sum_sq_error (regression).
     ``classes`` (classification only): day, segment, depth, class, tp, n_predicted, n_true,
     counted over labelled rows.
+    ``label_ages`` (classification only, null for the reference): day, age, n_correct,
+    n_wrong: labelled predictions of the whole population by how many days after the
+    prediction day their first label arrived. It measures how much early labels flatter.
     """
 
     cells: pa.Table
     classes: pa.Table | None
+    label_ages: pa.Table | None = None
 
 
 class Engine(Protocol):

@@ -95,13 +95,19 @@ class DuckDBEngine:
         if label_files:
             labels = (
                 f"SELECT {ident(cols.id)} AS id, arg_max({ident(cols.label)}, {ident(ARRIVED_AT)})"
-                " AS label FROM read_parquet($labels, union_by_name = true) "
+                f" AS label, min({ident(ARRIVED_AT)}) AS first_arrived "
+                "FROM read_parquet($labels, union_by_name = true) "
                 f"WHERE {ident(ARRIVED_AT)} < $as_of GROUP BY 1"
             )
             params |= {"labels": label_files, "as_of": _end_of(as_of)}
         else:
-            labels = "SELECT NULL::VARCHAR AS id, NULL AS label WHERE false"
-        joined = f"SELECT p.*, l.label FROM ({source}) p LEFT JOIN ({labels}) l USING (id)"
+            labels = ("SELECT NULL::VARCHAR AS id, NULL AS label, NULL::TIMESTAMPTZ AS "
+                      "first_arrived WHERE false")
+        # age: days from the prediction day to the day its first label arrived
+        joined = (
+            "SELECT p.*, l.label, date_diff('day', p.day, CAST(l.first_arrived AS DATE)) AS age "
+            f"FROM ({source}) p LEFT JOIN ({labels}) l USING (id)"
+        )
         return self._rollup(joined, params)
 
     def reference_counts(self) -> CellCounts | None:
@@ -111,7 +117,7 @@ class DuckDBEngine:
         cols = self._config.columns
         joined = (
             f"SELECT CAST(NULL AS DATE) AS day, {ident(cols.prediction)} AS prediction, "
-            f"{ident(cols.label)} AS label{self._segment_columns()} "
+            f"{ident(cols.label)} AS label, NULL::BIGINT AS age{self._segment_columns()} "
             "FROM read_parquet($reference, union_by_name = true)"
         )
         return self._rollup(joined, {"reference": files})
@@ -126,9 +132,12 @@ class DuckDBEngine:
     def _rollup(self, joined: str, params: dict[str, Any]) -> CellCounts:
         seg = "".join(f", {s}" for s in self._seg)
         if self._config.task == "classification":
+            # One scan, two groupings: the cells' finest grain, and labels by age per day.
             grain = (
-                f"SELECT day{seg}, prediction, label, count(*) AS n FROM ({joined}) "
-                "GROUP BY ALL"
+                f"SELECT day{seg}, prediction, label, age, prediction = label AS hit, "
+                f"count(*) AS n, GROUPING(age) AS cell_row FROM ({joined}) "
+                f"GROUP BY GROUPING SETS ((day{seg}, prediction, label), "
+                "(day, age, prediction = label))"
             )
             measures = (
                 "sum(n)::BIGINT AS n_predictions, "
@@ -147,24 +156,31 @@ class DuckDBEngine:
             )
         self._execute("DROP TABLE IF EXISTS grain")
         self._execute(f"CREATE TEMP TABLE grain AS {grain}", params)
+        classification = self._config.task == "classification"
+        rows = "(SELECT * FROM grain WHERE cell_row = 1)" if classification else "grain"
         cells = self._query(
-            f"SELECT {self._cell_columns()}, {measures} FROM grain "
+            f"SELECT {self._cell_columns()}, {measures} FROM {rows} "
             f"GROUP BY GROUPING SETS ({self._grouping_sets()}) ORDER BY ALL"
         )
-        classes = None
-        if self._config.task == "classification":
+        classes = label_ages = None
+        if classification:
+            label_ages = self._query(
+                "SELECT day, age, coalesce(sum(n) FILTER (hit), 0)::BIGINT AS n_correct, "
+                "coalesce(sum(n) FILTER (NOT hit), 0)::BIGINT AS n_wrong FROM grain "
+                "WHERE cell_row = 0 AND age IS NOT NULL GROUP BY ALL ORDER BY ALL"
+            )
             classes = self._query(
                 f"WITH c AS ("
                 f"SELECT day{seg}, prediction AS class, n AS n_predicted, 0 AS n_true, "
                 f"CASE WHEN prediction = label THEN n ELSE 0 END AS tp "
-                f"FROM grain WHERE label IS NOT NULL UNION ALL "
-                f"SELECT day{seg}, label, 0, n, 0 FROM grain WHERE label IS NOT NULL) "
+                f"FROM {rows} WHERE label IS NOT NULL UNION ALL "
+                f"SELECT day{seg}, label, 0, n, 0 FROM {rows} WHERE label IS NOT NULL) "
                 f"SELECT {self._cell_columns()}, class, sum(tp)::BIGINT AS tp, "
                 "sum(n_predicted)::BIGINT AS n_predicted, sum(n_true)::BIGINT AS n_true FROM c "
                 f"GROUP BY GROUPING SETS ({self._grouping_sets(extra=', class')}) ORDER BY ALL"
             )
         self._execute("DROP TABLE grain")
-        return CellCounts(cells, classes)
+        return CellCounts(cells, classes, label_ages)
 
     def _crosses(self) -> list[tuple[int, ...]]:
         depth = self._config.effective_cross_depth
@@ -202,7 +218,8 @@ class DuckDBEngine:
     def _empty_counts(self) -> CellCounts:
         kind = "VARCHAR" if self._config.task == "classification" else "DOUBLE"
         return self._rollup(
-            f"SELECT NULL::DATE AS day, NULL::{kind} AS prediction, NULL::{kind} AS label"
+            f"SELECT NULL::DATE AS day, NULL::{kind} AS prediction, NULL::{kind} AS label, "
+            "NULL::BIGINT AS age"
             + "".join(f", NULL::VARCHAR AS {s}" for s in self._seg)
             + " WHERE false",
             {},

@@ -56,7 +56,7 @@ def run_daily(as_of: date, config: Config, store: Store, engine: Engine,
     metrics = metric_rows(counts, config.task)
     previous = _previous_alerts(store, as_of)
     result = rule.evaluate(window, counts.cells, reference.cells if reference else None,
-                           open_segments(previous))
+                           open_segments(previous), counts.label_ages)
     alerts = advance(previous, result, as_of, config.alerts.resolve_after_runs)
     overall, coverage = _overall(counts.cells, config.task)
     summary = RunSummary(

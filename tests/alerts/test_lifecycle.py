@@ -19,7 +19,9 @@ def alert(day: date = DAY) -> Alert:
 
 def result(*alerts: Alert, tested: set[str] | None = None,
            failing: set[str] | None = None) -> RuleResult:
-    return RuleResult(alerts, frozenset(tested or set()), frozenset(failing or set()), 0)
+    """A rule result where every tested segment that is not failing is healthy."""
+    tested_set, failing_set = frozenset(tested or set()), frozenset(failing or set())
+    return RuleResult(alerts, tested_set, failing_set, tested_set - failing_set, 0)
 
 
 def test_a_new_condition_is_opened_then_ongoing_with_a_stable_key() -> None:
@@ -57,3 +59,10 @@ def test_an_untested_or_covered_segment_stays_open() -> None:
     covered = advance(opened, result(tested={CH}, failing={CH}), date(2026, 1, 11))
     assert [a.state for a in untested] == [a.state for a in covered] == ["ongoing"]
     assert replace(untested[0], date=DAY, state="opened") == opened[0]
+
+
+def test_a_tested_segment_that_is_not_clearly_healthy_keeps_the_alert_open() -> None:
+    opened = advance([], result(alert(), tested={CH}, failing={CH}), DAY)
+    borderline = RuleResult((), frozenset({CH}), frozenset(), frozenset(), 0)
+    rows = advance(opened, borderline, date(2026, 1, 11), resolve_after=1)
+    assert (rows[0].state, rows[0].passing_runs) == ("ongoing", 0)
