@@ -20,3 +20,14 @@ def test_the_daily_job_benchmark_runs_and_reports_a_ratio(tmp_path: Path) -> Non
     )
     assert "hindsight daily job" in done.stdout
     assert "ratio" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_alert_quality_benchmark_runs_and_scores_both_scenarios(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "alert_quality.py"), "--per-day", "3000",
+         "--seeds", "5", "--null-days", "30", "--dir", str(tmp_path / "data")],
+        check=True, capture_output=True, text=True, timeout=600,
+    )
+    assert "planted failure from" in done.stdout
+    assert done.stdout.count("false alerts:") == 2

@@ -63,6 +63,7 @@ class Units:
     last_day: IntArray  # newest pooled day (offset)
     days: IntArray  # how many days were pooled
     n: FloatArray
+    predictions: FloatArray  # all predictions of the pooled days, labelled or not
     total: FloatArray
     squares: FloatArray
 
@@ -75,7 +76,7 @@ def pooled_units(c: CellArrays, eligible: npt.NDArray[np.bool_], min_samples: in
     order = rows[np.lexsort((-c.day[rows], c.segment[rows]))]
     if order.size == 0:
         empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
-        return Units(empty_i, empty_i, empty_i, empty_i, empty_f, empty_f, empty_f)
+        return Units(empty_i, empty_i, empty_i, empty_i, empty_f, empty_f, empty_f, empty_f)
     seg = c.segment[order]
     starts = np.concatenate(([0], np.nonzero(np.diff(seg))[0] + 1))
     group = np.repeat(np.arange(starts.size), np.diff(np.append(starts, order.size)))
@@ -97,7 +98,8 @@ def pooled_units(c: CellArrays, eligible: npt.NDArray[np.bool_], min_samples: in
     cum_squares = within_group_cumsum(c.squares[order])
     return Units(
         segment=seg[starts][found], first_day=c.day[order][end], last_day=newest[found],
-        days=end - starts[found] + 1, n=cum_n[end], total=cum_total[end],
+        days=end - starts[found] + 1, n=cum_n[end],
+        predictions=within_group_cumsum(c.predictions[order])[end], total=cum_total[end],
         squares=cum_squares[end],
     )
 

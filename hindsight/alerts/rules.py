@@ -273,8 +273,9 @@ class DropRule:
         source = "reference set" if refs.from_set[code] else (
             f"trailing days {window.first_day}..{window.date_of(self.baseline_days - 1)}")
         days = f"{start}" if start == end else f"{start}..{end} ({int(units.days[u])} days pooled)"
+        coverage = n / units.predictions[u] if units.predictions[u] else 0.0
         message = (f"{describe(segment)}: {self.metric} {shown} vs {ref_shown} ({source}), "
-                   f"n={n} labelled, predictions of {days}")
+                   f"n={n} labelled ({coverage:.0%} of predictions), predictions of {days}")
         if aggregate is not None:
             message += f"; aggregate {self._format(aggregate)} on the same days"
         if covers:

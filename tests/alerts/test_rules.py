@@ -144,3 +144,28 @@ def test_regression_alerts_on_a_material_rise_in_mean_absolute_error() -> None:
     })
     found = rule(task="regression").evaluate(WINDOW, table, None).alerts
     assert len(found) == 1 and found[0].metric == "mae"
+
+
+def test_young_days_flattered_by_early_approvals_are_corrected() -> None:
+    # Days 0-15 healthy at 94%; days 16-20 really collapsed, but as their corrections are
+    # still to come they show 88%. On mature days, approvals all came the same day and half
+    # the corrections too, the other half after 10 days: early labels double the odds.
+    rows: list[Row] = [(d, '{"country":"CH"}', 250, 235 if d < 16 else 220, 250)
+                       for d in range(21)]
+    # the population stays at 94%, which its young days show as 96.9%
+    rows += [(d, "{}", 10_000, 9_400 if d < 16 else 9_690, 10_000) for d in range(21)]
+    ages = pa.table({
+        "day": pa.array([FIRST + timedelta(days=d) for d in range(7) for _ in range(2)],
+                        pa.date32()),
+        "age": [0, 10] * 7,
+        "n_correct": [9400, 0] * 7,
+        "n_wrong": [300, 300] * 7,
+    })
+    table = cells(rows, population=False)
+    strict = rule(alpha=1e-6)
+    assert strict.evaluate(WINDOW, table, None).alerts == ()
+    found = strict.evaluate(WINDOW, table, None, label_ages=ages).alerts
+    assert [a.segment for a in found] == [{"country": "CH"}]
+    assert found[0].value == pytest.approx(220 / (220 + 2 * 30), rel=1e-6)
+    off = rule(alpha=1e-6, correct_label_delay=False)
+    assert off.evaluate(WINDOW, table, None, label_ages=ages).alerts == ()
