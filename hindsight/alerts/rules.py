@@ -39,6 +39,8 @@ from hindsight.stats.significance import (
 )
 
 SHOWN_CONFIDENCE = 0.95
+TRAILING, REFERENCE_SET, BOTH = 0, 1, 2
+AGREEMENT_LEVEL = 0.05  # two-sided: below it, the trailing days and the reference set differ
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,7 @@ class _References:
     squares: FloatArray
     n: FloatArray
     tested_from: np.ndarray  # first day offset that may be tested against it
-    from_set: np.ndarray  # True: the reference set; False: the trailing baseline
+    source: np.ndarray  # TRAILING, REFERENCE_SET or BOTH (pooled, as they agree)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,15 +198,28 @@ class DropRule:
             squares=_sum_by(c.segment[base], c.squares[base], k),
             n=_sum_by(c.segment[base], c.n[base], k),
             tested_from=np.full(k, self.baseline_days),
-            from_set=np.zeros(k, dtype=bool),
+            source=np.full(k, TRAILING),
         )
-        if reference is not None and reference.num_rows:
-            given = CellArrays.from_table(reference, names, first_day, self.task)
-            use = (given.n >= self.min_samples) & (given.segment >= 0)
-            seg = given.segment[use]
-            refs.total[seg], refs.squares[seg], refs.n[seg] = (
-                given.total[use], given.squares[use], given.n[use])
-            refs.tested_from[seg], refs.from_set[seg] = 0, True
+        if reference is None or not reference.num_rows:
+            return refs
+        given = CellArrays.from_table(reference, names, first_day, self.task)
+        use = (given.n >= self.min_samples) & (given.segment >= 0)
+        seg = given.segment[use]
+        total, squares, n = given.total[use], given.squares[use], given.n[use]
+        # Where the trailing days agree with the reference set, pool them: a small validation
+        # cell alone has little power. Where they disagree (the segment drifted since
+        # promotion), the reference set alone is the anchor, and every day is tested.
+        both = refs.n[seg] >= self.min_samples
+        worse_now, _ = self._test(refs.total[seg], refs.squares[seg], refs.n[seg],
+                                  total, squares, n)
+        better_now, _ = self._test(total, squares, n,
+                                   refs.total[seg], refs.squares[seg], refs.n[seg])
+        pool = both & (2 * np.minimum(worse_now, better_now) > AGREEMENT_LEVEL)
+        refs.total[seg] = np.where(pool, refs.total[seg] + total, total)
+        refs.squares[seg] = np.where(pool, refs.squares[seg] + squares, squares)
+        refs.n[seg] = np.where(pool, refs.n[seg] + n, n)
+        refs.tested_from[seg] = np.where(pool, self.baseline_days, 0)
+        refs.source[seg] = np.where(pool, BOTH, REFERENCE_SET)
         return refs
 
     def _test(self, total: FloatArray, squares: FloatArray, n: FloatArray,
@@ -270,8 +285,9 @@ class DropRule:
             low, high = (float(x[0]) for x in mean_interval([total], [squares], [n],
                                                             SHOWN_CONFIDENCE))
             shown, ref_shown = f"{value:.4g} [{low:.4g}, {high:.4g}]", f"{reference:.4g}"
-        source = "reference set" if refs.from_set[code] else (
-            f"trailing days {window.first_day}..{window.date_of(self.baseline_days - 1)}")
+        trailing = f"trailing days {window.first_day}..{window.date_of(self.baseline_days - 1)}"
+        source = {TRAILING: trailing, REFERENCE_SET: "reference set",
+                  BOTH: f"reference set + {trailing}"}[int(refs.source[code])]
         days = f"{start}" if start == end else f"{start}..{end} ({int(units.days[u])} days pooled)"
         coverage = n / units.predictions[u] if units.predictions[u] else 0.0
         message = (f"{describe(segment)}: {self.metric} {shown} vs {ref_shown} ({source}), "

@@ -169,3 +169,11 @@ def test_young_days_flattered_by_early_approvals_are_corrected() -> None:
     assert found[0].value == pytest.approx(220 / (220 + 2 * 30), rel=1e-6)
     off = rule(alpha=1e-6, correct_label_delay=False)
     assert off.evaluate(WINDOW, table, None, label_ages=ages).alerts == ()
+
+
+def test_a_reference_set_that_agrees_with_the_trailing_days_is_pooled_with_them() -> None:
+    rows = days_of('{"country":"CH"}', 250, 0.94, 8, drop_from=15, dropped=0.85)
+    reference = cells([(None, '{"country":"CH"}', 150, 141, 150)], population=False)
+    found = run(rows, reference).alerts
+    assert len(found) == 1
+    assert "reference set + trailing days 2026-01-01..2026-01-07" in found[0].message
