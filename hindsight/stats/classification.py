@@ -30,14 +30,3 @@ def f1_scores(
     """
     return np.nan_to_num(ratio(2 * np.asarray(tp, dtype=np.float64),
                                np.add(n_predicted, n_true)), nan=0.0)
-
-
-def grouped_mean(values: npt.ArrayLike, groups: npt.ArrayLike, n_groups: int) -> FloatArray:
-    """Mean of ``values`` per integer group id (the macro average over a cell's classes).
-
-    >>> grouped_mean([0.8, 0.0, 1.0], [0, 0, 1], 2).tolist()
-    [0.4, 1.0]
-    """
-    ids = np.asarray(groups, dtype=np.int64)
-    sums = np.bincount(ids, weights=np.asarray(values, dtype=np.float64), minlength=n_groups)
-    return ratio(sums, np.bincount(ids, minlength=n_groups))

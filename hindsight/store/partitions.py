@@ -109,9 +109,6 @@ class Store:
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from exc
 
-    def remove(self, path: str) -> None:
-        self.fs.delete_file(path)
-
     def partitions(self, table: Table) -> list[date]:
         """The dates that have at least one file, ascending."""
         return sorted({f.dt for f in self.files(table) if f.dt is not None})
