@@ -277,14 +277,9 @@ class DropRule:
         n, total, squares = int(units.n[u]), float(units.total[u]), float(units.squares[u])
         value, reference = total / n, float(refs.total[code] / refs.n[code])
         start, end = window.date_of(units.first_day[u]), window.date_of(units.last_day[u])
-        if self.task == "classification":
-            low, high = (float(x[0]) for x in wilson_interval([total], [n], SHOWN_CONFIDENCE))
-            shown = f"{value:.1%} [{low:.1%}, {high:.1%}]"
-            ref_shown = f"{reference:.1%}"
-        else:
-            low, high = (float(x[0]) for x in mean_interval([total], [squares], [n],
-                                                            SHOWN_CONFIDENCE))
-            shown, ref_shown = f"{value:.4g} [{low:.4g}, {high:.4g}]", f"{reference:.4g}"
+        shown = self._with_interval(total, squares, n)
+        ref_shown = self._with_interval(float(refs.total[code]), float(refs.squares[code]),
+                                        float(refs.n[code]))
         trailing = f"trailing days {window.first_day}..{window.date_of(self.baseline_days - 1)}"
         source = {TRAILING: trailing, REFERENCE_SET: "reference set",
                   BOTH: f"reference set + {trailing}"}[int(refs.source[code])]
@@ -299,6 +294,15 @@ class DropRule:
         return Alert(date=window.as_of, kind="performance", segment=segment, metric=self.metric,
                      value=value, reference=reference, n=n, message=message,
                      window_start=start, window_end=end, aggregate=aggregate)
+
+    def _with_interval(self, total: float, squares: float, n: float) -> str:
+        """The metric with its 95% interval: Wilson for accuracy, normal for the MAE."""
+        if self.task == "classification":
+            low, high = (float(x[0]) for x in wilson_interval([total], [n], SHOWN_CONFIDENCE))
+        else:
+            low, high = (float(x[0]) for x in mean_interval([total], [squares], [n],
+                                                            SHOWN_CONFIDENCE))
+        return f"{self._format(total / n)} [{self._format(low)}, {self._format(high)}]"
 
     @staticmethod
     def _aggregate(c: CellArrays, units: Units, u: int, overall: int) -> float | None:

@@ -68,3 +68,12 @@ def test_holm_matches_statsmodels(pvalues: list[float], alpha: float) -> None:
 def test_holm_is_stricter_than_benjamini_hochberg_once_there_are_true_discoveries() -> None:
     p = [1e-12] * 5 + [3e-6] + [0.5] * 1500
     assert benjamini_hochberg(p, 0.001)[5] and not holm(p, 0.001)[5]
+
+
+@settings(deadline=None, max_examples=25)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_holm_on_null_cells_almost_never_rejects(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    k = rng.binomial(150, 0.94, 2000)
+    p = proportion_drop_pvalues(k, np.full(2000, 150), np.full(2000, 9400), np.full(2000, 10000))
+    assert holm(p, 0.01).sum() <= 1
