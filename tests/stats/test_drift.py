@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from hindsight.stats.drift import (
+    CategoryDetector,
+    WassersteinDetector,
+    jensen_shannon,
+    ks_statistic,
+    psi,
+    quantile_edges,
+    shares,
+    total_variation,
+    wasserstein,
+)
+
+samples = st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=200)
+
+
+@given(samples, samples)
+def test_wasserstein_matches_scipy(u: list[float], v: list[float]) -> None:
+    assert wasserstein(u, v) == pytest.approx(stats.wasserstein_distance(u, v),
+                                              rel=1e-9, abs=1e-9)
+
+
+@given(samples, samples)
+def test_ks_statistic_matches_scipy(u: list[float], v: list[float]) -> None:
+    with warnings.catch_warnings():  # scipy's p-value for tiny samples warns; we need D only
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = stats.ks_2samp(u, v).statistic
+    assert ks_statistic(u, v) == pytest.approx(expected, abs=1e-12)
+
+
+def test_jensen_shannon_matches_scipy_base_two() -> None:
+    p, q = [0.1, 0.4, 0.5], [0.3, 0.3, 0.4]
+    assert jensen_shannon(p, q) == pytest.approx(jensenshannon(p, q, base=2))
+
+
+def test_psi_by_hand_and_total_variation() -> None:
+    expected, actual = np.array([0.25, 0.25, 0.5]), np.array([0.2, 0.3, 0.5])
+    by_hand = sum((a - e) * np.log(a / e) for e, a in zip(expected, actual, strict=True))
+    assert psi(expected, actual) == pytest.approx(by_hand)
+    assert total_variation(expected, actual) == pytest.approx(0.05)
+
+
+def test_bins_come_from_the_reference_only() -> None:
+    reference = np.random.default_rng(0).normal(0, 1, 10_000)
+    edges = quantile_edges(reference, 10)
+    assert shares(reference, edges) == pytest.approx(np.full(10, 0.1), abs=1e-3)
+    assert shares(reference + 100, edges)[-1] == 1.0  # beyond the range: the open last bin
+
+
+@settings(deadline=None, max_examples=5)
+@given(seed=st.integers(0, 1000))
+def test_binned_bootstrap_noise_agrees_with_the_naive_resampling_loop(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    reference = rng.gamma(2.0, 1.5, 4000)
+    detector = WassersteinDetector.fit(reference)
+    naive = [stats.wasserstein_distance(reference, rng.choice(reference, 1500))
+             for _ in range(1500)]
+    ours = detector.noise(1500, replicates=4000, quantile=0.9, seed=seed)
+    assert ours == pytest.approx(np.quantile(naive, 0.9), rel=0.06)
+
+
+def test_the_wasserstein_detector_scores_in_the_reference_units() -> None:
+    rng = np.random.default_rng(2)
+    detector = WassersteinDetector.fit(rng.normal(0, 2, 20_000))
+    assert detector.score(rng.normal(0.5, 2, 20_000)) == pytest.approx(0.5, abs=0.05)
+    assert detector.spread == pytest.approx(2, rel=0.02)
+
+
+def test_the_category_detector_counts_unseen_categories_as_moved_mass() -> None:
+    detector = CategoryDetector.fit(["a"] * 50 + ["b"] * 50)
+    assert detector.score(["a"] * 50 + ["b"] * 50) == 0.0
+    assert detector.score(["a"] * 50 + ["c"] * 50) == pytest.approx(0.5)
+    assert 0 < detector.noise(100, quantile=0.99) < 0.2
