@@ -26,7 +26,8 @@ class CellArrays:
 
     segment: IntArray  # code into the run's segment dictionary, -1 if absent from it
     day: IntArray  # days since the window's first day
-    n: FloatArray  # labelled rows
+    n: FloatArray  # labelled rows, as the tests count them (effective, once debiased)
+    labelled: FloatArray  # labelled rows as they are
     predictions: FloatArray  # all rows, labelled or not
     total: FloatArray  # correct predictions, or the sum of absolute errors
     squares: FloatArray  # the sum of squared errors (equal to total for 0/1 outcomes)
@@ -44,7 +45,8 @@ class CellArrays:
             segment=np.asarray(pc.fill_null(pc.index_in(cells["segment"], names), -1)
                                .to_numpy(zero_copy_only=False), dtype=np.int64),
             day=np.asarray(days.to_numpy(zero_copy_only=False), dtype=np.int64),
-            n=_floats(cells["n_labelled"]), predictions=_floats(cells["n_predictions"]),
+            n=_floats(cells["n_labelled"]), labelled=_floats(cells["n_labelled"]),
+            predictions=_floats(cells["n_predictions"]),
             total=total, squares=squares,
         )
 
@@ -63,6 +65,7 @@ class Units:
     last_day: IntArray  # newest pooled day (offset)
     days: IntArray  # how many days were pooled
     n: FloatArray
+    labelled: FloatArray
     predictions: FloatArray  # all predictions of the pooled days, labelled or not
     total: FloatArray
     squares: FloatArray
@@ -76,7 +79,7 @@ def pooled_units(c: CellArrays, eligible: npt.NDArray[np.bool_], min_samples: in
     order = rows[np.lexsort((-c.day[rows], c.segment[rows]))]
     if order.size == 0:
         empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
-        return Units(empty_i, empty_i, empty_i, empty_i, empty_f, empty_f, empty_f, empty_f)
+        return Units(empty_i, empty_i, empty_i, empty_i, *[empty_f] * 5)
     seg = c.segment[order]
     starts = np.concatenate(([0], np.nonzero(np.diff(seg))[0] + 1))
     group = np.repeat(np.arange(starts.size), np.diff(np.append(starts, order.size)))
@@ -99,6 +102,7 @@ def pooled_units(c: CellArrays, eligible: npt.NDArray[np.bool_], min_samples: in
     return Units(
         segment=seg[starts][found], first_day=c.day[order][end], last_day=newest[found],
         days=end - starts[found] + 1, n=cum_n[end],
+        labelled=within_group_cumsum(c.labelled[order])[end],
         predictions=within_group_cumsum(c.predictions[order])[end], total=cum_total[end],
         squares=cum_squares[end],
     )

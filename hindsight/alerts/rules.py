@@ -30,7 +30,7 @@ from hindsight.alerts.cells import CellArrays, FloatArray, Units, pooled_units
 from hindsight.alerts.hierarchy import compatible, describe, inside
 from hindsight.alerts.model import Alert, segment_key
 from hindsight.stats.intervals import mean_interval, wilson_interval
-from hindsight.stats.maturity import debiased_successes, delay_odds_ratio
+from hindsight.stats.maturity import debiased_counts, delay_odds_ratio
 from hindsight.stats.significance import (
     benjamini_hochberg,
     holm,
@@ -167,8 +167,8 @@ class DropRule:
 
         ratio = delay_odds_ratio(by_age("n_correct"), by_age("n_wrong"))
         row_age = np.clip(span - 1 - c.day, 0, span - 1)
-        total = debiased_successes(c.total, c.n, ratio[row_age])
-        return replace(c, total=total, squares=total)
+        total, n = debiased_counts(c.total, c.n, ratio[row_age])
+        return replace(c, total=total, squares=total, n=n)
 
     def _healthy(self, units: Units, refs: _References) -> np.ndarray:
         """Units clearly back to normal: worse by less than half of ``min_effect``. Only
@@ -185,7 +185,7 @@ class DropRule:
         """Per day offset: whether the whole day's label coverage reached the threshold."""
         whole = c.segment == overall
         length = int(c.day.max()) + 1 if c.day.size else 0
-        labelled = np.bincount(c.day[whole], c.n[whole], minlength=length)
+        labelled = np.bincount(c.day[whole], c.labelled[whole], minlength=length)
         predicted = np.bincount(c.day[whole], c.predictions[whole], minlength=length)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.asarray(labelled / predicted >= self.min_label_coverage)
@@ -274,8 +274,9 @@ class DropRule:
                c: CellArrays, refs: _References, covers: list[str],
                aggregate: float | None) -> Alert:
         code = int(units.segment[u])
-        n, total, squares = int(units.n[u]), float(units.total[u]), float(units.squares[u])
+        n, total, squares = float(units.n[u]), float(units.total[u]), float(units.squares[u])
         value, reference = total / n, float(refs.total[code] / refs.n[code])
+        labelled = int(units.labelled[u])
         start, end = window.date_of(units.first_day[u]), window.date_of(units.last_day[u])
         shown = self._with_interval(total, squares, n)
         ref_shown = self._with_interval(float(refs.total[code]), float(refs.squares[code]),
@@ -284,15 +285,16 @@ class DropRule:
         source = {TRAILING: trailing, REFERENCE_SET: "reference set",
                   BOTH: f"reference set + {trailing}"}[int(refs.source[code])]
         days = f"{start}" if start == end else f"{start}..{end} ({int(units.days[u])} days pooled)"
-        coverage = n / units.predictions[u] if units.predictions[u] else 0.0
+        coverage = labelled / units.predictions[u] if units.predictions[u] else 0.0
         message = (f"{describe(segment)}: {self.metric} {shown} vs {ref_shown} ({source}), "
-                   f"n={n} labelled ({coverage:.0%} of predictions), predictions of {days}")
+                   f"n={labelled} labelled ({coverage:.0%} of predictions), predictions of "
+                   f"{days}")
         if aggregate is not None:
             message += f"; aggregate {self._format(aggregate)} on the same days"
         if covers:
             message += f". Also explains: {'; '.join(sorted(covers))}"
         return Alert(date=window.as_of, kind="performance", segment=segment, metric=self.metric,
-                     value=value, reference=reference, n=n, message=message,
+                     value=value, reference=reference, n=labelled, message=message,
                      window_start=start, window_end=end, aggregate=aggregate)
 
     def _with_interval(self, total: float, squares: float, n: float) -> str:

@@ -22,8 +22,8 @@ MISSING_SEGMENT_VALUE = "(missing)"
 class CellCounts:
     """Counts per cell, and for classification per cell and class.
 
-    ``cells``: day, segment, depth, n_predictions, n_labelled, then n_correct (classification)
-    or sum_abs_error, sum_sq_error (regression).
+    ``cells``: day, segment, depth, n_predictions, n_labelled, then n_correct,
+    expected_correct, n_scored (classification) or sum_abs_error, sum_sq_error (regression).
     ``classes`` (classification only): day, segment, depth, class, tp, n_predicted, n_true,
     counted over labelled rows.
     ``label_ages`` (classification only, null for the reference): day, age, n_correct,
@@ -45,9 +45,16 @@ class Engine(Protocol):
         """Every stored row ``(id, label, arrived_at)`` for any of ``ids``."""
         ...
 
-    def cell_counts(self, as_of: date, first_day: date, last_day: date) -> CellCounts:
+    def predictions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
+        """The given columns of the predictions made on ``first_day..last_day``."""
+        ...
+
+    def cell_counts(self, as_of: date, first_day: date, last_day: date,
+                    calibration: pa.Table | None = None) -> CellCounts:
         """Predictions made on ``first_day..last_day`` joined with the labels that had arrived
-        by the end of ``as_of`` (latest arrival per id wins), counted per cell."""
+        by the end of ``as_of`` (latest arrival per id wins), counted per cell. With a
+        ``calibration`` (lower, probability) of the score, cells also sum each prediction's
+        calibrated chance of being right (expected_correct, n_scored)."""
         ...
 
     def reference_counts(self) -> CellCounts | None:

@@ -75,18 +75,41 @@ class DuckDBEngine:
 
     # --- the daily job -------------------------------------------------------------------
 
-    def cell_counts(self, as_of: date, first_day: date, last_day: date) -> CellCounts:
+    def predictions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
+        """The given columns of the predictions made on ``first_day..last_day``."""
+        files = self._files(Table.PREDICTIONS, first_day, last_day)
+        if not files:
+            return pa.table({name: pa.array([]) for name in columns})
+        timestamp = ident(self._config.columns.timestamp)
+        return self._query(
+            f"SELECT {', '.join(ident(c) for c in columns)} "
+            "FROM read_parquet($files, union_by_name = true) "
+            f"WHERE {timestamp} >= $start AND {timestamp} < $stop",
+            files=files, start=_end_of(first_day - timedelta(days=1)), stop=_end_of(last_day),
+        )
+
+    def cell_counts(self, as_of: date, first_day: date, last_day: date,
+                    calibration: pa.Table | None = None) -> CellCounts:
         prediction_files = self._files(Table.PREDICTIONS, first_day, last_day)
         if not prediction_files:
             return self._empty_counts()
         cols = self._config.columns
         label_files = self._files(Table.LABELS, None, as_of)
+        score = f"{ident(cols.score)}::DOUBLE" if cols.score else "NULL::DOUBLE"
         source = (
             f"SELECT {ident(cols.id)} AS id, CAST({ident(cols.timestamp)} AS DATE) AS day, "
-            f"{ident(cols.prediction)} AS prediction{self._segment_columns()} "
+            f"{ident(cols.prediction)} AS prediction, {score} AS score"
+            f"{self._segment_columns()} "
             "FROM read_parquet($predictions, union_by_name = true) "
             f"WHERE {ident(cols.timestamp)} >= $start AND {ident(cols.timestamp)} < $stop"
         )
+        if calibration is not None and cols.score:
+            # the label-free estimate: each prediction's calibrated chance of being right
+            self._con.register("calibration", calibration)
+            source = (f"SELECT s.*, c.probability AS p_correct FROM ({source}) s "
+                      "ASOF LEFT JOIN calibration c ON s.score >= c.lower")
+        else:
+            source = f"SELECT *, NULL::DOUBLE AS p_correct FROM ({source})"
         params: dict[str, Any] = {
             "predictions": prediction_files,
             "start": _end_of(first_day - timedelta(days=1)),
@@ -108,7 +131,11 @@ class DuckDBEngine:
             "SELECT p.*, l.label, date_diff('day', p.day, CAST(l.first_arrived AS DATE)) AS age "
             f"FROM ({source}) p LEFT JOIN ({labels}) l USING (id)"
         )
-        return self._rollup(joined, params)
+        try:
+            return self._rollup(joined, params)
+        finally:
+            if calibration is not None and cols.score:
+                self._con.unregister("calibration")
 
     def reference_counts(self) -> CellCounts | None:
         files = self._files(Table.REFERENCE)
@@ -117,7 +144,8 @@ class DuckDBEngine:
         cols = self._config.columns
         joined = (
             f"SELECT CAST(NULL AS DATE) AS day, {ident(cols.prediction)} AS prediction, "
-            f"{ident(cols.label)} AS label, NULL::BIGINT AS age{self._segment_columns()} "
+            f"{ident(cols.label)} AS label, NULL::BIGINT AS age, NULL::DOUBLE AS p_correct"
+            f"{self._segment_columns()} "
             "FROM read_parquet($reference, union_by_name = true)"
         )
         return self._rollup(joined, {"reference": files})
@@ -135,14 +163,17 @@ class DuckDBEngine:
             # One scan, two groupings: the cells' finest grain, and labels by age per day.
             grain = (
                 f"SELECT day{seg}, prediction, label, age, prediction = label AS hit, "
-                f"count(*) AS n, GROUPING(age) AS cell_row FROM ({joined}) "
+                "count(*) AS n, sum(p_correct) AS expected, count(p_correct) AS scored, "
+                f"GROUPING(age) AS cell_row FROM ({joined}) "
                 f"GROUP BY GROUPING SETS ((day{seg}, prediction, label), "
                 "(day, age, prediction = label))"
             )
             measures = (
                 "sum(n)::BIGINT AS n_predictions, "
                 "coalesce(sum(n) FILTER (label IS NOT NULL), 0)::BIGINT AS n_labelled, "
-                "coalesce(sum(n) FILTER (prediction = label), 0)::BIGINT AS n_correct"
+                "coalesce(sum(n) FILTER (prediction = label), 0)::BIGINT AS n_correct, "
+                "coalesce(sum(expected), 0)::DOUBLE AS expected_correct, "
+                "coalesce(sum(scored), 0)::BIGINT AS n_scored"
             )
         else:
             grain = (
@@ -219,7 +250,7 @@ class DuckDBEngine:
         kind = "VARCHAR" if self._config.task == "classification" else "DOUBLE"
         return self._rollup(
             f"SELECT NULL::DATE AS day, NULL::{kind} AS prediction, NULL::{kind} AS label, "
-            "NULL::BIGINT AS age"
+            "NULL::BIGINT AS age, NULL::DOUBLE AS p_correct"
             + "".join(f", NULL::VARCHAR AS {s}" for s in self._seg)
             + " WHERE false",
             {},

@@ -3,7 +3,8 @@
 Rows: day, segment, depth, metric, value, n_predictions, n_labelled, label_coverage. A value that
 cannot be computed (no labelled rows yet) is null, never a made-up zero. Per-class precision and
 recall are kept for the whole population and single segments; deeper crosses get accuracy and
-macro-F1 (or MAE and RMSE).
+macro-F1 (or MAE and RMSE). With a calibrated score, ``estimated_accuracy`` sits beside the
+realized accuracy from the first day, before any label arrives.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hindsight.engine.base import CellCounts
 from hindsight.stats.classification import f1_scores, ratio
 
 PER_CLASS_MAX_DEPTH = 1
+ESTIMATED_ACCURACY = "estimated_accuracy"
 METRICS_SCHEMA = pa.schema(
     [
         ("day", pa.date32()),
@@ -36,6 +38,10 @@ def metric_rows(counts: CellCounts, task: str) -> pa.Table:
     parts: list[pa.Table] = []
     if task == "classification":
         parts.append(_rows(cells, "accuracy", ratio(_floats(cells["n_correct"]), n_labelled)))
+        if "n_scored" in cells.column_names and pc.sum(cells["n_scored"]).as_py():
+            # a leading indicator from confidence, not a measurement: named so everywhere
+            parts.append(_rows(cells, ESTIMATED_ACCURACY, ratio(
+                _floats(cells["expected_correct"]), _floats(cells["n_scored"]))))
         if counts.classes is not None:
             parts += _class_rows(cells, counts.classes)
     else:

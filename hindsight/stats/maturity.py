@@ -33,16 +33,28 @@ def delay_odds_ratio(correct_by_age: npt.ArrayLike, wrong_by_age: npt.ArrayLike)
     return np.where((share_wrong > 0) & np.isfinite(ratio), ratio, 1.0)
 
 
-def debiased_successes(successes: npt.ArrayLike, n: npt.ArrayLike,
-                       odds_ratio: npt.ArrayLike) -> FloatArray:
-    """Successes among ``n`` once the odds of success are divided by ``odds_ratio``.
+def debiased_counts(successes: npt.ArrayLike, n: npt.ArrayLike,
+                    odds_ratio: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Successes and an effective sample size once the odds of success are divided by
+    ``odds_ratio``. The correction stretches noise as well as the mean (by the delta method,
+    f(p) = p / (p + r (1 - p)) has slope r / (p + r (1 - p))^2), so the effective n shrinks
+    until a binomial of that size has the corrected rate's variance.
 
-    >>> debiased_successes([90.0], [100.0], [2.25]).round(2).tolist()
-    [80.0]
+    >>> k, n = debiased_counts([90.0], [100.0], [2.25])
+    >>> round(float(k[0] / n[0]), 4), round(float(n[0]), 1)
+    (0.8, 63.2)
+    >>> debiased_counts([90.0], [100.0], [1.0])[1].tolist()
+    [100.0]
     """
     k = np.asarray(successes, dtype=np.float64)
     total = np.asarray(n, dtype=np.float64)
     r = np.asarray(odds_ratio, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        fixed = total * k / (k + r * (total - k))
-    return np.where(total > 0, np.nan_to_num(fixed), 0.0)
+        p = k / total
+        denominator = p + r * (1.0 - p)
+        fixed = p / denominator
+        slope = r / denominator**2
+        inflation = np.where((p > 0) & (p < 1), slope**2 * p * (1 - p) /
+                             (fixed * (1 - fixed)), 1.0)
+        n_eff = np.where(total > 0, total / inflation, 0.0)
+    return np.nan_to_num(fixed * n_eff), np.nan_to_num(n_eff)

@@ -167,6 +167,7 @@ def test_young_days_flattered_by_early_approvals_are_corrected() -> None:
     found = strict.evaluate(WINDOW, table, None, label_ages=ages).alerts
     assert [a.segment for a in found] == [{"country": "CH"}]
     assert found[0].value == pytest.approx(220 / (220 + 2 * 30), rel=1e-6)
+    assert found[0].n == 250 and "n=250 labelled" in found[0].message
     off = rule(alpha=1e-6, correct_label_delay=False)
     assert off.evaluate(WINDOW, table, None, label_ages=ages).alerts == ()
 
