@@ -42,7 +42,7 @@ def debiased_counts(successes: npt.ArrayLike, n: npt.ArrayLike,
 
     >>> k, n = debiased_counts([90.0], [100.0], [2.25])
     >>> round(float(k[0] / n[0]), 4), round(float(n[0]), 1)
-    (0.8, 63.2)
+    (0.8, 56.2)
     >>> debiased_counts([90.0], [100.0], [1.0])[1].tolist()
     [100.0]
     """
