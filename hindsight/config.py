@@ -83,6 +83,35 @@ class AlertSettings(_Frozen):
     )
 
 
+class DriftSettings(_Frozen):
+    """Prediction drift against the reference set, and feature drift to explain it."""
+
+    window_days: int = Field(default=1, ge=1, description="days of predictions scored per run")
+    quantile: float = Field(
+        default=0.99, gt=0.5, lt=1,
+        description="quantile of the bootstrapped baseline noise a score must exceed",
+    )
+    replicates: int = Field(default=1000, ge=100, description="bootstrap replicates")
+    min_samples: int = Field(
+        default=1000, ge=10,
+        description="predictions a segment needs, today and in the reference, to be compared",
+    )
+    min_shift: float = Field(
+        default=0.1, ge=0,
+        description="smallest Wasserstein shift worth an alert, in reference standard deviations",
+    )
+    min_share_moved: float = Field(
+        default=0.05, ge=0, le=1,
+        description="smallest share of predictions changing class worth an alert",
+    )
+    alert_features: tuple[ColumnName, ...] = Field(
+        default=(), description="features whose drift may alert (PSI >= feature_psi_alert)",
+    )
+    feature_psi_alert: float = Field(
+        default=0.25, gt=0, description="PSI of an alert_features feature that alerts",
+    )
+
+
 class Config(_Frozen):
     """Everything hindsight needs to know about one monitored model."""
 
@@ -102,6 +131,7 @@ class Config(_Frozen):
         default=21, ge=1, description="how many prediction days each run re-joins with labels"
     )
     alerts: AlertSettings = AlertSettings()
+    drift: DriftSettings = DriftSettings()
 
     @model_validator(mode="after")
     def _columns_are_consistent(self) -> Self:
@@ -126,6 +156,11 @@ class Config(_Frozen):
             if name.startswith(RESERVED_PREFIX):
                 raise ValueError(f"column {name!r}: names starting with {RESERVED_PREFIX!r} are "
                                  "reserved for hindsight; rename the column")
+        unknown = [f for f in self.drift.alert_features
+                   if self.features is not None and f not in self.features]
+        if unknown:
+            raise ValueError(f"drift.alert_features names {unknown[0]!r}, which is not in "
+                             "features: add it there or remove it here")
         if self.alerts.baseline_days >= self.label_window_days:
             raise ValueError(
                 f"alerts.baseline_days ({self.alerts.baseline_days}) must be shorter than "
@@ -227,3 +262,11 @@ def _did_you_mean(loc: list[str]) -> str:
     if close:
         return f" (did you mean {close[0]!r}?)"
     return f" (known keys: {', '.join(known)})" if known else ""
+
+
+def feature_columns(config: Config, stored: list[str]) -> list[str]:
+    """The configured features, or every stored column that has no other role."""
+    if config.features is not None:
+        return list(config.features)
+    taken = set(config.columns.roles().values()) | set(config.segments)
+    return [c for c in stored if c not in taken and not c.startswith(RESERVED_PREFIX)]

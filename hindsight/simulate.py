@@ -126,7 +126,8 @@ class Simulator:
         p = self._pairs.copy()
         if drifted:  # a large Dutch enterprise customer onboards
             p.reshape(len(COUNTRIES), len(MERCHANTS))[COUNTRIES.index("NL")] *= 4.0
-        share = min(s.failure_cell_per_day / max(n, 1), 0.5)
+        # the planted cell's share of traffic, the same in the reference as in production
+        share = min(s.failure_cell_per_day / max(s.per_day, 1), 0.5)
         p[self._failure_pair] = 0.0
         p *= (1.0 - share) / p.sum()
         p[self._failure_pair] = share

@@ -13,9 +13,11 @@ import pyarrow.compute as pc
 
 from hindsight.alerts.lifecycle import advance, open_segments
 from hindsight.alerts.model import Alert, alerts_to_table
-from hindsight.alerts.rules import PerformanceRule, RunWindow
-from hindsight.config import Config
+from hindsight.alerts.rules import PerformanceRule, RuleResult, RunWindow
+from hindsight.config import Config, feature_columns
 from hindsight.engine.base import Engine
+from hindsight.jobs import drift
+from hindsight.jobs.explain import Explainer
 from hindsight.jobs.performance import metric_rows
 from hindsight.jobs.results import read_alerts
 from hindsight.store.partitions import Store, Table
@@ -51,13 +53,24 @@ def run_daily(as_of: date, config: Config, store: Store, engine: Engine,
               rule: PerformanceRule) -> RunSummary:
     started = time.perf_counter()
     window = RunWindow(as_of=as_of, first_day=as_of - timedelta(days=config.label_window_days - 1))
-    counts = engine.cell_counts(as_of, window.first_day, as_of)
+    reference_rows = drift.read_reference(store)
+    counts = engine.cell_counts(as_of, window.first_day, as_of,
+                                drift.calibration_table(reference_rows, config))
     reference = engine.reference_counts()
     metrics = metric_rows(counts, config.task)
     previous = _previous_alerts(store, as_of)
     result = rule.evaluate(window, counts.cells, reference.cells if reference else None,
-                           open_segments(previous), counts.label_ages)
-    alerts = advance(previous, result, as_of, config.alerts.resolve_after_runs)
+                           open_segments(_of_kind(previous, "performance")), counts.label_ages)
+    found = _drift(as_of, config, engine, reference_rows)
+    explain = Explainer(config, engine, reference_rows, found.rows if found else ())
+    alerts = [explain(a) for a in advance(_of_kind(previous, "performance"), result, as_of,
+                                          config.alerts.resolve_after_runs)]
+    if found is not None:
+        for kind, outcome in found.results.items():
+            alerts += advance(_of_kind(previous, kind), outcome, as_of,
+                              config.alerts.resolve_after_runs)
+        store.write(Table.DRIFT, drift.drift_table(as_of, found.rows), dt=as_of,
+                    name=RESULT_FILE)
     overall, coverage = _overall(counts.cells, config.task)
     summary = RunSummary(
         as_of=as_of, cells=counts.cells.num_rows, segments_tested=len(result.tested),
@@ -84,6 +97,38 @@ def backfill(start: date, end: date, run: Callable[[date], RunSummary],
         if progress is not None:
             progress(summary)
     return summaries
+
+
+@dataclass(frozen=True, slots=True)
+class _DriftFound:
+    rows: tuple[drift.DriftRow, ...]
+    results: dict[str, RuleResult]
+
+
+def _drift(as_of: date, config: Config, engine: Engine,
+           reference: pa.Table | None) -> _DriftFound | None:
+    """Prediction drift and feature drift of the run date; None without a reference set."""
+    if reference is None:
+        return None
+    first, last = drift.window(as_of, config.drift.window_days)
+    features = feature_columns(config, reference.column_names)
+    cols = config.columns
+    needed = list(dict.fromkeys([cols.prediction, *([cols.score] if cols.score else []),
+                                 *config.segments, *features]))
+    current = engine.predictions(first, last, needed)
+    if current.num_rows == 0:
+        return _DriftFound((), {})
+    rows = drift.feature_drift(current, reference, config, features)
+    top = {segment: drift.top_moved(rows, segment)
+           for segment in {r.segment for r in rows}}
+    predicted = drift.prediction_drift(as_of, current, reference, config, top)
+    results = {"prediction_drift": predicted.result,
+               "feature_drift": drift.feature_alerts(as_of, rows, config)}
+    return _DriftFound(tuple(rows) + predicted.rows, results)
+
+
+def _of_kind(alerts: list[Alert], kind: str) -> list[Alert]:
+    return [a for a in alerts if a.kind == kind]
 
 
 def _previous_alerts(store: Store, as_of: date) -> list[Alert]:

@@ -31,19 +31,22 @@ def proportion_drop_pvalues(
     successes: npt.ArrayLike, n: npt.ArrayLike,
     reference_successes: npt.ArrayLike, reference_n: npt.ArrayLike,
 ) -> FloatArray:
-    """P-values of the pooled two-proportion z-test that the current rate is *below* the
-    reference rate (H1: p < p_ref). Cells with no variance get p = 1.
+    """P-values of the one-sided test that the current rate is *below* the reference rate,
+    on Anscombe's arcsine scale, asin(sqrt((k + 3/8) / (n + 3/4))), where a proportion's
+    variance is 1 / (4 n) whatever the rate. Near 0 or 1 the usual pooled z-test is far too
+    sure of itself in the tail that alerts live in (about 4x too many rejections at 1e-5 for
+    150 rows at 92%); the arcsine test errs on the quiet side. Empty cells get p = 1.
 
     >>> round(float(proportion_drop_pvalues([85], [100], [940], [1000])[0]), 6)
-    0.000331
+    0.001745
     """
     k1, n1 = np.asarray(successes, np.float64), np.asarray(n, np.float64)
     k0, n0 = np.asarray(reference_successes, np.float64), np.asarray(reference_n, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        pooled = (k1 + k0) / (n1 + n0)
-        se = np.sqrt(pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n0))
-        z = (k0 / n0 - k1 / n1) / se
-    return np.where(se > 0, normal_sf(np.nan_to_num(z)), 1.0)
+        current = np.arcsin(np.sqrt((k1 + 0.375) / (n1 + 0.75)))
+        reference = np.arcsin(np.sqrt((k0 + 0.375) / (n0 + 0.75)))
+        z = (reference - current) / np.sqrt(0.25 / n1 + 0.25 / n0)
+    return np.where((n1 > 0) & (n0 > 0), normal_sf(np.nan_to_num(z)), 1.0)
 
 
 def mean_increase_pvalues(

@@ -32,6 +32,7 @@ class Table(StrEnum):
     METRICS = "metrics"
     ALERTS = "alerts"
     RUNS = "runs"
+    DRIFT = "drift"
 
 
 @dataclass(frozen=True, slots=True)

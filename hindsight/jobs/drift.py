@@ -1,0 +1,297 @@
+"""Prediction drift (alerts) and feature drift (stored, explains) for one run date.
+
+The current window is the run date's predictions (``drift.window_days``); the reference is the
+reference set, the model's predictions at promotion. Without a reference set there is nothing
+to drift from, and the run says so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hindsight.alerts.hierarchy import describe
+from hindsight.alerts.model import Alert, segment_key
+from hindsight.alerts.rules import RuleResult
+from hindsight.config import Config
+from hindsight.stats.calibration import ConfidenceCalibration
+from hindsight.stats.drift import (
+    CategoryDetector,
+    WassersteinDetector,
+    jensen_shannon,
+    ks_statistic,
+    psi,
+    quantile_edges,
+    shares,
+    tail_quantile,
+    wasserstein,
+)
+from hindsight.store.partitions import Store, Table
+
+DRIFT_SCHEMA = pa.schema([
+    ("date", pa.date32()), ("kind", pa.string()), ("target", pa.string()),
+    ("segment", pa.string()), ("method", pa.string()), ("value", pa.float64()),
+    ("threshold", pa.float64()), ("n", pa.int64()),
+])
+PSI_BINS = 10
+MIN_CALIBRATION_ROWS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class DriftRow:
+    kind: str  # prediction | feature
+    target: str  # the feature, or the prediction signal (classes, score, value)
+    segment: str
+    method: str
+    value: float
+    threshold: float | None
+    n: int
+
+
+def category_counts(column: pa.ChunkedArray | pa.Array) -> dict[str, int]:
+    counts = pc.value_counts(column.cast(pa.string()))
+    return {str(v): int(n) for v, n in zip(counts.field("values").to_pylist(),
+                                            counts.field("counts").to_pylist(), strict=True)}
+
+
+def read_reference(store: Store) -> pa.Table | None:
+    files = store.files(Table.REFERENCE)
+    return pa.concat_tables([store.read(f.path) for f in files]) if files else None
+
+
+def calibration_table(reference: pa.Table | None, config: Config) -> pa.Table | None:
+    """The reference's P(correct | score) as steps (lower, probability), for the engine."""
+    cols = config.columns
+    if (reference is None or config.task != "classification" or not cols.score
+            or reference.num_rows < MIN_CALIBRATION_ROWS):
+        return None
+    scored = reference.filter(pc.is_valid(reference[cols.score]))
+    if scored.num_rows < MIN_CALIBRATION_ROWS:
+        return None
+    hit = pc.equal(scored[cols.prediction], scored[cols.label])
+    fitted = ConfidenceCalibration.fit(_numbers(scored[cols.score]),
+                                       np.asarray(hit.to_numpy(zero_copy_only=False), float))
+    return pa.table({"lower": fitted.lower_edges, "probability": fitted.probability})
+
+
+def segment_cells(table: pa.Table, segments: Sequence[str]) -> list[tuple[str, pa.Array]]:
+    """The whole table and each single segment value: (segment key, row mask)."""
+    cells = [("{}", pa.array(np.ones(table.num_rows, dtype=bool)))]
+    for column in segments:
+        values = pc.fill_null(table[column], "(missing)")
+        for value in pc.unique(values).to_pylist():
+            cells.append((segment_key({column: value}), pc.equal(values, value)))
+    return cells
+
+
+def feature_drift(current: pa.Table, reference: pa.Table, config: Config,
+                  features: Sequence[str]) -> list[DriftRow]:
+    """Every feature, whole population and each single segment value with enough rows."""
+    rows: list[DriftRow] = []
+    ref_cells = dict(segment_cells(reference, config.segments))
+    for segment, mask in segment_cells(current, config.segments):
+        if segment not in ref_cells:
+            continue
+        now, then = current.filter(mask), reference.filter(ref_cells[segment])
+        if min(now.num_rows, then.num_rows) < config.min_samples:
+            continue
+        for feature in features:
+            rows += _one_feature(feature, segment, now[feature], then[feature])
+    return rows
+
+
+def _one_feature(feature: str, segment: str, now: pa.ChunkedArray,
+                 then: pa.ChunkedArray) -> list[DriftRow]:
+    def row(method: str, value: float) -> DriftRow:
+        return DriftRow("feature", feature, segment, method, value, None, len(now))
+
+    missing = [row("missing_rate", float(now.null_count / max(len(now), 1))),
+               row("missing_rate_reference", float(then.null_count / max(len(then), 1)))]
+    now_valid, then_valid = now.drop_null(), then.drop_null()
+    if len(now_valid) == 0 or len(then_valid) == 0:
+        return missing
+    if pa.types.is_integer(now.type) or pa.types.is_floating(now.type):
+        current, reference = _numbers(now_valid), _numbers(then_valid)
+        spread = float(np.std(reference))
+        edges = quantile_edges(reference, PSI_BINS)
+        return [
+            *missing,
+            row("psi", psi(shares(reference, edges), shares(current, edges))),
+            row("ks", ks_statistic(reference, current)),
+            row("wasserstein_sd", wasserstein(reference, current) / spread
+                if spread > 0 else 0.0),
+        ]
+    detector = CategoryDetector.fit(category_counts(then_valid))
+    found, unseen = detector.current_shares(category_counts(now_valid))
+    expected = np.append(detector.expected, 0.0)
+    actual = np.append(found, unseen)
+    missing_categories = float(np.sum(found == 0))
+    return [
+        *missing,
+        row("psi", psi(expected, actual)),
+        row("jensen_shannon", jensen_shannon(expected, actual)),
+        row("new_category_share", unseen),
+        row("missing_categories", missing_categories),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionDrift:
+    """Prediction drift of one run: stored rows, alerts and what was tested."""
+
+    rows: tuple[DriftRow, ...]
+    result: RuleResult
+
+
+def prediction_drift(as_of: date, current: pa.Table, reference: pa.Table, config: Config,
+                     top_features: dict[str, list[str]]) -> PredictionDrift:
+    """Score each signal of the predictions against the reference, for the population and
+    each single segment value; a cell alerts when a signal exceeds its bootstrapped noise
+    (Bonferroni-adjusted across the cells) *and* moved by at least the minimum effect."""
+    settings = config.drift
+    cells = [(s, m) for s, m in segment_cells(current, config.segments)]
+    ref_cells = dict(segment_cells(reference, config.segments))
+    testable = [(s, m) for s, m in cells if s in ref_cells and min(
+        pc.sum(m).as_py() or 0, pc.sum(ref_cells[s]).as_py() or 0) >= settings.min_samples]
+    signals_tested = len(testable) * len(_prediction_signals(config))
+    level = 1.0 - (1.0 - settings.quantile) / max(signals_tested, 1)  # Bonferroni
+    rows: list[DriftRow] = []
+    alerts: list[Alert] = []
+    tested: set[str] = set()
+    failing: set[str] = set()
+    for segment, mask in testable:
+        now, then = current.filter(mask), reference.filter(ref_cells[segment])
+        signals = [_signal(name, now[column], then[column], settings.replicates, level,
+                           settings.quantile)
+                   for name, column in _prediction_signals(config)]
+        tested.add(segment)
+        for signal in signals:
+            rows += signal.rows(segment, now.num_rows)
+        moved = [s for s in signals if s.fires(settings.min_shift, settings.min_share_moved)]
+        if moved:
+            failing.add(segment)
+            alerts.append(_drift_alert(as_of, segment, moved, now.num_rows, then.num_rows,
+                                       top_features.get(segment, []), settings.quantile))
+    if any(a.segment == {} for a in alerts):  # the whole population moved: one alert
+        alerts = [a for a in alerts if a.segment == {}]
+    healthy = frozenset(tested - failing)
+    return PredictionDrift(tuple(rows), RuleResult(tuple(alerts), frozenset(tested),
+                                                   frozenset(failing), healthy, 0))
+
+
+def _prediction_signals(config: Config) -> list[tuple[str, str]]:
+    cols = config.columns
+    if config.task == "regression":
+        return [("prediction", cols.prediction)]
+    signals = [("classes", cols.prediction)]
+    if cols.score:
+        signals.append(("score", cols.score))
+    return signals
+
+
+@dataclass(frozen=True, slots=True)
+class _Signal:
+    name: str
+    method: str
+    score: float
+    threshold: float  # Bonferroni-adjusted noise quantile
+    shown_threshold: float  # the plain quantile, as people read it
+    effect: float  # in reference sd (numbers) or share of mass moved (classes)
+
+    def fires(self, min_shift: float, min_share_moved: float) -> bool:
+        floor = min_shift if self.method == "wasserstein" else min_share_moved
+        return self.score > self.threshold and self.effect >= floor
+
+    def rows(self, segment: str, n: int) -> list[DriftRow]:
+        return [DriftRow("prediction", self.name, segment, self.method, self.score,
+                         self.shown_threshold, n)]
+
+    def describe(self, quantile: float) -> str:
+        times = self.score / self.shown_threshold if self.shown_threshold > 0 else float("inf")
+        size = (f"a shift of {self.effect:.2f} reference sd" if self.method == "wasserstein"
+                else f"{self.effect:.1%} of predictions changed class")
+        return (f"{self.name} {self.method} {self.score:.4g} = {times:.1f}× the "
+                f"{quantile:.0%} quantile of baseline noise ({self.shown_threshold:.4g}), {size}")
+
+
+def _signal(name: str, now: pa.ChunkedArray, then: pa.ChunkedArray, replicates: int,
+            level: float, quantile: float) -> _Signal:
+    if name == "classes":
+        detector = CategoryDetector.fit(category_counts(then.drop_null()))
+        counts = category_counts(now.drop_null())
+        noise = detector.bootstrap(sum(counts.values()), replicates,
+                                   reference_size=len(then) - then.null_count)
+        score = detector.score(counts)
+        return _Signal(name, "total_variation", score, tail_quantile(noise, level),
+                       tail_quantile(noise, quantile), score)
+    reference = _numbers(then.drop_null())
+    # a grid finer than the reference can resolve only costs time
+    numeric = WassersteinDetector.fit(reference, grid=int(np.clip(reference.size // 20, 50,
+                                                                  2000)))
+    current = _numbers(now.drop_null())
+    noise = numeric.bootstrap(current.size, replicates)
+    score = numeric.score(current)
+    effect = score / numeric.spread if numeric.spread > 0 else 0.0
+    return _Signal(name, "wasserstein", score, tail_quantile(noise, level),
+                   tail_quantile(noise, quantile), effect)
+
+
+def _drift_alert(as_of: date, segment: str, moved: list[_Signal], n: int, n_reference: int,
+                 features: list[str], quantile: float) -> Alert:
+    strongest = max(moved, key=lambda s: s.score / s.threshold if s.threshold else 0.0)
+    cell = json.loads(segment)
+    message = (f"prediction drift, {describe(cell)}: "
+               + "; ".join(s.describe(quantile) for s in moved)
+               + f". {n:,} predictions of {as_of} vs {n_reference:,} in the reference set")
+    if features:
+        message += f". Top moved features: {', '.join(features)}"
+    return Alert(date=as_of, kind="prediction_drift", segment=cell,
+                 metric=f"{strongest.name}_{strongest.method}", value=strongest.score,
+                 reference=strongest.shown_threshold, n=n, message=message,
+                 window_start=as_of, window_end=as_of)
+
+
+def top_moved(rows: Sequence[DriftRow], segment: str, k: int = 3) -> list[str]:
+    """The features that moved most in a segment, by PSI, as "name (PSI 0.31)"."""
+    ranked = sorted((r for r in rows if r.kind == "feature" and r.segment == segment
+                     and r.method == "psi"), key=lambda r: -r.value)
+    return [f"{r.target} (PSI {r.value:.2f})" for r in ranked[:k] if r.value > 0.01]
+
+
+def drift_table(as_of: date, rows: Sequence[DriftRow]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [{"date": as_of, "kind": r.kind, "target": r.target, "segment": r.segment,
+          "method": r.method, "value": r.value, "threshold": r.threshold, "n": r.n}
+         for r in rows], schema=DRIFT_SCHEMA)
+
+
+def window(as_of: date, days: int) -> tuple[date, date]:
+    return as_of - timedelta(days=days - 1), as_of
+
+
+def _numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64)
+
+
+def feature_alerts(as_of: date, rows: Sequence[DriftRow], config: Config) -> RuleResult:
+    """Feature drift alerts, only for the features the config opts in (whole population)."""
+    chosen = set(config.drift.alert_features)
+    psi_rows = [r for r in rows if r.kind == "feature" and r.segment == "{}"
+                and r.method == "psi" and r.target in chosen]
+    alerts = tuple(
+        Alert(date=as_of, kind="feature_drift", segment={}, metric=f"psi:{r.target}",
+              value=r.value, reference=config.drift.feature_psi_alert, n=r.n,
+              message=(f"feature drift: {r.target} PSI {r.value:.2f} >= "
+                       f"{config.drift.feature_psi_alert:.2f} on {as_of} ({r.n:,} predictions)"),
+              window_start=as_of, window_end=as_of)
+        for r in psi_rows if r.value >= config.drift.feature_psi_alert)
+    # one segment ({}) carries several features: lifecycle keys are per feature (metric)
+    tested = frozenset("{}" for _ in psi_rows)
+    failing = frozenset("{}" for _ in alerts)
+    return RuleResult(alerts, tested, failing, tested - failing, 0)
