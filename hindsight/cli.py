@@ -146,6 +146,33 @@ def alerts(ctx: click.Context, start: date | None, end: date | None, state: str 
 
 
 @cli.command()
+@click.option("--start", callback=_day, default=None, help="First run date.")
+@click.option("--end", callback=_day, default=None, help="Last run date.")
+@click.option("--segment", "segments", multiple=True, metavar="COLUMN=VALUE",
+              help="One segment value (default: all predictions).")
+@FORMAT
+@click.pass_context
+def drift(ctx: click.Context, start: date | None, end: date | None, segments: tuple[str, ...],
+          fmt: str) -> None:
+    """Which features moved: each day's features ranked by PSI, with KS, Wasserstein (in
+    reference sd), Jensen-Shannon, new categories and missing values beside it."""
+    with _monitor(ctx) as monitor:
+        rows = monitor.drift(start, end, _parse_segments(segments) or None)
+    if fmt == "json":
+        click.echo(json.dumps([r.as_json() for r in rows], indent=2))
+        return
+    if not rows:
+        out.print("No feature drift stored for that range (it needs a reference set).")
+        return
+    table = RichTable(title="feature drift against the reference set, most moved first")
+    for column in ("date", "feature", "method", "value"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(str(r.date), r.feature, r.method, f"{r.value:.4g}")
+    out.print(table)
+
+
+@cli.command()
 @click.option("--incidents", type=click.Path(dir_okay=False, exists=True), required=True,
               help="YAML list of known incidents: {segment: {column: value}, start, end}.")
 @click.option("--start", callback=_day, default=None, help="First run date.")

@@ -97,7 +97,7 @@ class DriftSettings(_Frozen):
         description="predictions a segment needs, today and in the reference, to be compared",
     )
     min_shift: float = Field(
-        default=0.1, ge=0,
+        default=0.2, ge=0,
         description="smallest Wasserstein shift worth an alert, in reference standard deviations",
     )
     min_share_moved: float = Field(

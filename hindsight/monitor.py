@@ -97,6 +97,10 @@ class Monitor:
     def alerts(self, start: date | None = None, end: date | None = None) -> list[Alert]:
         return results.read_alerts(self.store, start, end)
 
+    def drift(self, start: date | None = None, end: date | None = None,
+              segment: dict[str, str] | None = None) -> list[results.DriftRanking]:
+        return results.read_feature_drift(self.store, start, end, segment)
+
     def runs(self, start: date | None = None, end: date | None = None) -> list[date]:
         """The dates that have a completed run."""
         return [d for d in self.store.partitions(Table.RUNS)

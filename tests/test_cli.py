@@ -107,3 +107,13 @@ def test_demo_finds_the_planted_failure_first_and_nothing_elsewhere(
     assert scored["detections"][0]["delay_days"] <= 10
     assert scored["detections"][0]["exact_segment"] is True
     assert scored["false_alerts"] == []
+    config = str(tmp_path / "demo" / "hindsight.yaml")
+    end = (scenario.start + timedelta(days=scenario.days - 1)).isoformat()
+    assert main(["--config", config, "drift", "--start", end, "--format", "json"]) == 0
+    ranked = json.loads(capsys.readouterr().out)
+    assert {r["feature"] for r in ranked} == {"amount", "vat_rate", "language"}
+    assert ranked[0]["method"] == "psi"
+    assert main(["--config", config, "metrics", "--date", end, "--format", "json"]) == 0
+    overall = {r["metric"]: r for r in json.loads(capsys.readouterr().out) if not r["segment"]}
+    # before any label arrives, the confidence-based estimate is already there
+    assert overall["estimated_accuracy"]["value"] == pytest.approx(0.95, abs=0.02)

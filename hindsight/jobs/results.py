@@ -66,3 +66,37 @@ def read_metrics(store: Store, day: date, as_of: date | None = None,
         rows.append(MetricRow(row["day"], cell, row["metric"], row["value"],
                               row["n_predictions"], row["n_labelled"], row["label_coverage"]))
     return as_of, rows
+
+
+@dataclass(frozen=True, slots=True)
+class DriftRanking:
+    date: date
+    feature: str
+    segment: dict[str, str]
+    method: str
+    value: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"date": self.date.isoformat(), "feature": self.feature,
+                "segment": self.segment, "method": self.method, "value": self.value}
+
+
+def read_feature_drift(store: Store, start: date | None = None, end: date | None = None,
+                       segment: dict[str, str] | None = None,
+                       rank_by: str = "psi") -> list[DriftRanking]:
+    """Feature drift rows of the runs in a range, for one segment (default: everyone), each
+    day's features ranked by ``rank_by`` (PSI: the one measure numbers and categories share),
+    then the other measures of the same feature."""
+    files = store.files(Table.DRIFT, start, end)
+    if not files:
+        return []
+    table = pa.concat_tables([store.read(f.path) for f in files])
+    wanted = json.dumps(segment or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    table = table.filter(pc.and_(pc.equal(table["kind"], "feature"),
+                                 pc.equal(table["segment"], wanted)))
+    rows = table.to_pylist()
+    rank = {(r["date"], r["target"]): r["value"] for r in rows if r["method"] == rank_by}
+    rows.sort(key=lambda r: (r["date"], -rank.get((r["date"], r["target"]), 0.0),
+                             r["target"], r["method"] != rank_by, r["method"]))
+    return [DriftRanking(r["date"], r["target"], json.loads(r["segment"]), r["method"],
+                         r["value"]) for r in rows]
