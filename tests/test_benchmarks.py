@@ -31,3 +31,13 @@ def test_the_alert_quality_benchmark_runs_and_scores_both_scenarios(tmp_path: Pa
     )
     assert "planted failure from" in done.stdout
     assert done.stdout.count("false alerts:") == 2
+
+
+@pytest.mark.slow
+def test_the_bootstrap_benchmark_runs_side_by_side(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bootstrap.py"), "--rows", "2000",
+         "--naive-replicates", "20", "--replicates", "200", "--repeat", "1"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    assert "speed-up" in done.stdout and "threshold difference" in done.stdout
