@@ -23,6 +23,8 @@ from hindsight.jobs.results import read_alerts
 from hindsight.store.partitions import Store, Table
 
 RESULT_FILE = "data.parquet"
+DRIFT_KINDS = ("prediction_drift", "feature_drift")
+NOTHING_TESTED = RuleResult((), frozenset(), frozenset(), frozenset(), 0)
 RUNS_SCHEMA = pa.schema([
     ("as_of", pa.date32()), ("cells", pa.int64()), ("segments_tested", pa.int64()),
     ("segments_skipped", pa.int64()), ("segments_failing", pa.int64()),
@@ -65,10 +67,11 @@ def run_daily(as_of: date, config: Config, store: Store, engine: Engine,
     explain = Explainer(config, engine, reference_rows, found.rows if found else ())
     alerts = [explain(a) for a in advance(_of_kind(previous, "performance"), result, as_of,
                                           config.alerts.resolve_after_runs)]
+    for kind in DRIFT_KINDS:  # with nothing tested today, open drift alerts stay open
+        outcome = found.results.get(kind, NOTHING_TESTED) if found else NOTHING_TESTED
+        alerts += advance(_of_kind(previous, kind), outcome, as_of,
+                          config.alerts.resolve_after_runs)
     if found is not None:
-        for kind, outcome in found.results.items():
-            alerts += advance(_of_kind(previous, kind), outcome, as_of,
-                              config.alerts.resolve_after_runs)
         store.write(Table.DRIFT, drift.drift_table(as_of, found.rows), dt=as_of,
                     name=RESULT_FILE)
     overall, coverage = _overall(counts.cells, config.task)
