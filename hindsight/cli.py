@@ -17,7 +17,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from hindsight.alerts.model import Alert
-from hindsight.errors import HindsightError, InputError, exit_code
+from hindsight.errors import ConfigError, HindsightError, InputError, exit_code
 from hindsight.jobs.daily import RunSummary
 from hindsight.jobs.results import MetricRow
 from hindsight.monitor import Monitor
@@ -169,6 +169,37 @@ def drift(ctx: click.Context, start: date | None, end: date | None, segments: tu
         table.add_column(column)
     for r in rows:
         table.add_row(str(r.date), r.feature, r.method, f"{r.value:.4g}")
+    out.print(table)
+
+
+@cli.command()
+@click.option("--as-of", "as_of", callback=_day, default=None,
+              help="Up to the end of this date. Default: the latest prediction day.")
+@FORMAT
+@click.pass_context
+def versions(ctx: click.Context, as_of: date | None, fmt: str) -> None:
+    """Model versions, provider models and serving variants: first and last seen, share of
+    the last day's traffic, pinned or not."""
+    with _monitor(ctx) as monitor:
+        if not monitor.config.columns.versions():
+            raise ConfigError("hindsight.yaml: no version column is mapped; map "
+                              "columns.model_version (or provider_model, serving_variant)")
+        day, seen = monitor.versions(as_of)
+    totals: dict[str, int] = {}
+    for v in seen:
+        totals[v.column] = totals.get(v.column, 0) + v.today
+    if fmt == "json":
+        click.echo(json.dumps([v.as_json(totals[v.column]) for v in seen], indent=2))
+        return
+    table = RichTable(title=f"versions up to {day}")
+    for column in ("column", "value", "first seen", "last seen", f"share of {day}",
+                   "predictions", "pinned"):
+        table.add_column(column)
+    for v in seen:
+        share = v.today / totals[v.column] if totals[v.column] else 0.0
+        pinned = "-" if v.pinned is None else ("yes" if v.pinned else "NO")
+        table.add_row(v.column, v.value, f"{v.first_seen:%Y-%m-%d %H:%M}",
+                      f"{v.last_seen:%Y-%m-%d %H:%M}", f"{share:.1%}", f"{v.total:,}", pinned)
     out.print(table)
 
 

@@ -39,10 +39,20 @@ class Columns(_Frozen):
         default=None, description="when the label arrived; default: the time of ingestion"
     )
     model_version: ColumnName | None = Field(default=None, description="the model version")
+    provider: ColumnName | None = Field(default=None, description="the model's provider")
+    provider_model: ColumnName | None = Field(
+        default=None, description="the provider's model id (an alias or a dated snapshot)")
+    serving_variant: ColumnName | None = Field(
+        default=None, description="the serving path: route, quantization, cache hit, ...")
 
     def roles(self) -> dict[str, str]:
         """Role -> column name, for the roles that are mapped."""
         return {role: name for role, name in self.model_dump().items() if name is not None}
+
+    def versions(self) -> list[str]:
+        """The mapped columns whose change is a pipeline change."""
+        return [name for name in (self.model_version, self.provider, self.provider_model,
+                                  self.serving_variant) if name]
 
 
 class AlertSettings(_Frozen):
@@ -80,6 +90,14 @@ class AlertSettings(_Frozen):
     min_label_coverage: float = Field(
         default=0.5, ge=0, le=1,
         description="share of a day's predictions that must be labelled before it is tested",
+    )
+
+
+class VersionSettings(_Frozen):
+    """The versions that are promoted; anything else serving traffic is a pipeline change."""
+
+    pinned: tuple[str, ...] = Field(
+        default=(), description="promoted model versions and provider model ids",
     )
 
 
@@ -132,6 +150,7 @@ class Config(_Frozen):
     )
     alerts: AlertSettings = AlertSettings()
     drift: DriftSettings = DriftSettings()
+    versions: VersionSettings = VersionSettings()
 
     @model_validator(mode="after")
     def _columns_are_consistent(self) -> Self:

@@ -22,6 +22,7 @@ from hindsight.engine.duck import DuckDBEngine
 from hindsight.jobs import daily, ingest, results
 from hindsight.jobs.daily import RunSummary
 from hindsight.jobs.ingest import IngestReport
+from hindsight.jobs.versions import VersionSeen, versions_seen
 from hindsight.store.inputs import Batch, from_memory, read_file
 from hindsight.store.partitions import Store, Table
 from hindsight.store.schema import text_columns
@@ -100,6 +101,16 @@ class Monitor:
     def drift(self, start: date | None = None, end: date | None = None,
               segment: dict[str, str] | None = None) -> list[results.DriftRanking]:
         return results.read_feature_drift(self.store, start, end, segment)
+
+    def versions(self, as_of: date | None = None) -> tuple[date | None, list[VersionSeen]]:
+        """Every model version, provider model and serving variant seen up to ``as_of``
+        (default: the latest prediction day)."""
+        days = self.store.partitions(Table.PREDICTIONS)
+        day = as_of or (days[-1] if days else None)
+        if day is None:
+            return None, []
+        history = self.engine.version_history(day, self.config.columns.versions())
+        return day, versions_seen(history, self.config)
 
     def runs(self, start: date | None = None, end: date | None = None) -> list[date]:
         """The dates that have a completed run."""

@@ -45,6 +45,10 @@ class Engine(Protocol):
         """Every stored row ``(id, label, arrived_at)`` for any of ``ids``."""
         ...
 
+    def version_history(self, as_of: date, columns: list[str]) -> pa.Table:
+        """Per version column and value: first_seen, last_seen, today, total."""
+        ...
+
     def predictions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
         """The given columns of the predictions made on ``first_day..last_day``."""
         ...

@@ -88,6 +88,30 @@ class DuckDBEngine:
             files=files, start=_end_of(first_day - timedelta(days=1)), stop=_end_of(last_day),
         )
 
+    def version_history(self, as_of: date, columns: list[str]) -> pa.Table:
+        """Per version column and value, up to the end of ``as_of``: first and last seen,
+        predictions on ``as_of`` (today) and in all (total)."""
+        files = self._files(Table.PREDICTIONS, None, as_of)
+        if not files or not columns:
+            return pa.table({"column": pa.array([], pa.string()),
+                             "value": pa.array([], pa.string()),
+                             "first_seen": pa.array([], pa.timestamp("us", "UTC")),
+                             "last_seen": pa.array([], pa.timestamp("us", "UTC")),
+                             "today": pa.array([], pa.int64()),
+                             "total": pa.array([], pa.int64())})
+        ts = ident(self._config.columns.timestamp)
+        parts = " UNION ALL ".join(
+            f"SELECT {literal(c)} AS \"column\", {ident(c)}::VARCHAR AS value, {ts} AS ts FROM p "
+            f"WHERE {ident(c)} IS NOT NULL" for c in columns)
+        return self._query(
+            f"WITH p AS (SELECT * FROM read_parquet($files, union_by_name = true) "
+            f"WHERE {ts} < $stop) "
+            'SELECT "column", value, min(ts) AS first_seen, max(ts) AS last_seen, '
+            "count(*) FILTER (ts >= $start)::BIGINT AS today, count(*)::BIGINT AS total "
+            f"FROM ({parts}) GROUP BY ALL ORDER BY ALL",
+            files=files, start=_end_of(as_of - timedelta(days=1)), stop=_end_of(as_of),
+        )
+
     def cell_counts(self, as_of: date, first_day: date, last_day: date,
                     calibration: pa.Table | None = None) -> CellCounts:
         prediction_files = self._files(Table.PREDICTIONS, first_day, last_day)

@@ -16,7 +16,7 @@ from hindsight.alerts.model import Alert, alerts_to_table
 from hindsight.alerts.rules import PerformanceRule, RuleResult, RunWindow
 from hindsight.config import Config, feature_columns
 from hindsight.engine.base import Engine
-from hindsight.jobs import drift
+from hindsight.jobs import drift, versions
 from hindsight.jobs.explain import Explainer
 from hindsight.jobs.performance import metric_rows
 from hindsight.jobs.results import read_alerts
@@ -71,6 +71,10 @@ def run_daily(as_of: date, config: Config, store: Store, engine: Engine,
         outcome = found.results.get(kind, NOTHING_TESTED) if found else NOTHING_TESTED
         alerts += advance(_of_kind(previous, kind), outcome, as_of,
                           config.alerts.resolve_after_runs)
+    seen = versions.versions_seen(engine.version_history(as_of, config.columns.versions()),
+                                  config)
+    alerts += advance(_of_kind(previous, "model_version"), versions.version_changes(as_of, seen),
+                      as_of, config.alerts.resolve_after_runs)
     if found is not None:
         store.write(Table.DRIFT, drift.drift_table(as_of, found.rows), dt=as_of,
                     name=RESULT_FILE)

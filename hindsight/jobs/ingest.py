@@ -8,7 +8,7 @@ skipped, so re-sending a batch changes no count.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import pyarrow as pa
@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from hindsight.config import Config
 from hindsight.engine.base import Engine
 from hindsight.errors import InputError
+from hindsight.jobs.versions import unpinned
 from hindsight.store.inputs import Batch
 from hindsight.store.partitions import Store, Table
 from hindsight.store.schema import ARRIVED_AT, normalize_labels, normalize_predictions
@@ -32,11 +33,15 @@ class IngestReport:
     stored: int
     skipped: int
     orphans: int = 0
+    unpinned: tuple[str, ...] = ()  # versions that are not pinned, dated snapshots
 
     def summary(self, what: str) -> str:
         text = f"{what}: {self.rows} rows read, {self.stored} stored, {self.skipped} already stored"
         if self.orphans:
             text += f", {self.orphans} for ids with no stored prediction (kept, counted as orphans)"
+        if self.unpinned:
+            text += (f". Unpinned: {', '.join(self.unpinned)} (an alias can move under you: "
+                     "log a dated version, or list it in versions.pinned)")
         return text
 
 
@@ -61,7 +66,9 @@ def log_predictions(batches: Sequence[Batch], config: Config, store: Store,
     new = table.take(pa.array(fresh, pa.int64()))
     days = pc.cast(new[cols.timestamp], pa.date32())
     _write_by_day(store, Table.PREDICTIONS, new, days)
-    return _report(batches, new.num_rows)
+    flagged = unpinned(config, {c: pc.unique(table[c]).drop_null().to_pylist()
+                                for c in cols.versions()})
+    return replace(_report(batches, new.num_rows), unpinned=tuple(flagged))
 
 
 def log_labels(batches: Sequence[Batch], config: Config, store: Store, engine: Engine,

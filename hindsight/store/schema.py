@@ -29,9 +29,7 @@ def text_columns(config: Config, *, labels: bool = False) -> list[str]:
     names = [cols.id, *config.segments]
     if config.task == "classification":
         names += [cols.label] if labels else [cols.prediction, cols.label]
-    if cols.model_version:
-        names.append(cols.model_version)
-    return names
+    return names + cols.versions()
 
 
 def normalize_predictions(batch: Batch, config: Config, *, with_label: bool = False) -> pa.Table:
@@ -47,8 +45,8 @@ def normalize_predictions(batch: Batch, config: Config, *, with_label: bool = Fa
         typed[cols.label] = (_caster(value_type), True)
     if cols.score:
         typed[cols.score] = (_caster(pa.float64()), False)
-    if cols.model_version:
-        typed[cols.model_version] = (_text, False)
+    for name in cols.versions():
+        typed[name] = (_text, False)
     for segment in config.segments:
         typed[segment] = (_text, False)
     kept = list(typed) + list(config.features or ())

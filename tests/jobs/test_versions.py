@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+
+from hindsight.config import Config
+from hindsight.monitor import Monitor
+from tests.conftest import COLUMNS, prediction
+
+VERSIONED = {**COLUMNS, "model_version": "version", "provider_model": "llm"}
+
+
+def logged(i: int, day: int, version: str, llm: str, hour: int = 12) -> dict[str, object]:
+    return {**prediction(i, day, "CH", "a", hour=hour), "version": version, "llm": llm}
+
+
+def test_an_unpinned_alias_is_flagged_on_ingest(make_config: Callable[..., Config]) -> None:
+    with Monitor(make_config(columns=VERSIONED)) as m:
+        report = m.log_predictions([logged(1, 1, "v-2026-01-01", "gpt-4o"),
+                                    logged(2, 1, "v-2026-01-01", "gpt-4o-2024-08-06")])
+    assert report.unpinned == ("llm=gpt-4o",)
+    assert "Unpinned: llm=gpt-4o" in report.summary("predictions")
+
+
+def test_a_pinned_list_flags_everything_else(make_config: Callable[..., Config]) -> None:
+    config = make_config(columns=VERSIONED, versions={"pinned": ["v1", "gpt-4o-2024-08-06"]})
+    with Monitor(config) as m:
+        report = m.log_predictions([logged(1, 1, "v1", "gpt-4o-2024-08-06"),
+                                    logged(2, 1, "v2", "gpt-4o-2024-08-06")])
+    assert report.unpinned == ("version=v2",)
+
+
+def test_a_version_change_mid_day_is_alerted_that_day_with_its_share(
+    make_config: Callable[..., Config],
+) -> None:
+    with Monitor(make_config(columns=VERSIONED),
+                 clock=lambda: datetime(2026, 2, 1, tzinfo=UTC)) as m:
+        m.log_predictions([logged(i, 1, "v-2025-12-01", "gpt-4o-2024-08-06") for i in range(4)])
+        m.log_predictions([logged(10 + i, 2, "v-2025-12-01", "gpt-4o-2024-08-06", hour=8)
+                           for i in range(3)]
+                          + [logged(20, 2, "v-2026-01-02", "gpt-4o-2024-08-06", hour=14)])
+        first = m.run(date(2026, 1, 1))
+        second = m.run(date(2026, 1, 2))
+        later = [m.run(date(2026, 1, d)) for d in (3, 4, 5)]
+        day, seen = m.versions()
+    assert [a for a in first.alerts if a.kind == "model_version"] == []  # nothing before it
+    changed = [a for a in second.alerts if a.kind == "model_version"]
+    assert [(a.segment, a.state, a.value) for a in changed] == [
+        ({"version": "v-2026-01-02"}, "opened", 0.25)]
+    assert "first seen 2026-01-02 14:00:00 UTC" in changed[0].message
+    assert [a.state for a in later[-1].alerts if a.kind == "model_version"] == ["resolved"]
+    assert day == date(2026, 1, 2)
+    assert {(v.column, v.value, v.total) for v in seen} == {
+        ("version", "v-2025-12-01", 7), ("version", "v-2026-01-02", 1),
+        ("llm", "gpt-4o-2024-08-06", 8)}
