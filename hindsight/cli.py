@@ -22,6 +22,7 @@ from hindsight.jobs.daily import RunSummary
 from hindsight.jobs.results import MetricRow
 from hindsight.monitor import Monitor
 
+VALIDATION_FAILED = 5
 out = Console()
 err = Console(stderr=True)
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
@@ -203,6 +204,42 @@ def versions(ctx: click.Context, as_of: date | None, fmt: str) -> None:
     out.print(table)
 
 
+@cli.command(name="validate")
+@click.option("--candidate", type=click.Path(dir_okay=False), required=True,
+              help="The candidate's predictions on the validation set (id, prediction).")
+@click.option("--version", default=None, help="The candidate's version, for the report.")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=None,
+              help="Also fail below this share of predictions equal to the promoted model's.")
+@FORMAT
+@click.pass_context
+def validate_command(ctx: click.Context, candidate: str, version: str | None,
+                     min_agreement: float | None, fmt: str) -> None:
+    """Gate a deploy: exit 0 when the candidate is no worse than the promoted model overall
+    and in every segment, 5 when it fails (the report says where)."""
+    with _monitor(ctx) as monitor:
+        result = monitor.validate_file(candidate, version, min_agreement)
+    if fmt == "json":
+        click.echo(json.dumps(result.as_json(), indent=2))
+    else:
+        table = RichTable(title=f"candidate {version or candidate} vs the promoted model, "
+                                f"{result.rows:,} validation rows")
+        for column in ("segment", "n", "promoted", "candidate", "delta [95%]", "p worse", ""):
+            table.add_column(column)
+        for c in result.comparisons:
+            table.add_row(", ".join(f"{k}={v}" for k, v in c.segment.items()) or "(all)",
+                          f"{c.n:,}", f"{c.promoted:.1%}", f"{c.candidate:.1%}",
+                          f"{c.candidate - c.promoted:+.1%} [{c.low:+.1%}, {c.high:+.1%}]",
+                          f"{c.p:.2g}", "WORSE" if c.worse else "")
+        out.print(table)
+        out.print(f"Agreement with the promoted model: {result.agreement:.1%}. Class shares "
+                  f"moved {result.class_shift:.1%} (noise at this size: "
+                  f"{result.class_shift_noise:.1%}).")
+        out.print("[bold green]PASSED[/]" if result.passed else
+                  "[bold red]FAILED[/]: " + "; ".join(result.failures))
+    if not result.passed:
+        raise click.exceptions.Exit(VALIDATION_FAILED)
+
+
 @cli.command()
 @click.option("--incidents", type=click.Path(dir_okay=False, exists=True), required=True,
               help="YAML list of known incidents: {segment: {column: value}, start, end}.")
@@ -354,7 +391,7 @@ def _parse_segments(pairs: Sequence[str]) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="hindsight", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="hindsight", standalone_mode=False)
     except HindsightError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
         return exit_code(exc)
@@ -364,4 +401,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    return 0
+    return code if isinstance(code, int) else 0  # click returns an Exit's code

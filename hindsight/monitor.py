@@ -19,9 +19,17 @@ from hindsight.alerts.model import Alert
 from hindsight.alerts.rules import DropRule, PerformanceRule
 from hindsight.config import Config, load_config
 from hindsight.engine.duck import DuckDBEngine
+from hindsight.errors import InputError
 from hindsight.jobs import daily, ingest, results
 from hindsight.jobs.daily import RunSummary
+from hindsight.jobs.drift import read_reference
 from hindsight.jobs.ingest import IngestReport
+from hindsight.jobs.validate import (
+    Validation,
+    candidate_predictions,
+    check_version,
+    validate,
+)
 from hindsight.jobs.versions import VersionSeen, versions_seen
 from hindsight.store.inputs import Batch, from_memory, read_file
 from hindsight.store.partitions import Store, Table
@@ -111,6 +119,28 @@ class Monitor:
             return None, []
         history = self.engine.version_history(day, self.config.columns.versions())
         return day, versions_seen(history, self.config)
+
+    def validate(self, candidate: Any, version: str | None = None,
+                 min_agreement: float | None = None,
+                 source: str = "candidate") -> Validation:
+        """Gate a candidate: its predictions on the reference set (a table of id and
+        prediction, or a function from the reference rows to predictions) against the
+        promoted model's, overall and per segment."""
+        reference = read_reference(self.store)
+        if reference is None:
+            raise InputError("no reference set to validate against: log the validation set "
+                             "with 'hindsight reference PATH' first")
+        if not callable(candidate):
+            candidate = from_memory(candidate, source).table
+        predicted = candidate_predictions(candidate, reference, self.config, source)
+        return validate(reference, predicted, self.config, check_version(version),
+                        min_agreement)
+
+    def validate_file(self, path: str | Path, version: str | None = None,
+                      min_agreement: float | None = None) -> Validation:
+        cols = self.config.columns
+        batch = read_file(path, [cols.id, cols.prediction])
+        return self.validate(batch.table, version, min_agreement, source=str(path))
 
     def runs(self, start: date | None = None, end: date | None = None) -> list[date]:
         """The dates that have a completed run."""

@@ -113,3 +113,23 @@ def benjamini_hochberg(pvalues: npt.ArrayLike, q: float) -> npt.NDArray[np.bool_
         last = int(np.nonzero(passed)[0].max())
         reject[order[: last + 1]] = True
     return reject
+
+
+def paired_drop_pvalue(lost: int, gained: int) -> float:
+    """Exact one-sided sign test (McNemar's, exact) that a candidate is worse than the model
+    it would replace on the same items: ``lost`` items the promoted model got right and the
+    candidate wrong, ``gained`` the reverse. P(X >= lost) for X ~ Binomial(lost + gained, 1/2).
+
+    >>> round(paired_drop_pvalue(15, 5), 4)
+    0.0207
+    >>> paired_drop_pvalue(0, 0)
+    1.0
+    """
+    n = lost + gained
+    if n == 0 or lost == 0:
+        return 1.0
+    log_half = n * math.log(0.5)
+    terms = [math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + log_half
+             for k in range(lost, n + 1)]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
