@@ -176,15 +176,21 @@ def drift(ctx: click.Context, start: date | None, end: date | None, segments: tu
 @cli.command()
 @click.option("--as-of", "as_of", callback=_day, default=None,
               help="Up to the end of this date. Default: the latest prediction day.")
+@click.option("--daily", type=int, default=None, metavar="DAYS",
+              help="Instead: each value's share of each of the last DAYS days (a serving "
+                   "variant's share is a cascade's escalation rate or a cache's hit rate).")
 @FORMAT
 @click.pass_context
-def versions(ctx: click.Context, as_of: date | None, fmt: str) -> None:
+def versions(ctx: click.Context, as_of: date | None, daily: int | None, fmt: str) -> None:
     """Model versions, provider models and serving variants: first and last seen, share of
-    the last day's traffic, pinned or not."""
+    the last day's traffic, pinned or not, validation verdict."""
     with _monitor(ctx) as monitor:
         if not monitor.config.columns.versions():
             raise ConfigError("hindsight.yaml: no version column is mapped; map "
                               "columns.model_version (or provider_model, serving_variant)")
+        if daily is not None:
+            _print_daily_versions(monitor, as_of, daily, fmt)
+            return
         day, seen = monitor.versions(as_of)
     totals: dict[str, int] = {}
     for v in seen:
@@ -194,13 +200,14 @@ def versions(ctx: click.Context, as_of: date | None, fmt: str) -> None:
         return
     table = RichTable(title=f"versions up to {day}")
     for column in ("column", "value", "first seen", "last seen", f"share of {day}",
-                   "predictions", "pinned"):
+                   "predictions", "pinned", "validation"):
         table.add_column(column)
     for v in seen:
         share = v.today / totals[v.column] if totals[v.column] else 0.0
         pinned = "-" if v.pinned is None else ("yes" if v.pinned else "NO")
         table.add_row(v.column, v.value, f"{v.first_seen:%Y-%m-%d %H:%M}",
-                      f"{v.last_seen:%Y-%m-%d %H:%M}", f"{share:.1%}", f"{v.total:,}", pinned)
+                      f"{v.last_seen:%Y-%m-%d %H:%M}", f"{share:.1%}", f"{v.total:,}", pinned,
+                      v.validation or "-")
     out.print(table)
 
 
@@ -338,6 +345,20 @@ def demo(full: bool, directory: str, days: int | None, per_day: int | None,
     out.print(f"Explore: hindsight --config {directory}/hindsight.yaml alerts --state open\n"
               f"         hindsight --config {directory}/hindsight.yaml evaluate "
               f"--incidents {directory}/incidents.yaml")
+
+
+def _print_daily_versions(monitor: Monitor, as_of: date | None, days: int, fmt: str) -> None:
+    last, rows = monitor.version_shares(as_of, days)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = RichTable(title=f"daily share of each version, {days} days to {last}")
+    for column in ("date", "column", "value", "predictions", "share"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["date"], r["column"], str(r["value"]), f"{r['predictions']:,}",
+                      f"{r['share']:.1%}")
+    out.print(table)
 
 
 def _summary_line(summary: RunSummary) -> str:

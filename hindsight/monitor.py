@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from hindsight.jobs.validate import (
     Validation,
     candidate_predictions,
     check_version,
+    latest_verdicts,
+    record,
     validate,
 )
 from hindsight.jobs.versions import VersionSeen, versions_seen
@@ -118,7 +120,7 @@ class Monitor:
         if day is None:
             return None, []
         history = self.engine.version_history(day, self.config.columns.versions())
-        return day, versions_seen(history, self.config)
+        return day, versions_seen(history, self.config, latest_verdicts(self.store))
 
     def validate(self, candidate: Any, version: str | None = None,
                  min_agreement: float | None = None,
@@ -133,14 +135,29 @@ class Monitor:
         if not callable(candidate):
             candidate = from_memory(candidate, source).table
         predicted = candidate_predictions(candidate, reference, self.config, source)
-        return validate(reference, predicted, self.config, check_version(version),
-                        min_agreement)
+        result = validate(reference, predicted, self.config, check_version(version),
+                          min_agreement)
+        record(self.store, result, self._clock())
+        return result
 
     def validate_file(self, path: str | Path, version: str | None = None,
                       min_agreement: float | None = None) -> Validation:
         cols = self.config.columns
         batch = read_file(path, [cols.id, cols.prediction])
         return self.validate(batch.table, version, min_agreement, source=str(path))
+
+    def version_shares(self, as_of: date | None, days: int) -> tuple[date, list[dict[str, Any]]]:
+        """Each version value's share of each day's predictions, for ``days`` days."""
+        last = as_of or max(self.store.partitions(Table.PREDICTIONS),
+                            default=datetime.now(UTC).date())
+        counts = self.engine.daily_versions(last - timedelta(days=days - 1), last,
+                                            self.config.columns.versions()).to_pylist()
+        totals: dict[tuple[date, str], int] = {}
+        for r in counts:
+            totals[(r["day"], r["column"])] = totals.get((r["day"], r["column"]), 0) + r["n"]
+        return last, [{"date": r["day"].isoformat(), "column": r["column"],
+                       "value": r["value"], "predictions": r["n"],
+                       "share": r["n"] / totals[(r["day"], r["column"])]} for r in counts]
 
     def runs(self, start: date | None = None, end: date | None = None) -> list[date]:
         """The dates that have a completed run."""

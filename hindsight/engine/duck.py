@@ -112,6 +112,27 @@ class DuckDBEngine:
             files=files, start=_end_of(as_of - timedelta(days=1)), stop=_end_of(as_of),
         )
 
+    def daily_versions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
+        """Predictions per day, version column and value: a cascade's escalation rate or a
+        cache's hit rate is a serving variant's daily share."""
+        files = self._files(Table.PREDICTIONS, first_day, last_day)
+        if not files or not columns:
+            return pa.table({"day": pa.array([], pa.date32()),
+                             "column": pa.array([], pa.string()),
+                             "value": pa.array([], pa.string()),
+                             "n": pa.array([], pa.int64())})
+        ts = ident(self._config.columns.timestamp)
+        parts = " UNION ALL ".join(
+            f"SELECT CAST({ts} AS DATE) AS day, {literal(c)} AS \"column\", "
+            f"{ident(c)}::VARCHAR AS value FROM p" for c in columns)
+        return self._query(
+            f"WITH p AS (SELECT * FROM read_parquet($files, union_by_name = true) "
+            f"WHERE {ts} >= $start AND {ts} < $stop) "
+            f'SELECT day, "column", value, count(*)::BIGINT AS n FROM ({parts}) '
+            "GROUP BY ALL ORDER BY ALL",
+            files=files, start=_end_of(first_day - timedelta(days=1)), stop=_end_of(last_day),
+        )
+
     def cell_counts(self, as_of: date, first_day: date, last_day: date,
                     calibration: pa.Table | None = None) -> CellCounts:
         prediction_files = self._files(Table.PREDICTIONS, first_day, last_day)

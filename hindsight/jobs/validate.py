@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -19,6 +20,7 @@ from hindsight.jobs.drift import category_counts, segment_cells
 from hindsight.stats.drift import CategoryDetector, tail_quantile
 from hindsight.stats.intervals import z_value
 from hindsight.stats.significance import holm, paired_drop_pvalue
+from hindsight.store.partitions import Store, Table
 
 # a table of (id, prediction), or a function from the reference rows to predictions
 Candidate: TypeAlias = "pa.Table | Callable[[pa.Table], Any]"
@@ -61,6 +63,33 @@ class Validation:
                 "class_shift_noise": self.class_shift_noise,
                 "segments": [c.as_json() for c in self.comparisons],
                 "failures": list(self.failures)}
+
+
+VALIDATION_SCHEMA = pa.schema([
+    ("validated_at", pa.timestamp("us", "UTC")), ("version", pa.string()),
+    ("passed", pa.bool_()), ("rows", pa.int64()), ("agreement", pa.float64()),
+    ("failures", pa.string()),
+])
+
+
+def record(store: Store, result: Validation, at: datetime) -> None:
+    """Keep the verdict, so ``hindsight versions`` can show it beside the version."""
+    store.write(Table.VALIDATIONS, pa.Table.from_pylist([{
+        "validated_at": at, "version": result.version, "passed": result.passed,
+        "rows": result.rows, "agreement": result.agreement,
+        "failures": json.dumps(list(result.failures)),
+    }], schema=VALIDATION_SCHEMA))
+
+
+def latest_verdicts(store: Store) -> dict[str, tuple[bool, datetime]]:
+    """Per validated version: whether its latest validation passed, and when."""
+    files = store.files(Table.VALIDATIONS)
+    rows = pa.concat_tables([store.read(f.path) for f in files]).to_pylist() if files else []
+    verdicts: dict[str, tuple[bool, datetime]] = {}
+    for row in sorted(rows, key=lambda r: r["validated_at"]):
+        if row["version"] is not None:
+            verdicts[row["version"]] = (row["passed"], row["validated_at"])
+    return verdicts
 
 
 def check_version(version: str | None) -> str | None:

@@ -53,21 +53,30 @@ class VersionSeen:
     today: int  # predictions on the run date
     total: int
     pinned: bool | None  # None: no pinned list for this column
+    validation: str | None = None  # "passed 2026-11-29" / "failed ...", if it was validated
 
     def as_json(self, day_total: int) -> dict[str, Any]:
         return {"column": self.column, "value": self.value,
                 "first_seen": self.first_seen.isoformat(), "last_seen": self.last_seen.isoformat(),
                 "share_of_last_day": self.today / day_total if day_total else 0.0,
-                "predictions": self.total, "pinned": self.pinned}
+                "predictions": self.total, "pinned": self.pinned,
+                "validation": self.validation}
 
 
-def versions_seen(history: pa.Table, config: Config) -> list[VersionSeen]:
+def versions_seen(history: pa.Table, config: Config,
+                  verdicts: dict[str, tuple[bool, datetime]] | None = None) -> list[VersionSeen]:
     pinned = set(config.versions.pinned)
     checked = {c for c in (config.columns.model_version, config.columns.provider_model) if c}
+
+    def verdict(value: str) -> str | None:
+        found = (verdicts or {}).get(value)
+        return None if found is None else (
+            f"{'passed' if found[0] else 'failed'} {found[1]:%Y-%m-%d}")
+
     return [
         VersionSeen(r["column"], r["value"], r["first_seen"], r["last_seen"], r["today"],
                     r["total"], (r["value"] in pinned) if pinned and r["column"] in checked
-                    else None)
+                    else None, verdict(r["value"]))
         for r in history.to_pylist()
     ]
 

@@ -33,6 +33,7 @@ class Table(StrEnum):
     ALERTS = "alerts"
     RUNS = "runs"
     DRIFT = "drift"
+    VALIDATIONS = "validations"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import pytest
 from hindsight.cli import main
 from hindsight.config import Config
 from hindsight.errors import InputError
+from hindsight.jobs.validate import latest_verdicts
 from hindsight.monitor import Monitor
 
 
@@ -93,3 +94,10 @@ def test_the_cli_gate_exits_non_zero_on_failure(
     assert main([*args, str(good)]) == 0
     assert main([*args, str(bad)]) == 5
     assert "FAILED: country=FR" in capsys.readouterr().out
+
+
+def test_the_verdict_is_kept_for_the_versions_listing(monitor: Monitor) -> None:
+    monitor.validate(candidate(reference(), 2, broken_country="FR"), version="v3")
+    monitor.validate(candidate(reference(), 1), version="v3")
+    verdict = latest_verdicts(monitor.store)["v3"]
+    assert verdict[0] is True

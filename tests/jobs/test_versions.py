@@ -53,3 +53,16 @@ def test_a_version_change_mid_day_is_alerted_that_day_with_its_share(
     assert {(v.column, v.value, v.total) for v in seen} == {
         ("version", "v-2025-12-01", 7), ("version", "v-2026-01-02", 1),
         ("llm", "gpt-4o-2024-08-06", 8)}
+
+
+def test_a_serving_variants_daily_share_is_the_escalation_rate(
+    make_config: Callable[..., Config],
+) -> None:
+    columns = {**COLUMNS, "serving_variant": "route"}
+    with Monitor(make_config(columns=columns)) as m:
+        m.log_predictions([{**prediction(i, 1 + i // 10, "CH", "a"),
+                            "route": "large" if i % 10 < (2 if i < 10 else 5) else "small"}
+                           for i in range(20)])
+        last, rows = m.version_shares(None, 2)
+    escalated = {r["date"]: r["share"] for r in rows if r["value"] == "large"}
+    assert last == date(2026, 1, 2) and escalated == {"2026-01-01": 0.2, "2026-01-02": 0.5}
