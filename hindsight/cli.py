@@ -353,11 +353,13 @@ def _print_daily_versions(monitor: Monitor, as_of: date | None, days: int, fmt: 
         click.echo(json.dumps(rows, indent=2))
         return
     table = RichTable(title=f"daily share of each version, {days} days to {last}")
-    for column in ("date", "column", "value", "predictions", "share"):
+    for column in ("date", "column", "value", "predictions", "share",
+                   "same answer, other input"):
         table.add_column(column)
     for r in rows:
+        repeated = "-" if r["repeated_answers"] is None else f"{r['repeated_answers']:.1%}"
         table.add_row(r["date"], r["column"], str(r["value"]), f"{r['predictions']:,}",
-                      f"{r['share']:.1%}")
+                      f"{r['share']:.1%}", repeated)
     out.print(table)
 
 

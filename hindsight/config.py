@@ -44,6 +44,10 @@ class Columns(_Frozen):
         default=None, description="the provider's model id (an alias or a dated snapshot)")
     serving_variant: ColumnName | None = Field(
         default=None, description="the serving path: route, quantization, cache hit, ...")
+    input_hash: ColumnName | None = Field(
+        default=None,
+        description="a hash of the model's input: the same answer to differing inputs is "
+                    "counted per serving path (a stale or repetitive cache)")
 
     def roles(self) -> dict[str, str]:
         """Role -> column name, for the roles that are mapped."""

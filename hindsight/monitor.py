@@ -155,9 +155,12 @@ class Monitor:
         totals: dict[tuple[date, str], int] = {}
         for r in counts:
             totals[(r["day"], r["column"])] = totals.get((r["day"], r["column"]), 0) + r["n"]
+        hashed = self.config.columns.input_hash is not None
         return last, [{"date": r["day"].isoformat(), "column": r["column"],
                        "value": r["value"], "predictions": r["n"],
-                       "share": r["n"] / totals[(r["day"], r["column"])]} for r in counts]
+                       "share": r["n"] / totals[(r["day"], r["column"])],
+                       "repeated_answers": (r["repeated"] or 0) / r["n"] if hashed else None}
+                      for r in counts]
 
     def runs(self, start: date | None = None, end: date | None = None) -> list[date]:
         """The dates that have a completed run."""

@@ -120,15 +120,25 @@ class DuckDBEngine:
             return pa.table({"day": pa.array([], pa.date32()),
                              "column": pa.array([], pa.string()),
                              "value": pa.array([], pa.string()),
-                             "n": pa.array([], pa.int64())})
-        ts = ident(self._config.columns.timestamp)
+                             "n": pa.array([], pa.int64()),
+                             "repeated": pa.array([], pa.int64())})
+        cols = self._config.columns
+        ts = ident(cols.timestamp)
+        # repeated: predictions whose answer that day was also given to a different input
+        answer = f"{ident(cols.prediction)}::VARCHAR"
+        inputs = f"{ident(cols.input_hash)}::VARCHAR" if cols.input_hash else "NULL::VARCHAR"
         parts = " UNION ALL ".join(
             f"SELECT CAST({ts} AS DATE) AS day, {literal(c)} AS \"column\", "
-            f"{ident(c)}::VARCHAR AS value FROM p" for c in columns)
+            f"{ident(c)}::VARCHAR AS value, {answer} AS answer, {inputs} AS input FROM p"
+            for c in columns)
         return self._query(
             f"WITH p AS (SELECT * FROM read_parquet($files, union_by_name = true) "
-            f"WHERE {ts} >= $start AND {ts} < $stop) "
-            f'SELECT day, "column", value, count(*)::BIGINT AS n FROM ({parts}) '
+            f"WHERE {ts} >= $start AND {ts} < $stop), "
+            f"v AS ({parts}), "
+            'a AS (SELECT day, "column", value, answer, count(*) AS n, '
+            "count(DISTINCT input) AS inputs FROM v GROUP BY ALL) "
+            'SELECT day, "column", value, sum(n)::BIGINT AS n, '
+            "sum(n) FILTER (inputs > 1)::BIGINT AS repeated FROM a "
             "GROUP BY ALL ORDER BY ALL",
             files=files, start=_end_of(first_day - timedelta(days=1)), stop=_end_of(last_day),
         )

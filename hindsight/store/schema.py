@@ -45,7 +45,7 @@ def normalize_predictions(batch: Batch, config: Config, *, with_label: bool = Fa
         typed[cols.label] = (_caster(value_type), True)
     if cols.score:
         typed[cols.score] = (_caster(pa.float64()), False)
-    for name in cols.versions():
+    for name in [*cols.versions(), *([cols.input_hash] if cols.input_hash else [])]:
         typed[name] = (_text, False)
     for segment in config.segments:
         typed[segment] = (_text, False)

@@ -66,3 +66,16 @@ def test_a_serving_variants_daily_share_is_the_escalation_rate(
         last, rows = m.version_shares(None, 2)
     escalated = {r["date"]: r["share"] for r in rows if r["value"] == "large"}
     assert last == date(2026, 1, 2) and escalated == {"2026-01-01": 0.2, "2026-01-02": 0.5}
+
+
+def test_a_cache_giving_one_answer_to_differing_inputs_is_measured(
+    make_config: Callable[..., Config],
+) -> None:
+    columns = {**COLUMNS, "serving_variant": "route", "input_hash": "input"}
+    rows = [{**prediction(i, 1, "CH", "stale" if i < 6 else f"fresh-{i}"),
+             "route": "cache" if i < 8 else "model", "input": f"in-{i}"} for i in range(10)]
+    with Monitor(make_config(columns=columns)) as m:
+        m.log_predictions(rows)
+        _, shares = m.version_shares(date(2026, 1, 1), 1)
+    repeated = {r["value"]: r["repeated_answers"] for r in shares}
+    assert repeated == {"cache": 6 / 8, "model": 0.0}
