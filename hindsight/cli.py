@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from hindsight.alerts.delivery import DeliveryReport
 from hindsight.alerts.model import Alert
 from hindsight.errors import ConfigError, HindsightError, InputError, exit_code
 from hindsight.jobs.daily import RunSummary
@@ -103,9 +104,11 @@ def run(ctx: click.Context, day: date | None) -> None:
     as_of = day or datetime.now(UTC).date() - timedelta(days=1)
     with _monitor(ctx) as monitor:
         summary = monitor.run(as_of)
-    out.print(_summary_line(summary))
-    if summary.alerts:
-        _print_alerts(list(summary.alerts), "table")
+        out.print(_summary_line(summary))
+        if summary.alerts:
+            _print_alerts(list(summary.alerts), "table")
+        if monitor.config.sinks:
+            _print_delivery(monitor.deliver())
 
 
 @cli.command()
@@ -130,7 +133,14 @@ def backfill(ctx: click.Context, start: date, end: date) -> None:
               f"See 'hindsight alerts --start {start} --state opened'.")
 
 
-@cli.command()
+def _print_delivery(report: DeliveryReport) -> None:
+    line = f"Sinks: {report.delivered} delivered, {report.pending} pending"
+    if report.errors:
+        line += f" (retried next time; last error: {report.errors[-1]})"
+    out.print(line, highlight=False)
+
+
+@cli.group(invoke_without_command=True)
 @click.option("--start", callback=_day, default=None, help="First run date.")
 @click.option("--end", callback=_day, default=None, help="Last run date.")
 @click.option("--state", type=click.Choice(["opened", "ongoing", "resolved", "open"]),
@@ -140,6 +150,8 @@ def backfill(ctx: click.Context, start: date, end: date) -> None:
 def alerts(ctx: click.Context, start: date | None, end: date | None, state: str | None,
            fmt: str) -> None:
     """Alerts the daily runs raised: one row per run while an alert is open."""
+    if ctx.invoked_subcommand is not None:
+        return
     wanted = ("opened", "ongoing") if state == "open" else (state,)
     with _monitor(ctx) as monitor:
         found = [a for a in monitor.alerts(start, end) if state is None or a.state in wanted]
@@ -171,6 +183,32 @@ def drift(ctx: click.Context, start: date | None, end: date | None, segments: tu
     for r in rows:
         table.add_row(str(r.date), r.feature, r.method, f"{r.value:.4g}")
     out.print(table)
+
+
+@alerts.command("test-sink")
+@click.argument("name")
+@click.pass_context
+def test_sink(ctx: click.Context, name: str) -> None:
+    """Send a test alert through one sink, now, and say whether it arrived."""
+    with _monitor(ctx) as monitor:
+        sinks = {s.name: s for s in monitor.sinks()}
+        if name not in sinks:
+            raise ConfigError(f"hindsight.yaml: no sink named {name!r}; sinks: "
+                              f"{', '.join(sinks) or 'none configured'}")
+        today = datetime.now(UTC).date()
+        probe = Alert(date=today, kind="test", segment={}, metric="none", value=0.0,
+                      reference=0.0, n=0, message="a test alert from 'hindsight alerts "
+                      "test-sink': nothing is wrong", window_start=today, window_end=today)
+        sinks[name].send(probe, monitor.config.model)
+    out.print(f"Sink {name!r} took the test alert.")
+
+
+@cli.command(name="deliver")
+@click.pass_context
+def deliver_command(ctx: click.Context) -> None:
+    """Retry the alerts the sinks have not taken yet."""
+    with _monitor(ctx) as monitor:
+        _print_delivery(monitor.deliver())
 
 
 @cli.command()

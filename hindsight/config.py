@@ -97,6 +97,26 @@ class AlertSettings(_Frozen):
     )
 
 
+class SinkSettings(_Frozen):
+    """One place alerts are sent to."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the sink's name, for test-sink")
+    type: Literal["slack", "webhook", "alertmanager", "log"]
+    url: str | None = Field(default=None, description="where to POST")
+    url_env: str | None = Field(
+        default=None, description="environment variable holding the URL (keeps secrets out)")
+    path: str | None = Field(default=None, description="the log sink's file")
+
+    @model_validator(mode="after")
+    def _has_a_destination(self) -> Self:
+        if self.type == "log":
+            if not self.path:
+                raise ValueError(f"sinks: {self.name!r} (log) needs a path")
+        elif not (self.url or self.url_env):
+            raise ValueError(f"sinks: {self.name!r} ({self.type}) needs url or url_env")
+        return self
+
+
 class VersionSettings(_Frozen):
     """The versions that are promoted; anything else serving traffic is a pipeline change."""
 
@@ -155,6 +175,7 @@ class Config(_Frozen):
     alerts: AlertSettings = AlertSettings()
     drift: DriftSettings = DriftSettings()
     versions: VersionSettings = VersionSettings()
+    sinks: tuple[SinkSettings, ...] = ()
 
     @model_validator(mode="after")
     def _columns_are_consistent(self) -> Self:
@@ -179,6 +200,9 @@ class Config(_Frozen):
             if name.startswith(RESERVED_PREFIX):
                 raise ValueError(f"column {name!r}: names starting with {RESERVED_PREFIX!r} are "
                                  "reserved for hindsight; rename the column")
+        names = [s.name for s in self.sinks]
+        if len(set(names)) != len(names):
+            raise ValueError("sinks: two sinks share a name; give each its own")
         unknown = [f for f in self.drift.alert_features
                    if self.features is not None and f not in self.features]
         if unknown:

@@ -15,8 +15,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from hindsight.alerts.delivery import DeliveryReport, deliver, enqueue
 from hindsight.alerts.model import Alert
 from hindsight.alerts.rules import DropRule, PerformanceRule
+from hindsight.alerts.sinks import Sink, make_sink
 from hindsight.config import Config, load_config
 from hindsight.engine.duck import DuckDBEngine
 from hindsight.errors import InputError
@@ -99,11 +101,29 @@ class Monitor:
     # --- the daily job and its results --------------------------------------------------
 
     def run(self, as_of: date) -> RunSummary:
-        return daily.run_daily(as_of, self.config, self.store, self.engine, self.rule)
+        """The daily job as of a date. Its openings and resolutions are queued for every sink
+        (delivery is a separate step: a sink that is down never blocks the job)."""
+        summary = daily.run_daily(as_of, self.config, self.store, self.engine, self.rule)
+        if self.config.sinks:
+            enqueue(self.store, summary.alerts, [s.name for s in self.config.sinks],
+                    self._clock())
+        return summary
 
     def backfill(self, start: date, end: date,
                  progress: Callable[[RunSummary], None] | None = None) -> list[RunSummary]:
-        return daily.backfill(start, end, self.run, progress)
+        """Replay history; nothing is queued for the sinks (no one wants last month paged)."""
+        return daily.backfill(
+            start, end,
+            lambda day: daily.run_daily(day, self.config, self.store, self.engine, self.rule),
+            progress)
+
+    def sinks(self) -> list[Sink]:
+        return [make_sink(s) for s in self.config.sinks]
+
+    def deliver(self, tries: int = 3, backoff_seconds: float = 0.5) -> DeliveryReport:
+        """Send what the sinks have pending; what fails stays pending."""
+        return deliver(self.store, self.sinks(), self.config.model, self._clock, tries,
+                       backoff_seconds)
 
     def alerts(self, start: date | None = None, end: date | None = None) -> list[Alert]:
         return results.read_alerts(self.store, start, end)

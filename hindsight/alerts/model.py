@@ -71,6 +71,15 @@ class Alert:
         return row
 
 
+def alert_from_json(row: dict[str, Any]) -> Alert:
+    """The inverse of ``Alert.as_json``."""
+    fields = {k: v for k, v in row.items() if k != "key"}
+    for name in ("date", "window_start", "window_end", "opened_on"):
+        if fields.get(name) is not None:
+            fields[name] = dt.date.fromisoformat(fields[name])
+    return Alert(**fields)
+
+
 def alerts_to_table(alerts: list[Alert]) -> pa.Table:
     rows = [
         {**asdict(a), "segment": segment_key(a.segment), "key": a.key} for a in alerts

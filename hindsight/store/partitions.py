@@ -34,6 +34,7 @@ class Table(StrEnum):
     RUNS = "runs"
     DRIFT = "drift"
     VALIDATIONS = "validations"
+    OUTBOX = "outbox"
 
 
 @dataclass(frozen=True, slots=True)
