@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -201,6 +204,31 @@ def test_sink(ctx: click.Context, name: str) -> None:
                       "test-sink': nothing is wrong", window_start=today, window_end=today)
         sinks[name].send(probe, monitor.config.model)
     out.print(f"Sink {name!r} took the test alert.")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve HTTP ingest, the alert API and /metrics."""
+    import uvicorn
+
+    from hindsight.service.app import create_app
+
+    monitor = Monitor.from_config(ctx.obj["config"])
+    settings = monitor.config.service
+    token = os.environ.get(settings.token_env) or None
+    if token is None:
+        if not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
+            raise ConfigError(f"no bearer token in ${settings.token_env}: refusing to serve "
+                              f"on {host}; set the token, or serve on 127.0.0.1")
+        err.print(f"No token in ${settings.token_env}: serving on {host} (loopback) only, "
+                  "without authentication.")
+    try:
+        uvicorn.run(create_app(monitor, token), host=host, port=port, log_level="warning")
+    finally:
+        monitor.close()
 
 
 @cli.command(name="deliver")

@@ -117,6 +117,21 @@ class SinkSettings(_Frozen):
         return self
 
 
+class ServiceSettings(_Frozen):
+    """``hindsight serve``: HTTP ingest, the API and /metrics."""
+
+    token_env: str = Field(
+        default="HINDSIGHT_TOKEN",
+        description="environment variable with the bearer token; unset: loopback only",
+    )
+    open_reads: bool = Field(default=False, description="serve reads without the token")
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024,
+                                description="largest request body accepted")
+    max_rows: int = Field(default=500_000, ge=1, description="most rows in one request")
+    write_wait_seconds: float = Field(
+        default=2.0, gt=0, description="how long a write waits for the writer before a 429")
+
+
 class VersionSettings(_Frozen):
     """The versions that are promoted; anything else serving traffic is a pipeline change."""
 
@@ -176,6 +191,7 @@ class Config(_Frozen):
     drift: DriftSettings = DriftSettings()
     versions: VersionSettings = VersionSettings()
     sinks: tuple[SinkSettings, ...] = ()
+    service: ServiceSettings = ServiceSettings()
 
     @model_validator(mode="after")
     def _columns_are_consistent(self) -> Self:

@@ -1,0 +1,1 @@
+"""The HTTP service: ingest, the alert API and Prometheus metrics (``hindsight serve``)."""

@@ -1,0 +1,149 @@
+"""The FastAPI app. Handlers parse, call the Monitor, and answer; nothing else.
+
+Writes are durable before the answer: each accepted batch is written to the store (Parquet,
+temp file then rename) inside the request. One writer at a time; a write that cannot get the
+writer within ``service.write_wait_seconds`` is answered 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from collections.abc import Callable
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
+
+from hindsight.errors import InputError
+from hindsight.monitor import Monitor
+from hindsight.service.bodies import parse
+from hindsight.service.metrics import IngestMetrics, StoreCollector
+
+
+class IngestAnswer(BaseModel):
+    rows: int
+    stored: int
+    skipped: int
+    orphans: int
+    unpinned: list[str]
+
+
+class Refusal(BaseModel):
+    error: str
+    accepted: int = 0
+
+
+def create_app(monitor: Monitor, token: str | None) -> FastAPI:
+    settings = monitor.config.service
+    registry = CollectorRegistry()
+    ingest_metrics = IngestMetrics(registry)
+    registry.register(StoreCollector(monitor.store, monitor.config.model))
+    writer = threading.Lock()
+    app = FastAPI(title="hindsight", version="0.1.0",
+                  description=f"Monitoring of {monitor.config.model}: ingest, alerts, metrics.")
+
+    def authorized(request: Request) -> None:
+        if token is None:
+            return  # no token: the server is bound to loopback (see 'hindsight serve')
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise HTTPException(401, "missing or wrong bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    def reads(request: Request) -> None:
+        if not settings.open_reads:
+            authorized(request)
+
+    async def body_of(request: Request, table: str) -> bytes:
+        length = request.headers.get("content-length")
+        if length is not None and int(length) > settings.max_body_bytes:
+            ingest_metrics.refused.labels(table, "too_large").inc()
+            raise HTTPException(413, f"body of {length} bytes is over the limit of "
+                                     f"{settings.max_body_bytes}; send smaller batches")
+        body = await request.body()
+        if len(body) > settings.max_body_bytes:
+            ingest_metrics.refused.labels(table, "too_large").inc()
+            raise HTTPException(413, f"body is over the limit of {settings.max_body_bytes} "
+                                     "bytes; send smaller batches")
+        return body
+
+    def ingest(table: Literal["predictions", "labels"], body: bytes,
+               content_type: str) -> JSONResponse:
+        started = time.perf_counter()
+        try:
+            rows = parse(body, content_type)
+            if rows.num_rows > settings.max_rows:
+                ingest_metrics.refused.labels(table, "too_many_rows").inc()
+                return JSONResponse(
+                    Refusal(error=f"{rows.num_rows} rows is over the limit of "
+                                  f"{settings.max_rows}; send smaller batches").model_dump(),
+                    status_code=413)
+            if not writer.acquire(timeout=settings.write_wait_seconds):
+                ingest_metrics.refused.labels(table, "busy").inc()
+                return JSONResponse(Refusal(error="the writer is busy; retry shortly")
+                                    .model_dump(), status_code=429,
+                                    headers={"Retry-After": "1"})
+            try:
+                log: Callable[..., Any] = (monitor.log_predictions if table == "predictions"
+                                           else monitor.log_labels)
+                report = log(rows, name="request body")
+            finally:
+                writer.release()
+        except InputError as exc:
+            ingest_metrics.refused.labels(table, "invalid").inc()
+            return JSONResponse(Refusal(error=str(exc)).model_dump(), status_code=422)
+        finally:
+            ingest_metrics.seconds.labels(table).observe(time.perf_counter() - started)
+        ingest_metrics.rows.labels(table).inc(report.stored)
+        return JSONResponse(IngestAnswer(
+            rows=report.rows, stored=report.stored, skipped=report.skipped,
+            orphans=report.orphans, unpinned=list(report.unpinned)).model_dump())
+
+    responses: dict[int | str, dict[str, Any]] = {
+        401: {"description": "missing or wrong bearer token"},
+        413: {"model": Refusal, "description": "body or row count over the limit"},
+        422: {"model": Refusal, "description": "rows that do not fit the config; nothing "
+                                               "of the batch is stored"},
+        429: {"model": Refusal, "description": "the writer is busy; see Retry-After"},
+    }
+
+    @app.post("/v1/predictions", response_model=IngestAnswer, responses=responses,
+              dependencies=[Depends(authorized)])
+    async def post_predictions(request: Request) -> JSONResponse:
+        """Log predictions: a JSON array, NDJSON, an Arrow IPC stream or Parquet. A batch
+        with a bad row is refused whole (422, naming the row); re-sending stores nothing."""
+        body = await body_of(request, "predictions")
+        return ingest("predictions", body, request.headers.get("content-type", ""))
+
+    @app.post("/v1/labels", response_model=IngestAnswer, responses=responses,
+              dependencies=[Depends(authorized)])
+    async def post_labels(request: Request) -> JSONResponse:
+        """Log labels, in the same formats. The latest label per id wins."""
+        body = await body_of(request, "labels")
+        return ingest("labels", body, request.headers.get("content-type", ""))
+
+    @app.get("/v1/alerts", dependencies=[Depends(reads)])
+    def get_alerts(start: date | None = None, end: date | None = None,
+                   state: Annotated[Literal["opened", "ongoing", "resolved", "open"] | None,
+                                    Query()] = None) -> list[dict[str, Any]]:
+        """Alert rows of the runs in a range, as ``hindsight alerts --format json``."""
+        wanted = ("opened", "ongoing") if state == "open" else (state,)
+        return [a.as_json() for a in monitor.alerts(start, end)
+                if state is None or a.state in wanted]
+
+    @app.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(reads)])
+    def metrics() -> PlainTextResponse:
+        """Prometheus exposition format."""
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

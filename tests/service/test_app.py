@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+
+import httpx
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
+
+from hindsight.config import Config
+from hindsight.monitor import Monitor
+from hindsight.service.app import create_app
+from hindsight.store.partitions import Table
+from tests.conftest import label, prediction
+
+TOKEN = "s3cret"
+
+
+class Server:
+    """The real app under uvicorn on 127.0.0.1, on a free port."""
+
+    def __init__(self, monitor: Monitor, token: str | None) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(create_app(monitor, token), host="127.0.0.1",
+                                                    port=port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def monitor(make_config: Callable[..., Config]) -> Iterator[Monitor]:
+    config = make_config(service={"max_body_bytes": 200_000, "max_rows": 1000})
+    with Monitor(config, clock=lambda: datetime(2026, 2, 1, tzinfo=UTC)) as m:
+        yield m
+
+
+@pytest.fixture
+def server(monitor: Monitor) -> Iterator[Server]:
+    s = Server(monitor, TOKEN)
+    yield s
+    s.stop()
+
+
+def client(server: Server, token: str | None = TOKEN) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=server.url, headers=headers, timeout=30)
+
+
+def collapse_rows() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    rows, labels = [], []
+    for i in range(1, 1121):
+        day, country = 1 + (i - 1) // 80, "CH" if i % 2 else "DE"
+        rows.append(prediction(i, day, country, "a"))
+        wrong = (i % 40 < 2) or (day > 7 and country == "CH" and i % 40 < 21)
+        labels.append(label(i, "b" if wrong else "a", day + 1))
+    return rows, labels
+
+
+def test_ingest_over_http_then_the_run_then_the_alert_in_the_api(
+    server: Server, monitor: Monitor,
+) -> None:
+    rows, labels = collapse_rows()
+    with client(server) as http:
+        for start in range(0, len(rows), 500):
+            answer = http.post("/v1/predictions", json=rows[start:start + 500])
+            assert answer.status_code == 200, answer.text
+        for start in range(0, len(labels), 600):
+            ndjson = "\n".join(json.dumps(r) for r in labels[start:start + 600])
+            answer = http.post("/v1/labels", content=ndjson,
+                               headers={"Content-Type": "application/x-ndjson"})
+            assert answer.json()["stored"] == len(labels[start:start + 600])
+        again = http.post("/v1/predictions", json=rows[:500])
+        assert again.json() == {"rows": 500, "stored": 0, "skipped": 500, "orphans": 0,
+                                "unpinned": []}
+        monitor.run(date(2026, 1, 15))
+        found = http.get("/v1/alerts", params={"state": "open"}).json()
+        assert {"country": "CH"} in [a["segment"] for a in found]
+        exposition = http.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(exposition)}
+    assert families["hindsight_ingested_rows"].samples[0].value >= len(rows)
+    open_alerts = {s.labels["kind"]: s.value for s in families["hindsight_open_alerts"].samples}
+    assert open_alerts["performance"] >= 1
+    segments = [s.labels["segment"] for s in families["hindsight_alerted_segment_value"].samples]
+    assert "country=CH" in segments
+
+
+def test_arrow_and_parquet_bodies_are_accepted(server: Server) -> None:
+    table = pa.Table.from_pylist([prediction(i, 1, "CH", "a") for i in range(10)])
+    stream = io.BytesIO()
+    with ipc.new_stream(stream, table.schema) as writer:
+        writer.write_table(table)
+    parquet = io.BytesIO()
+    pq.write_table(table.slice(0, 5).rename_columns(
+        ["request_id", "served_at", "country", "tier", "predicted", "amount"]), parquet)
+    with client(server) as http:
+        arrow = http.post("/v1/predictions", content=stream.getvalue(),
+                          headers={"Content-Type": "application/vnd.apache.arrow.stream"})
+        assert arrow.json()["stored"] == 10
+        again = http.post("/v1/predictions", content=parquet.getvalue(),
+                          headers={"Content-Type": "application/vnd.apache.parquet"})
+        assert again.json()["skipped"] == 5
+
+
+def test_an_unauthenticated_write_gets_401(server: Server) -> None:
+    with client(server, token=None) as http:
+        assert http.post("/v1/predictions", json=[prediction(1, 1, "CH", "a")]).status_code \
+            == 401
+    with client(server, token="wrong") as http:
+        assert http.get("/v1/alerts").status_code == 401
+
+
+def test_an_oversize_body_gets_413_and_too_many_rows_too(server: Server) -> None:
+    with client(server) as http:
+        big = http.post("/v1/predictions", content=b"[" + b" " * 300_000 + b"]",
+                        headers={"Content-Type": "application/json"})
+        assert big.status_code == 413
+        many = http.post("/v1/predictions",
+                         json=[prediction(i, 1, "CH", "a") for i in range(1001)])
+        assert many.status_code == 413 and "1001 rows" in many.json()["error"]
+
+
+def test_a_malformed_row_gets_422_naming_it_and_nothing_of_the_batch_is_kept(
+    server: Server, monitor: Monitor,
+) -> None:
+    rows = [prediction(i, 1, "CH", "a") for i in range(5)]
+    rows[3]["served_at"] = "not a time"
+    with client(server) as http:
+        answer = http.post("/v1/predictions", json=rows)
+    assert answer.status_code == 422
+    assert "row 4: column 'served_at' has 'not a time'" in answer.json()["error"]
+    assert monitor.store.files(Table.PREDICTIONS) == []
+
+
+def test_the_openapi_spec_lists_what_the_server_answers(server: Server) -> None:
+    with client(server) as http:
+        spec = http.get("/openapi.json").json()
+    post = spec["paths"]["/v1/predictions"]["post"]
+    assert {"200", "401", "413", "422", "429"} <= set(post["responses"])
+    assert set(spec["paths"]) >= {"/v1/predictions", "/v1/labels", "/v1/alerts", "/metrics"}
+
+
+def test_serve_without_a_token_refuses_to_leave_loopback(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pathlib import Path
+
+    from hindsight.cli import main
+
+    folder = Path(str(tmp_path))
+    (folder / "hindsight.yaml").write_text(
+        "model: m\nstore: ./s\ncolumns: {id: i, timestamp: t, prediction: p, label: y}\n")
+    monkeypatch.delenv("HINDSIGHT_TOKEN", raising=False)
+    assert main(["--config", str(folder / "hindsight.yaml"), "serve", "--host", "0.0.0.0"]) == 2
+    assert "refusing to serve on 0.0.0.0" in capsys.readouterr().err
