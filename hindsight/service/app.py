@@ -12,16 +12,20 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import plotly
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.templating import Jinja2Templates
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from hindsight.errors import InputError
 from hindsight.monitor import Monitor
+from hindsight.service import views
 from hindsight.service.bodies import parse
 from hindsight.service.metrics import IngestMetrics, StoreCollector
 
@@ -141,6 +145,50 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
     def metrics() -> PlainTextResponse:
         """Prometheus exposition format."""
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+    def page(request: Request, name: str, **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, f"{name}.html", {
+            "page": name, "model": monitor.config.model, "title": name, **context})
+
+    @app.get("/", response_class=HTMLResponse, dependencies=[Depends(reads)])
+    def overview_page(request: Request) -> HTMLResponse:
+        """Aggregate metric by day with label coverage, and the open alerts."""
+        with writer:
+            return page(request, "overview", view=views.overview(monitor))
+
+    @app.get("/segments", response_class=HTMLResponse, dependencies=[Depends(reads)])
+    def segments_page(request: Request, column: str | None = None,
+                      within: str | None = None) -> HTMLResponse:
+        """The metric by segment value and day; ``within=col=value`` drills into crosses."""
+        inside: dict[str, str] = {}
+        if within:
+            key, _, value = within.partition("=")
+            inside = {key: value}
+        with writer:
+            return page(request, "segments", view=views.segments(monitor, column, inside))
+
+    @app.get("/drift", response_class=HTMLResponse, dependencies=[Depends(reads)])
+    def drift_page(request: Request, feature: str | None = None) -> HTMLResponse:
+        """Prediction drift against its noise band; features ranked; one histogram."""
+        with writer:
+            return page(request, "drift", view=views.drift(monitor, feature))
+
+    @app.get("/versions", response_class=HTMLResponse, dependencies=[Depends(reads)])
+    def versions_page(request: Request) -> HTMLResponse:
+        with writer:
+            day, seen = monitor.versions()
+        totals: dict[str, int] = {}
+        for v in seen:
+            totals[v.column] = totals.get(v.column, 0) + v.today
+        shares = [v.today / totals[v.column] if totals[v.column] else 0.0 for v in seen]
+        return page(request, "versions", day=day, seen=seen, shares=shares)
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_bundle() -> FileResponse:
+        return FileResponse(plotly_js, media_type="text/javascript")
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
