@@ -231,6 +231,21 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         monitor.close()
 
 
+@cli.command()
+@click.option("--date", "day", callback=_day, default=None,
+              help="The run to report on. Default: the latest.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="HTML file.")
+@click.pass_context
+def report(ctx: click.Context, day: date | None, out: str) -> None:
+    """The dashboard's views as one static HTML file, to mail or archive."""
+    from hindsight.service.report import render
+
+    with _monitor(ctx) as monitor:
+        html = render(monitor, day)
+    Path(out).write_text(html, encoding="utf-8")
+    err.print(f"Wrote {out} ({len(html) / 1e6:.1f} MB).")
+
+
 @cli.command(name="deliver")
 @click.pass_context
 def deliver_command(ctx: click.Context) -> None:

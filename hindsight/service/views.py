@@ -31,16 +31,17 @@ class Overview:
     open_alerts: list[Alert]
 
 
-def _latest_metrics(monitor: Monitor) -> tuple[date | None, pa.Table | None]:
-    runs = monitor.store.partitions(Table.METRICS)
+def _latest_metrics(monitor: Monitor,
+                    as_of: date | None = None) -> tuple[date | None, pa.Table | None]:
+    runs = [d for d in monitor.store.partitions(Table.METRICS) if as_of is None or d <= as_of]
     if not runs:
         return None, None
     files = monitor.store.files(Table.METRICS, runs[-1], runs[-1])
     return runs[-1], pa.concat_tables([monitor.store.read(f.path) for f in files])
 
 
-def overview(monitor: Monitor) -> Overview:
-    as_of, table = _latest_metrics(monitor)
+def overview(monitor: Monitor, as_of: date | None = None) -> Overview:
+    as_of, table = _latest_metrics(monitor, as_of)
     if table is None or as_of is None:
         return Overview(None, None, [])
     whole = table.filter(pc.equal(table["segment"], "{}")).sort_by("day")
@@ -74,12 +75,13 @@ class SegmentView:
     values: list[str]
 
 
-def segments(monitor: Monitor, column: str | None, within: dict[str, str]) -> SegmentView:
+def segments(monitor: Monitor, column: str | None, within: dict[str, str],
+             as_of: date | None = None) -> SegmentView:
     """A heatmap of the headline metric by segment value and prediction day; cells with fewer
     than min_samples labelled rows are left grey. ``within`` drills into a segment's crosses."""
     names = list(monitor.config.segments)
     column = column if column in names else (names[0] if names else None)
-    as_of, table = _latest_metrics(monitor)
+    as_of, table = _latest_metrics(monitor, as_of)
     if table is None or column is None:
         return SegmentView(as_of, column, within, names, None, [])
     headline = "accuracy" if monitor.config.task == "classification" else "mae"

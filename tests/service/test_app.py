@@ -42,6 +42,7 @@ class Server:
                 raise RuntimeError("server did not start")
             time.sleep(0.02)
         self.url = f"http://127.0.0.1:{port}"
+        self.config_file = ""
 
     def stop(self) -> None:
         self.server.should_exit = True

@@ -27,6 +27,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     run_demo(folder, Scenario(per_day=4000, days=24, failure_start=10, seed=3))
     monitor = Monitor(load_config(folder / "hindsight.yaml"))
     server = Server(monitor, token=None)
+    server.config_file = str(folder / "hindsight.yaml")
     yield server
     server.stop()
     monitor.close()
@@ -76,3 +77,20 @@ def test_user_strings_are_escaped_on_the_pages(tmp_path: Path) -> None:
             server.stop()
     assert nasty not in versions and "&lt;script&gt;alert(1)&lt;/script&gt;" in versions
     assert nasty not in segments  # inside the chart's JSON too
+
+
+@pytest.mark.slow
+def test_the_static_report_renders_offline_in_chromium(demo_server: Server,
+                                                       tmp_path: Path) -> None:
+    from hindsight.cli import main
+
+    config = str(Path(demo_server.config_file))
+    out = tmp_path / "report.html"
+    assert main(["--config", config, "report", "--out", str(out)]) == 0
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(out.as_uri())
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
+        assert page.locator(".js-plotly-plot").count() == 1 + 3 + 1  # overview, 3 segments, drift
+        browser.close()
