@@ -506,3 +506,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     return code if isinstance(code, int) else 0  # click returns an Exit's code
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -41,3 +41,13 @@ def test_the_bootstrap_benchmark_runs_side_by_side(tmp_path: Path) -> None:
         check=True, capture_output=True, text=True, timeout=300,
     )
     assert "speed-up" in done.stdout and "threshold difference" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_ingest_load_benchmark_runs_against_a_real_server() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "ingest_load.py"), "--seconds", "2", "--batch", "500",
+         "--max-requests", "20"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    assert "rows/s" in done.stdout and "p50/p99" in done.stdout
