@@ -40,6 +40,7 @@ DRIFT_SCHEMA = pa.schema([
     ("threshold", pa.float64()), ("n", pa.int64()),
 ])
 PSI_BINS = 10
+MOVED_PSI = 0.1
 MIN_CALIBRATION_ROWS = 200
 
 
@@ -258,10 +259,11 @@ def _drift_alert(as_of: date, segment: str, moved: list[_Signal], n: int, n_refe
 
 
 def top_moved(rows: Sequence[DriftRow], segment: str, k: int = 3) -> list[str]:
-    """The features that moved most in a segment, by PSI, as "name (PSI 0.31)"."""
+    """The features that moved most in a segment, by PSI, as "name (PSI 0.31)"; below
+    ``MOVED_PSI`` (the usual "no real change" line) a feature is not named."""
     ranked = sorted((r for r in rows if r.kind == "feature" and r.segment == segment
                      and r.method == "psi"), key=lambda r: -r.value)
-    return [f"{r.target} (PSI {r.value:.2f})" for r in ranked[:k] if r.value > 0.01]
+    return [f"{r.target} (PSI {r.value:.2f})" for r in ranked[:k] if r.value >= MOVED_PSI]
 
 
 def drift_table(as_of: date, rows: Sequence[DriftRow]) -> pa.Table:
