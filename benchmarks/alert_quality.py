@@ -46,9 +46,11 @@ def main() -> None:
     parser.add_argument("--per-day", type=int, default=500_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])
     parser.add_argument("--null-days", type=int, default=60)
+    parser.add_argument("--only-null", action="store_true",
+                        help="skip the failure scenarios, run only the one without a failure")
     parser.add_argument("--dir", type=Path, default=Path("benchmarks/.data/alert_quality"))
     args = parser.parse_args()
-    for seed in args.seeds:
+    for seed in [] if args.only_null else args.seeds:
         scenario = Scenario(per_day=args.per_day, days=42, failure_start=28, seed=seed)
         lines, seconds = replay(args.dir / f"failure-{seed}", scenario)
         print(f"seed {seed}, {args.per_day:,}/day, failure: ({seconds:.0f} s)")
