@@ -103,8 +103,10 @@ class DuckDBEngine:
         parts = " UNION ALL ".join(
             f"SELECT {literal(c)} AS \"column\", {ident(c)}::VARCHAR AS value, {ts} AS ts FROM p "
             f"WHERE {ident(c)} IS NOT NULL" for c in columns)
+        needed = ", ".join(ident(c) for c in dict.fromkeys([self._config.columns.timestamp,
+                                                           *columns]))
         return self._query(
-            f"WITH p AS (SELECT * FROM read_parquet($files, union_by_name = true) "
+            f"WITH p AS (SELECT {needed} FROM read_parquet($files, union_by_name = true) "
             f"WHERE {ts} < $stop) "
             'SELECT "column", value, min(ts) AS first_seen, max(ts) AS last_seen, '
             "count(*) FILTER (ts >= $start)::BIGINT AS today, count(*)::BIGINT AS total "
@@ -131,8 +133,11 @@ class DuckDBEngine:
             f"SELECT CAST({ts} AS DATE) AS day, {literal(c)} AS \"column\", "
             f"{ident(c)}::VARCHAR AS value, {answer} AS answer, {inputs} AS input FROM p"
             for c in columns)
+        needed = ", ".join(ident(c) for c in dict.fromkeys(
+            [cols.timestamp, cols.prediction, *columns,
+             *([cols.input_hash] if cols.input_hash else [])]))
         return self._query(
-            f"WITH p AS (SELECT * FROM read_parquet($files, union_by_name = true) "
+            f"WITH p AS (SELECT {needed} FROM read_parquet($files, union_by_name = true) "
             f"WHERE {ts} >= $start AND {ts} < $stop), "
             f"v AS ({parts}), "
             'a AS (SELECT day, "column", value, answer, count(*) AS n, '
@@ -158,14 +163,21 @@ class DuckDBEngine:
             "FROM read_parquet($predictions, union_by_name = true) "
             f"WHERE {ident(cols.timestamp)} >= $start AND {ident(cols.timestamp)} < $stop"
         )
+        params: dict[str, Any] = {}
         if calibration is not None and cols.score:
-            # the label-free estimate: each prediction's calibrated chance of being right
-            self._con.register("calibration", calibration)
-            source = (f"SELECT s.*, c.probability AS p_correct FROM ({source}) s "
-                      "ASOF LEFT JOIN calibration c ON s.score >= c.lower")
+            # The label-free estimate: each prediction's calibrated chance of being right, a
+            # step function of its score (a CASE: a join would sort millions of rows).
+            lower = calibration["lower"].to_pylist()
+            probability = calibration["probability"].to_pylist()
+            steps = " ".join(f"WHEN score < $edge{i} THEN $p{i - 1}"
+                             for i in range(1, len(lower)))
+            params |= {f"edge{i}": float(lower[i]) for i in range(1, len(lower))}
+            params |= {f"p{i}": float(p) for i, p in enumerate(probability)}
+            source = (f"SELECT *, CASE WHEN score IS NULL THEN NULL {steps} "
+                      f"ELSE $p{len(lower) - 1} END::DOUBLE AS p_correct FROM ({source})")
         else:
             source = f"SELECT *, NULL::DOUBLE AS p_correct FROM ({source})"
-        params: dict[str, Any] = {
+        params |= {
             "predictions": prediction_files,
             "start": _end_of(first_day - timedelta(days=1)),
             "stop": _end_of(last_day),
@@ -186,11 +198,7 @@ class DuckDBEngine:
             "SELECT p.*, l.label, date_diff('day', p.day, CAST(l.first_arrived AS DATE)) AS age "
             f"FROM ({source}) p LEFT JOIN ({labels}) l USING (id)"
         )
-        try:
-            return self._rollup(joined, params)
-        finally:
-            if calibration is not None and cols.score:
-                self._con.unregister("calibration")
+        return self._rollup(joined, params)
 
     def reference_counts(self) -> CellCounts | None:
         files = self._files(Table.REFERENCE)
