@@ -1,14 +1,21 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from hindsight.config import Config, parse_config
 from hindsight.monitor import Monitor
+
+# CI replays the same examples every run: a red build is then a regression, not a draw.
+settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 COLUMNS = {
     "id": "request_id",

@@ -66,7 +66,7 @@ def test_binned_bootstrap_noise_agrees_with_the_naive_resampling_loop(seed: int)
     naive = [stats.wasserstein_distance(reference, rng.choice(reference, 1500))
              for _ in range(1500)]
     ours = detector.noise(1500, replicates=4000, quantile=0.9, seed=seed, two_sample=False)
-    assert ours == pytest.approx(np.quantile(naive, 0.9), rel=0.06)
+    assert ours == pytest.approx(np.quantile(naive, 0.9), rel=0.1)
 
 
 def test_the_wasserstein_detector_scores_in_the_reference_units() -> None:
@@ -92,4 +92,4 @@ def test_two_sample_noise_agrees_with_resampling_both_sides(seed: int) -> None:
     naive = [stats.wasserstein_distance(rng.choice(reference, 3000), rng.choice(reference, 800))
              for _ in range(1500)]
     ours = detector.noise(800, replicates=4000, quantile=0.9, seed=seed)
-    assert ours == pytest.approx(np.quantile(naive, 0.9), rel=0.06)
+    assert ours == pytest.approx(np.quantile(naive, 0.9), rel=0.1)

@@ -22,14 +22,15 @@ def test_normal_sf_matches_scipy() -> None:
     assert normal_sf(z) == pytest.approx(stats.norm.sf(z), rel=1e-9, abs=1e-300)
 
 
-@given(k1=st.integers(120, 190), k0=st.integers(1300, 1900))
-def test_proportion_drop_pvalues_agree_with_statsmodels_away_from_the_tails(
+@given(k1=st.integers(70, 130), k0=st.integers(700, 1300))
+def test_proportion_drop_pvalues_agree_with_statsmodels_for_middling_rates(
     k1: int, k0: int,
 ) -> None:
+    # Near 50% the arcsine and the pooled z-test are the same test; they part in the tails.
     _, pooled = proportions_ztest([k1, k0], [200, 2000], alternative="smaller")
     if 0.01 < pooled < 0.5:
         ours = proportion_drop_pvalues([k1], [200], [k0], [2000])[0]
-        assert ours == pytest.approx(pooled, rel=0.35)
+        assert ours == pytest.approx(pooled, rel=0.15)
 
 
 @pytest.mark.parametrize(("n", "rate"), [(141, 0.92), (300, 0.95), (120, 0.7)])
