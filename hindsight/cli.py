@@ -273,18 +273,15 @@ def versions(ctx: click.Context, as_of: date | None, daily: int | None, fmt: str
             _print_daily_versions(monitor, as_of, daily, fmt)
             return
         day, seen = monitor.versions(as_of)
-    totals: dict[str, int] = {}
-    for v in seen:
-        totals[v.column] = totals.get(v.column, 0) + v.today
     if fmt == "json":
-        click.echo(json.dumps([v.as_json(totals[v.column]) for v in seen], indent=2))
+        click.echo(json.dumps([v.as_json() for v in seen], indent=2))
         return
     table = RichTable(title=f"versions up to {day}")
     for column in ("column", "value", "first seen", "last seen", f"share of {day}",
                    "predictions", "pinned", "validation"):
         table.add_column(column)
     for v in seen:
-        share = v.today / totals[v.column] if totals[v.column] else 0.0
+        share = v.share
         pinned = "-" if v.pinned is None else ("yes" if v.pinned else "NO")
         table.add_row(v.column, v.value, f"{v.first_seen:%Y-%m-%d %H:%M}",
                       f"{v.last_seen:%Y-%m-%d %H:%M}", f"{share:.1%}", f"{v.total:,}", pinned,

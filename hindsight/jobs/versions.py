@@ -53,14 +53,14 @@ class VersionSeen:
     today: int  # predictions on the run date
     total: int
     pinned: bool | None  # None: no pinned list for this column
+    share: float = 0.0  # of the run date's predictions, within its column
     validation: str | None = None  # "passed 2026-11-29" / "failed ...", if it was validated
 
-    def as_json(self, day_total: int) -> dict[str, Any]:
+    def as_json(self) -> dict[str, Any]:
         return {"column": self.column, "value": self.value,
                 "first_seen": self.first_seen.isoformat(), "last_seen": self.last_seen.isoformat(),
-                "share_of_last_day": self.today / day_total if day_total else 0.0,
-                "predictions": self.total, "pinned": self.pinned,
-                "validation": self.validation}
+                "share_of_last_day": self.share, "predictions": self.total,
+                "pinned": self.pinned, "validation": self.validation}
 
 
 def versions_seen(history: pa.Table, config: Config,
@@ -73,21 +73,24 @@ def versions_seen(history: pa.Table, config: Config,
         return None if found is None else (
             f"{'passed' if found[0] else 'failed'} {found[1]:%Y-%m-%d}")
 
+    rows = history.to_pylist()
+    totals: dict[str, int] = {}
+    for r in rows:
+        totals[r["column"]] = totals.get(r["column"], 0) + r["today"]
     return [
         VersionSeen(r["column"], r["value"], r["first_seen"], r["last_seen"], r["today"],
                     r["total"], (r["value"] in pinned) if pinned and r["column"] in checked
-                    else None, verdict(r["value"]))
-        for r in history.to_pylist()
+                    else None, r["today"] / totals[r["column"]] if totals[r["column"]] else 0.0,
+                    verdict(r["value"]))
+        for r in rows
     ]
 
 
 def version_changes(as_of: date, seen: list[VersionSeen]) -> RuleResult:
     """Alert on each value first seen on ``as_of`` (when the column had history before it),
     and on unpinned values still serving."""
-    totals: dict[str, int] = {}
     started: dict[str, date] = {}
     for v in seen:
-        totals[v.column] = totals.get(v.column, 0) + v.today
         started[v.column] = min(started.get(v.column, as_of), v.first_seen.date())
     alerts, tested, failing = [], set(), set()
     for v in seen:
@@ -98,7 +101,7 @@ def version_changes(as_of: date, seen: list[VersionSeen]) -> RuleResult:
         if not (new or stray):
             continue
         failing.add(key)
-        share = v.today / totals[v.column] if totals[v.column] else 0.0
+        share = v.share
         what = "new" if new else "unpinned"
         message = (f"{what} {v.column} {v.value!r}: first seen {v.first_seen:%Y-%m-%d %H:%M:%S} "
                    f"UTC, {share:.1%} of {as_of}'s predictions ({v.today:,})")

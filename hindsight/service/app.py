@@ -180,11 +180,7 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
     def versions_page(request: Request) -> HTMLResponse:
         with writer:
             day, seen = monitor.versions()
-        totals: dict[str, int] = {}
-        for v in seen:
-            totals[v.column] = totals.get(v.column, 0) + v.today
-        shares = [v.today / totals[v.column] if totals[v.column] else 0.0 for v in seen]
-        return page(request, "versions", day=day, seen=seen, shares=shares)
+        return page(request, "versions", day=day, seen=seen)
 
     @app.get("/static/plotly.min.js", include_in_schema=False)
     def plotly_bundle() -> FileResponse:
