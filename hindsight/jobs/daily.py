@@ -125,10 +125,13 @@ def _drift(as_of: date, config: Config, engine: Engine,
     current = engine.predictions(first, last, needed)
     if current.num_rows == 0:
         return _DriftFound((), {})
-    rows = drift.feature_drift(current, reference, config, features)
+    cut = drift.slices(current, reference, config.segments,
+                       min(config.min_samples, config.drift.min_samples))
+    rows = drift.feature_drift([s for s in cut if min(len(s.now), len(s.then))
+                                >= config.min_samples], features)
     top = {segment: drift.top_moved(rows, segment)
            for segment in {r.segment for r in rows}}
-    predicted = drift.prediction_drift(as_of, current, reference, config, top)
+    predicted = drift.prediction_drift(as_of, cut, config, top)
     results = {"prediction_drift": predicted.result,
                "feature_drift": drift.feature_alerts(as_of, rows, config)}
     return _DriftFound(tuple(rows) + predicted.rows, results)

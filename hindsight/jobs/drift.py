@@ -91,20 +91,34 @@ def segment_cells(table: pa.Table, segments: Sequence[str]) -> list[tuple[str, p
     return cells
 
 
-def feature_drift(current: pa.Table, reference: pa.Table, config: Config,
-                  features: Sequence[str]) -> list[DriftRow]:
-    """Every feature, whole population and each single segment value with enough rows."""
-    rows: list[DriftRow] = []
-    ref_cells = dict(segment_cells(reference, config.segments))
-    for segment, mask in segment_cells(current, config.segments):
-        if segment not in ref_cells:
+@dataclass(frozen=True, slots=True)
+class Slice:
+    """One segment's rows today and in the reference."""
+
+    segment: str
+    now: pa.Table
+    then: pa.Table
+
+
+def slices(current: pa.Table, reference: pa.Table, segments: Sequence[str],
+           min_rows: int) -> list[Slice]:
+    """The whole population and each single segment value with ``min_rows`` on both sides,
+    cut once for every comparison of the run."""
+    then_masks = dict(segment_cells(reference, segments))
+    found = []
+    for segment, mask in segment_cells(current, segments):
+        if segment not in then_masks:
             continue
-        now, then = current.filter(mask), reference.filter(ref_cells[segment])
-        if min(now.num_rows, then.num_rows) < config.min_samples:
-            continue
-        for feature in features:
-            rows += _one_feature(feature, segment, now[feature], then[feature])
-    return rows
+        now, then = current.filter(mask), reference.filter(then_masks[segment])
+        if min(now.num_rows, then.num_rows) >= min_rows:
+            found.append(Slice(segment, now, then))
+    return found
+
+
+def feature_drift(cut: Sequence[Slice], features: Sequence[str]) -> list[DriftRow]:
+    """Every feature in every slice."""
+    return [row for s in cut for feature in features
+            for row in _one_feature(feature, s.segment, s.now[feature], s.then[feature])]
 
 
 def _one_feature(feature: str, segment: str, now: pa.ChunkedArray,
@@ -150,24 +164,21 @@ class PredictionDrift:
     result: RuleResult
 
 
-def prediction_drift(as_of: date, current: pa.Table, reference: pa.Table, config: Config,
+def prediction_drift(as_of: date, cut: Sequence[Slice], config: Config,
                      top_features: dict[str, list[str]]) -> PredictionDrift:
     """Score each signal of the predictions against the reference, for the population and
     each single segment value; a cell alerts when a signal exceeds its bootstrapped noise
     (Bonferroni-adjusted across the cells) *and* moved by at least the minimum effect."""
     settings = config.drift
-    cells = [(s, m) for s, m in segment_cells(current, config.segments)]
-    ref_cells = dict(segment_cells(reference, config.segments))
-    testable = [(s, m) for s, m in cells if s in ref_cells and min(
-        pc.sum(m).as_py() or 0, pc.sum(ref_cells[s]).as_py() or 0) >= settings.min_samples]
+    testable = [s for s in cut if min(s.now.num_rows, s.then.num_rows) >= settings.min_samples]
     signals_tested = len(testable) * len(_prediction_signals(config))
     level = 1.0 - (1.0 - settings.quantile) / max(signals_tested, 1)  # Bonferroni
     rows: list[DriftRow] = []
     alerts: list[Alert] = []
     tested: set[str] = set()
     failing: set[str] = set()
-    for segment, mask in testable:
-        now, then = current.filter(mask), reference.filter(ref_cells[segment])
+    for piece in testable:
+        segment, now, then = piece.segment, piece.now, piece.then
         signals = [_signal(name, now[column], then[column], settings.replicates, level,
                            settings.quantile)
                    for name, column in _prediction_signals(config)]

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from hindsight.alerts.model import Alert
 from hindsight.config import Config, feature_columns
 from hindsight.engine.base import Engine
-from hindsight.jobs.drift import DriftRow, feature_drift, top_moved
+from hindsight.jobs.drift import DriftRow, feature_drift, slices, top_moved
 
 
 class Explainer:
@@ -43,8 +43,8 @@ class Explainer:
         if reference.num_rows < self._config.min_samples:
             reference = self._reference  # too small a slice: compare with the whole reference
         # the segment's own slice, compared as one population ("{}")
-        narrow = self._config.model_copy(update={"segments": ()})
-        return top_moved(feature_drift(current, reference, narrow, features), "{}")
+        cut = slices(current, reference, (), self._config.min_samples)
+        return top_moved(feature_drift(cut, features), "{}")
 
 
 def _inside(table: pa.Table, segment: dict[str, str]) -> pa.Table:

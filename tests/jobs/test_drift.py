@@ -11,9 +11,11 @@ from scipy import stats
 
 from hindsight.config import Config
 from hindsight.jobs.drift import (
+    Slice,
     calibration_table,
     feature_drift,
     prediction_drift,
+    slices,
     top_moved,
 )
 from hindsight.stats.drift import WassersteinDetector
@@ -46,6 +48,10 @@ def predictions(n: int, seed: int, score_shift: float = 0.0, flip: float = 0.0,
     return pa.table(columns)
 
 
+def cut(now: pa.Table, then: pa.Table, config: Config) -> list[Slice]:
+    return slices(now, then, config.segments, min(config.min_samples, config.drift.min_samples))
+
+
 @pytest.fixture
 def config(make_config: Callable[..., Config]) -> Config:
     return make_config(columns=SCORED, features=["amount", "constant", "empty", "channel"],
@@ -55,7 +61,8 @@ def config(make_config: Callable[..., Config]) -> Config:
 def test_an_upstream_break_alerts_on_its_first_day(config: Config) -> None:
     reference = predictions(40_000, 1)
     broken = predictions(40_000, 2, flip=0.15, score_shift=-0.05)
-    found = prediction_drift(DAY, broken, reference, config, {"{}": ["amount (PSI 0.30)"]})
+    found = prediction_drift(DAY, cut(broken, reference, config), config,
+                             {"{}": ["amount (PSI 0.30)"]})
     assert [a.segment for a in found.result.alerts] == [{}]  # the whole population, once
     alert = found.result.alerts[0]
     assert alert.kind == "prediction_drift" and alert.date == DAY
@@ -68,7 +75,7 @@ def test_a_small_constant_offset_from_the_validation_set_stays_quiet(config: Con
     reference = predictions(40_000, 3)
     for seed in range(4, 8):
         today = predictions(40_000, seed, score_shift=-0.01, flip=0.02)
-        assert prediction_drift(DAY, today, reference, config, {}).result.alerts == ()
+        assert prediction_drift(DAY, cut(today, reference, config), config, {}).result.alerts == ()
 
 
 def test_a_tiny_shift_at_scale_fools_ks_and_raw_bootstrap_noise_but_not_the_rule() -> None:
@@ -89,15 +96,15 @@ def test_benign_feature_drift_ranks_the_moved_feature_first_without_prediction_a
     config: Config,
 ) -> None:
     reference, today = predictions(30_000, 10), predictions(30_000, 11, amount_shift=0.5)
-    rows = feature_drift(today, reference, config, list(config.features or ()))
+    rows = feature_drift(cut(today, reference, config), list(config.features or ()))
     assert top_moved(rows, "{}")[0].startswith("amount (PSI")
-    assert prediction_drift(DAY, today, reference, config, {}).result.alerts == ()
+    assert prediction_drift(DAY, cut(today, reference, config), config, {}).result.alerts == ()
 
 
 def test_degenerate_features_give_numbers_not_crashes(config: Config) -> None:
     reference, today = predictions(2_000, 12), predictions(2_000, 13)
     rows = {(r.target, r.method): r.value
-            for r in feature_drift(today, reference, config, list(config.features or ()))
+            for r in feature_drift(cut(today, reference, config), list(config.features or ()))
             if r.segment == "{}"}
     assert rows[("constant", "wasserstein_sd")] == 0.0
     assert rows[("constant", "psi")] == 0.0
@@ -109,8 +116,8 @@ def test_degenerate_features_give_numbers_not_crashes(config: Config) -> None:
 def test_an_empty_window_gives_no_rows_and_no_alerts(config: Config) -> None:
     reference = predictions(2_000, 14)
     empty = reference.slice(0, 0)
-    assert feature_drift(empty, reference, config, ["amount"]) == []
-    assert prediction_drift(DAY, empty, reference, config, {}).result.alerts == ()
+    assert feature_drift(cut(empty, reference, config), ["amount"]) == []
+    assert prediction_drift(DAY, cut(empty, reference, config), config, {}).result.alerts == ()
 
 
 def test_the_label_free_estimate_tracks_accuracy_when_calibrated(config: Config) -> None:
