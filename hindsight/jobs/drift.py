@@ -20,17 +20,15 @@ from hindsight.alerts.hierarchy import describe
 from hindsight.alerts.model import Alert, segment_key
 from hindsight.alerts.rules import RuleResult
 from hindsight.config import Config
+from hindsight.engine.base import MISSING_SEGMENT_VALUE
 from hindsight.stats.calibration import ConfidenceCalibration
 from hindsight.stats.drift import (
     CategoryDetector,
     WassersteinDetector,
     jensen_shannon,
-    ks_statistic,
+    numeric_drift,
     psi,
-    quantile_edges,
-    shares,
     tail_quantile,
-    wasserstein,
 )
 from hindsight.store.partitions import Store, Table
 
@@ -85,7 +83,7 @@ def segment_cells(table: pa.Table, segments: Sequence[str]) -> list[tuple[str, p
     """The whole table and each single segment value: (segment key, row mask)."""
     cells = [("{}", pa.array(np.ones(table.num_rows, dtype=bool)))]
     for column in segments:
-        values = pc.fill_null(table[column], "(missing)")
+        values = pc.fill_null(table[column], MISSING_SEGMENT_VALUE)
         for value in pc.unique(values).to_pylist():
             cells.append((segment_key({column: value}), pc.equal(values, value)))
     return cells
@@ -104,15 +102,28 @@ def slices(current: pa.Table, reference: pa.Table, segments: Sequence[str],
            min_rows: int) -> list[Slice]:
     """The whole population and each single segment value with ``min_rows`` on both sides,
     cut once for every comparison of the run."""
-    then_masks = dict(segment_cells(reference, segments))
-    found = []
-    for segment, mask in segment_cells(current, segments):
-        if segment not in then_masks:
-            continue
-        now, then = current.filter(mask), reference.filter(then_masks[segment])
-        if min(now.num_rows, then.num_rows) >= min_rows:
-            found.append(Slice(segment, now, then))
-    return found
+    then = segment_groups(reference, segments)
+    return [Slice(segment, now, then[segment])
+            for segment, now in segment_groups(current, segments).items()
+            if segment in then and min(now.num_rows, then[segment].num_rows) >= min_rows]
+
+
+def segment_groups(table: pa.Table, segments: Sequence[str]) -> dict[str, pa.Table]:
+    """The whole table and each single segment value's rows, by segment key: one sort per
+    segment column, then zero-copy slices (a filter per value would pass over the table once
+    for each of them)."""
+    groups = {"{}": table}
+    for column in segments:
+        encoded = pc.fill_null(table[column], MISSING_SEGMENT_VALUE).combine_chunks()
+        encoded = encoded.dictionary_encode()
+        codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)
+        ordered = table.take(pa.array(np.argsort(codes, kind="stable")))
+        sizes = np.bincount(codes, minlength=len(encoded.dictionary))
+        starts = np.cumsum(sizes) - sizes
+        for value, start, size in zip(encoded.dictionary.to_pylist(), starts, sizes,
+                                      strict=True):
+            groups[segment_key({column: value})] = ordered.slice(int(start), int(size))
+    return groups
 
 
 def feature_drift(cut: Sequence[Slice], features: Sequence[str]) -> list[DriftRow]:
@@ -132,16 +143,8 @@ def _one_feature(feature: str, segment: str, now: pa.ChunkedArray,
     if len(now_valid) == 0 or len(then_valid) == 0:
         return missing
     if pa.types.is_integer(now.type) or pa.types.is_floating(now.type):
-        current, reference = _numbers(now_valid), _numbers(then_valid)
-        spread = float(np.std(reference))
-        edges = quantile_edges(reference, PSI_BINS)
-        return [
-            *missing,
-            row("psi", psi(shares(reference, edges), shares(current, edges))),
-            row("ks", ks_statistic(reference, current)),
-            row("wasserstein_sd", wasserstein(reference, current) / spread
-                if spread > 0 else 0.0),
-        ]
+        measured = numeric_drift(_numbers(then_valid), _numbers(now_valid), PSI_BINS)
+        return [*missing, *(row(method, value) for method, value in measured.items())]
     detector = CategoryDetector.fit(category_counts(then_valid))
     found, unseen = detector.current_shares(category_counts(now_valid))
     expected = np.append(detector.expected, 0.0)

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from hindsight.alerts.model import Alert
 from hindsight.config import Config, feature_columns
-from hindsight.engine.base import Engine
+from hindsight.engine.base import MISSING_SEGMENT_VALUE, Engine
 from hindsight.jobs.drift import DriftRow, feature_drift, slices, top_moved
 
 
@@ -49,5 +49,5 @@ class Explainer:
 
 def _inside(table: pa.Table, segment: dict[str, str]) -> pa.Table:
     for column, value in segment.items():
-        table = table.filter(pc.equal(pc.fill_null(table[column], "(missing)"), value))
+        table = table.filter(pc.equal(pc.fill_null(table[column], MISSING_SEGMENT_VALUE), value))
     return table

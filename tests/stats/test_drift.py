@@ -14,6 +14,7 @@ from hindsight.stats.drift import (
     WassersteinDetector,
     jensen_shannon,
     ks_statistic,
+    numeric_drift,
     psi,
     quantile_edges,
     shares,
@@ -36,6 +37,20 @@ def test_ks_statistic_matches_scipy(u: list[float], v: list[float]) -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         expected = stats.ks_2samp(u, v).statistic
     assert ks_statistic(u, v) == pytest.approx(expected, abs=1e-12)
+
+
+@given(samples, samples)
+def test_numeric_drift_from_one_sort_matches_scipy_and_the_binned_psi(
+        u: list[float], v: list[float]) -> None:
+    measured = numeric_drift(u, v, bins=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert measured["ks"] == pytest.approx(stats.ks_2samp(u, v).statistic, abs=1e-12)
+    spread = float(np.std(u))
+    expected_w = stats.wasserstein_distance(u, v) / spread if spread > 0 else 0.0
+    assert measured["wasserstein_sd"] == pytest.approx(expected_w, rel=1e-9, abs=1e-9)
+    edges = quantile_edges(u, 10)
+    assert measured["psi"] == pytest.approx(psi(shares(u, edges), shares(v, edges)), abs=1e-12)
 
 
 def test_jensen_shannon_matches_scipy_base_two() -> None:
