@@ -51,3 +51,19 @@ def test_the_ingest_load_benchmark_runs_against_a_real_server() -> None:
         check=True, capture_output=True, text=True, timeout=300,
     )
     assert "rows/s" in done.stdout and "p50/p99" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_peer_benchmark_runs_hindsight_on_the_shared_data(tmp_path: Path) -> None:
+    """The peers install from the registry, so CI runs hindsight's side of every comparison
+    and the agreement checks against scipy and a direct count."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "peers.py"), "--rows", "3000", "--repeat", "1",
+         "--peers", "none", "--dir", str(tmp_path / "data")],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    for task in ("hindsight-drift", "hindsight-performance", "hindsight-estimate"):
+        assert task in done.stdout
+    assert "(identical)" in done.stdout
+    ks = next(line for line in done.stdout.splitlines() if "ks_2samp" in line)
+    assert float(ks.rsplit(" ", 1)[1]) < 1e-6
