@@ -56,8 +56,22 @@ def main() -> None:
     gap = statistics.median(ours_q) / statistics.median(naive_q) - 1
     print(f"  threshold difference                : {gap:+8.1%} "
           f"(the naive estimate's own noise at {args.naive_replicates} replicates included)")
+    low, high = quantile_interval(np.asarray(naive), 0.99)
+    print(f"  the naive threshold's own 95% interval: {low / naive_q[-1] - 1:+.1%} to "
+          f"{high / naive_q[-1] - 1:+.1%} of its estimate (order statistics, last repeat)")
     middle = statistics.median(ours_m) / statistics.median(naive_m) - 1
     print(f"  median of the noise, difference     : {middle:+8.1%} (the steadier comparison)")
+
+
+def quantile_interval(samples: np.ndarray, q: float,
+                      confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval for a quantile: the order statistics whose ranks bracket
+    it with binomial probability ``confidence``."""
+    ordered = np.sort(samples)
+    tail = (1 - confidence) / 2
+    low = int(stats.binom.ppf(tail, ordered.size, q))
+    high = int(stats.binom.ppf(1 - tail, ordered.size, q))
+    return float(ordered[max(low - 1, 0)]), float(ordered[min(high, ordered.size - 1)])
 
 
 if __name__ == "__main__":
