@@ -25,6 +25,7 @@ from hindsight.errors import ConfigError, HindsightError, InputError, exit_code
 from hindsight.jobs.daily import RunSummary
 from hindsight.jobs.results import MetricRow
 from hindsight.monitor import Monitor
+from hindsight.store.partitions import Table
 
 VALIDATION_FAILED = 5
 out = Console()
@@ -204,6 +205,22 @@ def test_sink(ctx: click.Context, name: str) -> None:
                       "test-sink': nothing is wrong", window_start=today, window_end=today)
         sinks[name].send(probe, monitor.config.model)
     out.print(f"Sink {name!r} took the test alert.")
+
+
+@cli.command()
+@click.option("--grace-minutes", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Keep replaced files this long after a compaction, for running readers.")
+@click.pass_context
+def compact(ctx: click.Context, grace_minutes: float) -> None:
+    """Merge each day's small prediction and label files into one (safe while readers run)."""
+    with _monitor(ctx) as monitor, _progress() as bar:
+        task = bar.add_task("compacting", total=None)
+
+        def advance(table: Table, day: date) -> None:
+            bar.update(task, advance=1, description=f"{table.value} {day}")
+
+        report = monitor.compact(timedelta(minutes=grace_minutes), advance)
+    out.print(report.summary())
 
 
 @cli.command()

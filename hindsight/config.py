@@ -130,6 +130,10 @@ class ServiceSettings(_Frozen):
     max_rows: int = Field(default=500_000, ge=1, description="most rows in one request")
     write_wait_seconds: float = Field(
         default=2.0, gt=0, description="how long a write waits for the writer before a 429")
+    compact_every_writes: int = Field(
+        default=200, ge=0,
+        description="merge each day's small files after this many ingest writes, in the "
+                    "background; 0: never (run 'hindsight compact' instead)")
 
 
 class VersionSettings(_Frozen):

@@ -35,6 +35,7 @@ from hindsight.jobs.validate import (
     validate,
 )
 from hindsight.jobs.versions import VersionSeen, versions_seen
+from hindsight.store import compaction
 from hindsight.store.inputs import Batch, from_memory, read_file
 from hindsight.store.partitions import Store, Table
 from hindsight.store.schema import text_columns
@@ -93,6 +94,12 @@ class Monitor:
 
     def log_reference_files(self, paths: Sequence[str | Path]) -> IngestReport:
         return ingest.log_reference(self._read(paths, labels=False), self.config, self.store)
+
+    def compact(self, grace: timedelta = compaction.GRACE,
+                progress: Callable[[Table, date], None] | None = None
+                ) -> compaction.CompactionReport:
+        """Merge small prediction and label files per day (see ``store.compaction``)."""
+        return compaction.compact(self.store, grace=grace, progress=progress)
 
     def _read(self, paths: Sequence[str | Path], labels: bool) -> list[Batch]:
         names = text_columns(self.config, labels=labels)

@@ -2,12 +2,15 @@
 
 Writes are durable before the answer: each accepted batch is written to the store (Parquet,
 temp file then rename) inside the request. One writer at a time; a write that cannot get the
-writer within ``service.write_wait_seconds`` is answered 429 with Retry-After.
+writer within ``service.write_wait_seconds`` is answered 429 with Retry-After. Every
+``service.compact_every_writes`` writes, a background thread merges the small files they left
+(``store.compaction``: safe for readers and writers running meanwhile).
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +32,43 @@ from hindsight.service import views
 from hindsight.service.bodies import parse
 from hindsight.service.metrics import IngestMetrics, StoreCollector
 
+log = logging.getLogger(__name__)
+
+
+class Compactor:
+    """Starts a compaction every ``every`` writes, one at a time, off the request path."""
+
+    def __init__(self, monitor: Monitor, every: int, metrics: IngestMetrics) -> None:
+        self._monitor, self._every, self._metrics = monitor, every, metrics
+        self._writes = 0
+        self._lock = threading.Lock()
+        self._running: threading.Thread | None = None
+
+    def wrote(self) -> None:
+        if not self._every:
+            return
+        with self._lock:
+            self._writes += 1
+            if self._writes < self._every or (self._running and self._running.is_alive()):
+                return
+            self._writes = 0
+            self._running = threading.Thread(target=self._compact, name="compaction",
+                                             daemon=True)
+            self._running.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the compaction under way (if any) is done."""
+        running = self._running
+        if running is not None:
+            running.join(timeout)
+
+    def _compact(self) -> None:
+        try:
+            self._metrics.compacted.inc(self._monitor.compact().files_merged)
+        except Exception:  # a failed compaction must not take the server down
+            self._metrics.compaction_failures.inc()
+            log.exception("background compaction failed; the small files stay as they are")
+
 
 class IngestAnswer(BaseModel):
     rows: int
@@ -49,8 +89,10 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
     ingest_metrics = IngestMetrics(registry)
     registry.register(StoreCollector(monitor.store, monitor.config.model))
     writer = threading.Lock()
+    compactor = Compactor(monitor, settings.compact_every_writes, ingest_metrics)
     app = FastAPI(title="hindsight", version="0.1.0",
                   description=f"Monitoring of {monitor.config.model}: ingest, alerts, metrics.")
+    app.state.compactor = compactor
 
     def authorized(request: Request) -> None:
         if token is None:
@@ -99,6 +141,7 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
                 report = log(rows, name="request body")
             finally:
                 writer.release()
+            compactor.wrote()
         except InputError as exc:
             ingest_metrics.refused.labels(table, "invalid").inc()
             return JSONResponse(Refusal(error=str(exc)).model_dump(), status_code=422)

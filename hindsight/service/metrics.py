@@ -27,6 +27,12 @@ class IngestMetrics:
         self.seconds = Histogram("hindsight_ingest_seconds", "Ingest request latency",
                                  ["table"], registry=registry,
                                  buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.compacted = Counter("hindsight_compacted_files",
+                                 "Small ingest files merged by background compaction",
+                                 registry=registry)
+        self.compaction_failures = Counter("hindsight_compaction_failures",
+                                           "Background compactions that failed (see the log)",
+                                           registry=registry)
 
 
 class StoreCollector(Collector):

@@ -3,11 +3,17 @@
 Files are zstd-compressed and written atomically: to a hidden temporary name in the target
 directory, then renamed, so a reader never sees half a file and a crash leaves no visible debris.
 Readers skip hidden files.
+
+Compaction (``store.compaction``) merges a partition's small files into one without a reader
+ever counting a row twice or missing one: the merged file is named ``compacted-*`` and is
+invisible until a commit marker (``_commit-*.json``, written atomically) names it and the files
+it replaces; from that instant, listings show the merged file instead of those files.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -21,6 +27,8 @@ import pyarrow.parquet as pq
 from hindsight.errors import StoreError
 
 PARTITION_KEY = "dt"
+COMPACTED_PREFIX = "compacted-"  # visible only once a commit marker names it
+COMMIT_PREFIX = "_commit-"
 
 
 class Table(StrEnum):
@@ -74,22 +82,61 @@ class Store:
     def files(
         self, table: Table, start: date | None = None, end: date | None = None
     ) -> list[PartitionFile]:
-        """Visible Parquet files of a table, optionally only partitions with start <= dt <= end."""
-        selector = pafs.FileSelector(self.table_dir(table), recursive=True, allow_not_found=True)
-        found: list[PartitionFile] = []
-        for info in self.fs.get_file_info(selector):
-            name = info.base_name
-            if info.type != pafs.FileType.File or name.startswith(".") or not name.endswith(
-                ".parquet"
-            ):
-                continue
+        """Visible Parquet files of a table, optionally only partitions with start <= dt <= end:
+        committed compactions applied (merged files in, the files they replace out)."""
+        parquet: list[PartitionFile] = []
+        commits: list[str] = []
+        for info in self.listing(table):
             dt = _partition_date(info.path)
             if dt is not None and (
                 (start is not None and dt < start) or (end is not None and dt > end)
             ):
                 continue
-            found.append(PartitionFile(info.path, dt))
-        return sorted(found, key=lambda f: f.path)
+            name = info.base_name
+            if name.startswith(COMMIT_PREFIX) and name.endswith(".json"):
+                commits.append(info.path)
+            elif not name.startswith(".") and name.endswith(".parquet"):
+                parquet.append(PartitionFile(info.path, dt))
+        merged: set[str] = set()
+        replaced: set[str] = set()
+        for commit in commits:
+            merged_file, replaced_files = self.read_commit(commit)
+            merged.add(merged_file)
+            replaced.update(replaced_files)
+        visible = [f for f in parquet if f.path not in replaced and (
+            f.path in merged or not _base_name(f.path).startswith(COMPACTED_PREFIX))]
+        return sorted(visible, key=lambda f: f.path)
+
+    def listing(self, table: Table) -> list[pafs.FileInfo]:
+        """Every file under a table, hidden and uncommitted ones included."""
+        selector = pafs.FileSelector(self.table_dir(table), recursive=True, allow_not_found=True)
+        return [i for i in self.fs.get_file_info(selector) if i.type == pafs.FileType.File]
+
+    def read_commit(self, path: str) -> tuple[str, list[str]]:
+        """A commit marker: (the merged file, the files it replaces), as full paths."""
+        directory = path.rsplit("/", 1)[0]
+        try:
+            with self.fs.open_input_stream(path) as stream:
+                commit = json.loads(stream.read())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read the compaction commit {path}: {exc}") from exc
+        return (f"{directory}/{commit['merged']}",
+                [f"{directory}/{name}" for name in commit["replaces"]])
+
+    def write_commit(self, directory: str, merged: str, replaces: list[str]) -> str:
+        """Commit a compaction atomically: from the rename on, readers see ``merged``
+        instead of ``replaces`` (file names inside ``directory``)."""
+        body = json.dumps({"merged": merged, "replaces": sorted(replaces)}).encode()
+        final = f"{directory}/{COMMIT_PREFIX}{uuid.uuid4().hex}.json"
+        temp = f"{directory}/.tmp-{uuid.uuid4().hex}.json"
+        try:
+            with self.fs.open_output_stream(temp) as stream:
+                stream.write(body)
+            self.fs.move(temp, final)
+        except OSError as exc:
+            _remove_quietly(self.fs, temp)
+            raise StoreError(f"cannot write the compaction commit {final}: {exc}") from exc
+        return final
 
     def write(self, table: Table, data: pa.Table, dt: date | None = None,
               name: str | None = None) -> str:
@@ -115,6 +162,10 @@ class Store:
     def partitions(self, table: Table) -> list[date]:
         """The dates that have at least one file, ascending."""
         return sorted({f.dt for f in self.files(table) if f.dt is not None})
+
+
+def _base_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
 
 
 def _partition_date(path: str) -> date | None:

@@ -32,8 +32,9 @@ class Server:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(create_app(monitor, token), host="127.0.0.1",
-                                                    port=port, log_level="error"))
+        self.app = create_app(monitor, token)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port,
+                                                    log_level="error"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10
@@ -121,6 +122,35 @@ def test_arrow_and_parquet_bodies_are_accepted(server: Server) -> None:
         again = http.post("/v1/predictions", content=parquet.getvalue(),
                           headers={"Content-Type": "application/vnd.apache.parquet"})
         assert again.json()["skipped"] == 5
+
+
+def test_small_writes_are_merged_in_the_background_and_no_row_is_lost_or_doubled(
+    make_config: Callable[..., Config],
+) -> None:
+    config = make_config(service={"compact_every_writes": 5})
+    with Monitor(config) as monitor:
+        server = Server(monitor, TOKEN)
+        try:
+            with client(server) as http:
+                for r in range(12):
+                    batch = [prediction(r * 3 + i, 1 + i, "CH", "a") for i in range(3)]
+                    assert http.post("/v1/predictions", json=batch).json()["stored"] == 3
+                    if r == 4:  # reads during the first compaction see every row once
+                        seen = monitor.engine.stored_predictions(
+                            pa.array([f"r{i}" for i in range(15)]))
+                        assert seen.num_rows == 15
+                server.app.state.compactor.wait(timeout=30)
+                exposition = http.get("/metrics").text
+        finally:
+            server.stop()
+        files = monitor.store.files(Table.PREDICTIONS)
+        stored = monitor.engine.stored_predictions(pa.array([f"r{i}" for i in range(36)]))
+    # 12 writes x 3 days; compactions start after writes 5 and 10 and take in whatever has
+    # landed by then: at most the merged file and writes 11 and 12 are left per day
+    assert len(files) <= 3 * 3
+    assert stored.num_rows == 36 and len(set(stored["id"].to_pylist())) == 36
+    families = {f.name: f for f in text_string_to_metric_families(exposition)}
+    assert families["hindsight_compacted_files"].samples[0].value >= 3 * 5 + 3 * 2
 
 
 def test_an_unauthenticated_write_gets_401(server: Server) -> None:

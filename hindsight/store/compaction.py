@@ -1,0 +1,170 @@
+"""Compaction: merge a partition's small files into one, safely for readers running meanwhile.
+
+Every ingest call writes its own file per day (durable before the caller hears back), so a
+service taking many small requests leaves thousands of small files a day, and every query
+pays per file. Compaction rewrites them as one file:
+
+1. the merged rows are written as ``compacted-<id>.parquet``: invisible, as no commit names it;
+2. a commit marker names the merged file and the files it replaces (one atomic rename): from
+   here on, a listing shows the merged file instead of them, never both, never neither;
+3. the replaced files are deleted only ``grace`` after the commit, so a reader that listed them
+   before the commit can still read them. Merged files that no commit names (a crash between
+   1 and 2) and temporary files older than ``grace`` are removed the same way.
+
+Two compactions of the same partition at once would both commit the same files; a lock file
+keeps compactions of a local store apart. On an object store, run one compactor (the service
+does so in one thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from hindsight.errors import StoreError
+from hindsight.store.partitions import (
+    COMMIT_PREFIX,
+    COMPACTED_PREFIX,
+    PartitionFile,
+    Store,
+    Table,
+)
+
+COMPACTED_TABLES = (Table.PREDICTIONS, Table.LABELS)
+SMALL_FILE_BYTES = 32 * 1024 * 1024
+TARGET_FILE_BYTES = 256 * 1024 * 1024
+GRACE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionReport:
+    partitions: int = 0  # partitions rewritten
+    files_merged: int = 0  # small files replaced by merged ones
+    files_written: int = 0
+    files_removed: int = 0  # replaced files past their grace, and crash debris
+
+    def __add__(self, other: CompactionReport) -> CompactionReport:
+        return CompactionReport(self.partitions + other.partitions,
+                                self.files_merged + other.files_merged,
+                                self.files_written + other.files_written,
+                                self.files_removed + other.files_removed)
+
+    def summary(self) -> str:
+        return (f"compacted {self.partitions} partitions: {self.files_merged} small files into "
+                f"{self.files_written}; removed {self.files_removed} files past their grace")
+
+
+def compact(store: Store, tables: tuple[Table, ...] = COMPACTED_TABLES, *,
+            now: datetime | None = None, grace: timedelta = GRACE,
+            small_bytes: int = SMALL_FILE_BYTES, target_bytes: int = TARGET_FILE_BYTES,
+            progress: Callable[[Table, date], None] | None = None) -> CompactionReport:
+    """Compact every partition of ``tables`` with two or more small files, and finish what
+    earlier compactions left (files past their grace)."""
+    moment = now or datetime.now(UTC)
+    report = CompactionReport()
+    with _exclusive(store):
+        for table in tables:
+            for dt in store.partitions(table):
+                report += _finish(store, table, dt, moment, grace)
+                report += _merge(store, table, dt, small_bytes, target_bytes)
+                if progress is not None:
+                    progress(table, dt)
+    return report
+
+
+def _merge(store: Store, table: Table, dt: date, small_bytes: int,
+           target_bytes: int) -> CompactionReport:
+    sizes = {i.path: i.size for i in _partition_listing(store, table, dt)}
+    small = [f for f in store.files(table, dt, dt) if sizes.get(f.path, 0) < small_bytes]
+    report = CompactionReport()
+    for group in _groups(small, sizes, target_bytes):
+        if len(group) < 2:
+            continue
+        try:
+            merged = pa.concat_tables([store.read(f.path) for f in group],
+                                      promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise StoreError(
+                f"cannot compact {store.partition_dir(table, dt)}: its files disagree on column "
+                f"types ({exc}); nothing was changed") from exc
+        written = store.write(table, merged, dt=dt,
+                              name=f"{COMPACTED_PREFIX}{uuid.uuid4().hex}.parquet")
+        directory, merged_name = written.rsplit("/", 1)
+        store.write_commit(directory, merged_name, [f.path.rsplit("/", 1)[1] for f in group])
+        report += CompactionReport(1, len(group), 1, 0)
+    return report
+
+
+def _groups(files: list[PartitionFile], sizes: dict[str, int],
+            target_bytes: int) -> Iterator[list[PartitionFile]]:
+    """Consecutive runs of files of at most ``target_bytes`` together."""
+    group: list[PartitionFile] = []
+    total = 0
+    for f in files:
+        if group and total + sizes[f.path] > target_bytes:
+            yield group
+            group, total = [], 0
+        group.append(f)
+        total += sizes[f.path]
+    if group:
+        yield group
+
+
+def _finish(store: Store, table: Table, dt: date, now: datetime,
+            grace: timedelta) -> CompactionReport:
+    """Delete what no reader can still be reading: files replaced by a commit older than
+    ``grace``, merged files no commit names and temporary files, both older than ``grace``;
+    then commits that name nothing left."""
+    listing = _partition_listing(store, table, dt)
+    existing = {i.path for i in listing}
+    old = {i.path for i in listing if i.mtime is not None and now - i.mtime > grace}
+    commits = [i.path for i in listing if i.base_name.startswith(COMMIT_PREFIX)]
+    named: set[str] = set()
+    doomed: set[str] = set()
+    for commit in commits:
+        merged, replaced = store.read_commit(commit)
+        named.add(merged)
+        if commit in old:
+            doomed.update(p for p in replaced if p in existing)
+    for info in listing:
+        debris = info.base_name.startswith(".tmp-") or (
+            info.base_name.startswith(COMPACTED_PREFIX) and info.path not in named)
+        if debris and info.path in old:
+            doomed.add(info.path)
+    for path in sorted(doomed):
+        with contextlib.suppress(FileNotFoundError):
+            store.fs.delete_file(path)
+    remaining = existing - doomed
+    for commit in commits:  # a commit whose merged file was itself replaced, and is gone
+        merged, replaced = store.read_commit(commit)
+        if merged not in remaining and not any(p in remaining for p in replaced):
+            store.fs.delete_file(commit)
+    return CompactionReport(files_removed=len(doomed))
+
+
+def _partition_listing(store: Store, table: Table, dt: date) -> list[pafs.FileInfo]:
+    selector = pafs.FileSelector(store.partition_dir(table, dt), allow_not_found=True)
+    return [i for i in store.fs.get_file_info(selector) if i.type == pafs.FileType.File]
+
+
+@contextlib.contextmanager
+def _exclusive(store: Store) -> Iterator[None]:
+    """One compaction at a time on a local store (an advisory lock file in the store)."""
+    if not store.is_local:
+        yield
+        return
+    Path(store.root).mkdir(parents=True, exist_ok=True)
+    with open(Path(store.root) / ".compaction.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from hindsight.cli import cli
+from hindsight.config import Config
+from hindsight.errors import StoreError
+from hindsight.monitor import Monitor
+from hindsight.store.compaction import compact
+from hindsight.store.partitions import COMPACTED_PREFIX, Store, Table
+from tests.conftest import label, prediction
+
+DAY = date(2026, 1, 5)
+LATER = datetime.now(UTC) + timedelta(hours=1)  # past any grace for files written now
+
+
+def _rows(store: Store, table: Table = Table.PREDICTIONS) -> list[tuple[object, ...]]:
+    """Every visible row, sorted: what any reader of the store counts."""
+    files = store.files(table)
+    if not files:
+        return []
+    rows = pa.concat_tables([store.read(f.path) for f in files],
+                            promote_options="permissive").to_pylist()
+    return sorted(tuple(sorted(r.items())) for r in rows)
+
+
+def _log_in_small_requests(monitor: Monitor, requests: int, per_request: int = 3) -> None:
+    for r in range(requests):
+        batch = [prediction(r * per_request + i, 5, "CH" if i % 2 else "DE", "a")
+                 for i in range(per_request)]
+        monitor.log_predictions(batch)
+
+
+def test_small_files_become_one_and_every_reader_counts_the_same_rows(
+        make_config: Callable[..., Config]) -> None:
+    with Monitor(make_config()) as monitor:
+        _log_in_small_requests(monitor, 12)
+        store = monitor.store
+        before = _rows(store)
+        listed_before = store.files(Table.PREDICTIONS)  # a reader mid-query
+        assert len(listed_before) == 12
+
+        report = compact(store, grace=timedelta(minutes=10))
+
+        assert (report.partitions, report.files_merged, report.files_written) == (1, 12, 1)
+        after = store.files(Table.PREDICTIONS)
+        assert len(after) == 1 and Path(after[0].path).name.startswith(COMPACTED_PREFIX)
+        assert _rows(store) == before
+        # the reader that listed before the commit still reads every one of its files
+        old = pa.concat_tables([store.read(f.path) for f in listed_before])
+        assert old.num_rows == len(before)
+        # the engine and idempotent ingest see the same store
+        assert monitor.log_predictions([prediction(0, 5, "DE", "a")]).stored == 0
+        assert monitor.engine.stored_predictions(pa.array(["r0", "r35"])).num_rows == 2
+
+
+def test_replaced_files_go_only_after_the_grace_and_the_view_never_changes(
+        tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    for i in range(4):
+        store.write(Table.LABELS, pa.table({"id": [f"a{i}"], "v": [i]}), dt=DAY)
+    before = _rows(store, Table.LABELS)
+    compact(store, grace=timedelta(minutes=10))
+    on_disk = sorted(p.name for p in (tmp_path / "labels" / f"dt={DAY}").iterdir())
+    assert sum(name.startswith("part-") for name in on_disk) == 4  # still there for readers
+
+    # a second compaction merges the merged file with a newer small file
+    store.write(Table.LABELS, pa.table({"id": ["b"], "v": [9]}), dt=DAY)
+    compact(store, grace=timedelta(minutes=10))
+    assert len(store.files(Table.LABELS)) == 1
+    assert _rows(store, Table.LABELS) == sorted(
+        [*before, (("id", "b"), ("v", 9))])
+
+    report = compact(store, grace=timedelta(minutes=10), now=LATER)
+    left = sorted(p.name for p in (tmp_path / "labels" / f"dt={DAY}").iterdir())
+    assert report.files_removed == 6  # four parts, the first merged file, the newer part
+    assert len(left) == 2 and left[0].startswith("_commit-") and left[1].startswith(
+        COMPACTED_PREFIX)  # the first commit named nothing left, and went too
+    assert _rows(store, Table.LABELS) == sorted([*before, (("id", "b"), ("v", 9))])
+
+
+def test_a_crash_before_the_commit_leaves_nothing_visible_and_is_swept_later(
+        tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.write(Table.PREDICTIONS, pa.table({"x": [1]}), dt=DAY)
+    directory = tmp_path / "predictions" / f"dt={DAY}"
+    pq.write_table(pa.table({"x": [1, 1]}), directory / f"{COMPACTED_PREFIX}orphan.parquet")
+    (directory / ".tmp-orphan.parquet").write_bytes(b"half a file")
+    assert _rows(store) == [(("x", 1),)]
+
+    assert compact(store, grace=timedelta(minutes=10)).files_removed == 0  # maybe in flight
+    assert compact(store, grace=timedelta(minutes=10), now=LATER).files_removed == 2
+    assert sorted(p.name for p in directory.iterdir())[0].startswith("part-")
+    assert _rows(store) == [(("x", 1),)]
+
+
+def test_files_that_disagree_on_types_are_refused_and_left_as_they_were(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.write(Table.PREDICTIONS, pa.table({"x": [1]}), dt=DAY)
+    store.write(Table.PREDICTIONS, pa.table({"x": ["one"]}), dt=DAY)
+    before = store.files(Table.PREDICTIONS)
+    with pytest.raises(StoreError, match=r"dt=2026-01-05.*disagree on column types"):
+        compact(store)
+    assert store.files(Table.PREDICTIONS) == before
+
+
+def test_the_daily_job_reads_the_same_numbers_after_compaction(
+        make_config: Callable[..., Config]) -> None:
+    clock = datetime(2026, 1, 20, tzinfo=UTC)
+    with Monitor(make_config(), clock=lambda: clock) as monitor:
+        _log_in_small_requests(monitor, 10)
+        for start in range(0, 30, 6):
+            monitor.log_labels([label(i, "a" if i % 3 else "b", 6) for i in range(start,
+                                                                                  start + 6)])
+        for i in range(5):
+            monitor.log_labels([label(i, "b", 6, hour=20)])  # corrections, later that day
+        first = monitor.run(DAY + timedelta(days=3))
+        report = compact(monitor.store)
+        second = monitor.run(DAY + timedelta(days=3))
+    assert report.files_merged == 10 + 5 + 3  # ids 0 and 3 were "b" already: not re-stored
+    assert first.overall is not None and first.overall < 1
+    assert (first.overall, first.label_coverage) == (second.overall, second.label_coverage)
+
+
+def test_the_compact_command_reports_what_it_did(make_config: Callable[..., Config],
+                                                 tmp_path: Path) -> None:
+    import yaml
+
+    config = make_config()
+    with Monitor(config) as monitor:
+        _log_in_small_requests(monitor, 5)
+    config_file = tmp_path / "hindsight.yaml"
+    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)))
+    done = CliRunner().invoke(cli, ["--config", str(config_file), "compact"])
+    assert done.exit_code == 0, done.output
+    assert "compacted 1 partitions: 5 small files into 1" in done.output
