@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 
@@ -127,11 +128,13 @@ def _drift(as_of: date, config: Config, engine: Engine,
         return _DriftFound((), {})
     cut = drift.slices(current, reference, config.segments,
                        min(config.min_samples, config.drift.min_samples))
-    rows = drift.feature_drift([s for s in cut if min(len(s.now), len(s.then))
-                                >= config.min_samples], features)
-    top = {segment: drift.top_moved(rows, segment)
-           for segment in {r.segment for r in rows}}
-    predicted = drift.prediction_drift(as_of, cut, config, top)
+    with ThreadPoolExecutor(max_workers=1) as beside:  # both sort and draw without the GIL
+        signals = beside.submit(drift.prediction_signals, cut, config)
+        rows = drift.feature_drift([s for s in cut if min(len(s.now), len(s.then))
+                                    >= config.min_samples], features)
+        top = {segment: drift.top_moved(rows, segment)
+               for segment in {r.segment for r in rows}}
+        predicted = drift.prediction_drift(as_of, signals.result(), config, top)
     results = {"prediction_drift": predicted.result,
                "feature_drift": drift.feature_alerts(as_of, rows, config)}
     return _DriftFound(tuple(rows) + predicted.rows, results)

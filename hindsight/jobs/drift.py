@@ -8,7 +8,9 @@ to drift from, and the run says so.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -127,9 +129,15 @@ def segment_groups(table: pa.Table, segments: Sequence[str]) -> dict[str, pa.Tab
 
 
 def feature_drift(cut: Sequence[Slice], features: Sequence[str]) -> list[DriftRow]:
-    """Every feature in every slice."""
-    return [row for s in cut for feature in features
-            for row in _one_feature(feature, s.segment, s.now[feature], s.then[feature])]
+    """Every feature in every slice; on all cores (sorting, the bulk of it, frees the GIL)."""
+    pairs = [(piece, feature) for piece in cut for feature in features]
+
+    def one(pair: tuple[Slice, str]) -> list[DriftRow]:
+        piece, feature = pair
+        return _one_feature(feature, piece.segment, piece.now[feature], piece.then[feature])
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return [row for rows in pool.map(one, pairs) for row in rows]
 
 
 def _one_feature(feature: str, segment: str, now: pa.ChunkedArray,
@@ -167,37 +175,56 @@ class PredictionDrift:
     result: RuleResult
 
 
-def prediction_drift(as_of: date, cut: Sequence[Slice], config: Config,
-                     top_features: dict[str, list[str]]) -> PredictionDrift:
-    """Score each signal of the predictions against the reference, for the population and
-    each single segment value; a cell alerts when a signal exceeds its bootstrapped noise
-    (Bonferroni-adjusted across the cells) *and* moved by at least the minimum effect."""
+@dataclass(frozen=True, slots=True)
+class SliceSignals:
+    """The prediction signals of one slice, measured against their noise."""
+
+    segment: str
+    n: int
+    n_reference: int
+    signals: tuple[Signal, ...]
+
+
+def prediction_signals(cut: Sequence[Slice], config: Config) -> list[SliceSignals]:
+    """Score each signal of the predictions against the reference, for every slice with
+    ``drift.min_samples`` on both sides, with its bootstrapped noise quantile (Bonferroni-
+    adjusted across everything tested); the slices in parallel."""
     settings = config.drift
     testable = [s for s in cut if min(s.now.num_rows, s.then.num_rows) >= settings.min_samples]
-    signals_tested = len(testable) * len(_prediction_signals(config))
-    level = 1.0 - (1.0 - settings.quantile) / max(signals_tested, 1)  # Bonferroni
+    chosen = _prediction_signals(config)
+    level = 1.0 - (1.0 - settings.quantile) / max(len(testable) * len(chosen), 1)
+
+    def one(piece: Slice) -> SliceSignals:
+        return SliceSignals(piece.segment, piece.now.num_rows, piece.then.num_rows, tuple(
+            _signal(name, piece.now[column], piece.then[column], settings.replicates, level,
+                    settings.quantile) for name, column in chosen))
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(one, testable))
+
+
+def prediction_drift(as_of: date, measured: Sequence[SliceSignals], config: Config,
+                     top_features: dict[str, list[str]]) -> PredictionDrift:
+    """A slice alerts when a signal exceeds its noise threshold *and* moved by at least the
+    minimum effect; when the whole population moved, that is the one alert."""
+    settings = config.drift
     rows: list[DriftRow] = []
     alerts: list[Alert] = []
-    tested: set[str] = set()
     failing: set[str] = set()
-    for piece in testable:
-        segment, now, then = piece.segment, piece.now, piece.then
-        signals = [_signal(name, now[column], then[column], settings.replicates, level,
-                           settings.quantile)
-                   for name, column in _prediction_signals(config)]
-        tested.add(segment)
-        for signal in signals:
-            rows += signal.rows(segment, now.num_rows)
-        moved = [s for s in signals if s.fires(settings.min_shift, settings.min_share_moved)]
+    for found in measured:
+        for signal in found.signals:
+            rows += signal.rows(found.segment, found.n)
+        moved = [s for s in found.signals if s.fires(settings.min_shift, settings.min_share_moved)]
         if moved:
-            failing.add(segment)
-            alerts.append(_drift_alert(as_of, segment, moved, now.num_rows, then.num_rows,
-                                       top_features.get(segment, []), settings.quantile))
+            failing.add(found.segment)
+            alerts.append(_drift_alert(as_of, found.segment, moved, found.n, found.n_reference,
+                                       top_features.get(found.segment, []), settings.quantile))
     if any(a.segment == {} for a in alerts):  # the whole population moved: one alert
         alerts = [a for a in alerts if a.segment == {}]
-    healthy = frozenset(tested - failing)
+    tested = {found.segment for found in measured}
     return PredictionDrift(tuple(rows), RuleResult(tuple(alerts), frozenset(tested),
-                                                   frozenset(failing), healthy, 0))
+                                                   frozenset(failing),
+                                                   frozenset(tested - failing), 0))
 
 
 def _prediction_signals(config: Config) -> list[tuple[str, str]]:
@@ -211,7 +238,7 @@ def _prediction_signals(config: Config) -> list[tuple[str, str]]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Signal:
+class Signal:
     name: str
     method: str
     score: float
@@ -236,14 +263,14 @@ class _Signal:
 
 
 def _signal(name: str, now: pa.ChunkedArray, then: pa.ChunkedArray, replicates: int,
-            level: float, quantile: float) -> _Signal:
+            level: float, quantile: float) -> Signal:
     if name == "classes":
         detector = CategoryDetector.fit(category_counts(then.drop_null()))
         counts = category_counts(now.drop_null())
         noise = detector.bootstrap(sum(counts.values()), replicates,
                                    reference_size=len(then) - then.null_count)
         score = detector.score(counts)
-        return _Signal(name, "total_variation", score, tail_quantile(noise, level),
+        return Signal(name, "total_variation", score, tail_quantile(noise, level),
                        tail_quantile(noise, quantile), score)
     reference = _numbers(then.drop_null())
     # a grid finer than the reference can resolve only costs time
@@ -253,11 +280,11 @@ def _signal(name: str, now: pa.ChunkedArray, then: pa.ChunkedArray, replicates: 
     noise = numeric.bootstrap(current.size, replicates)
     score = numeric.score(current)
     effect = score / numeric.spread if numeric.spread > 0 else 0.0
-    return _Signal(name, "wasserstein", score, tail_quantile(noise, level),
+    return Signal(name, "wasserstein", score, tail_quantile(noise, level),
                    tail_quantile(noise, quantile), effect)
 
 
-def _drift_alert(as_of: date, segment: str, moved: list[_Signal], n: int, n_reference: int,
+def _drift_alert(as_of: date, segment: str, moved: list[Signal], n: int, n_reference: int,
                  features: list[str], quantile: float) -> Alert:
     strongest = max(moved, key=lambda s: s.score / s.threshold if s.threshold else 0.0)
     cell = json.loads(segment)

@@ -32,12 +32,22 @@ def wasserstein(u: npt.ArrayLike, v: npt.ArrayLike) -> float:
 
 
 def _sorted_wasserstein(a: FloatArray, b: FloatArray) -> float:
-    # two sorted runs: a stable sort (timsort) merges them in linear time
-    points = np.sort(np.concatenate([a, b]), kind="stable")
-    widths = np.diff(points)
-    cdf_a = np.searchsorted(a, points[:-1], side="right") / a.size
-    cdf_b = np.searchsorted(b, points[:-1], side="right") / b.size
-    return float(np.sum(np.abs(cdf_a - cdf_b) * widths))
+    return _sorted_distances(a, b)[0]
+
+
+def _sorted_distances(a: FloatArray, b: FloatArray) -> tuple[float, float]:
+    """(Wasserstein-1, KS) of two sorted samples, from one merge of the two: both CDFs are
+    running counts along the merged order (a stable argsort of two sorted runs is a linear
+    merge)."""
+    both = np.concatenate([a, b])
+    order = np.argsort(both, kind="stable")
+    points = both[order]
+    from_a = order < a.size
+    gap = np.cumsum(from_a) / a.size - np.cumsum(~from_a) / b.size
+    w1 = float(np.sum(np.abs(gap[:-1]) * np.diff(points)))
+    # within a run of equal values the running counts are partial: read the CDFs at its end
+    run_ends = np.append(points[1:] != points[:-1], True)
+    return w1, float(np.max(np.abs(gap[run_ends])))
 
 
 def ks_statistic(u: npt.ArrayLike, v: npt.ArrayLike) -> float:
@@ -47,14 +57,7 @@ def ks_statistic(u: npt.ArrayLike, v: npt.ArrayLike) -> float:
     0.5
     """
     a, b = np.sort(np.asarray(u, np.float64)), np.sort(np.asarray(v, np.float64))
-    return _sorted_ks(a, b)
-
-
-def _sorted_ks(a: FloatArray, b: FloatArray) -> float:
-    points = np.concatenate([a, b])
-    gap = np.searchsorted(a, points, side="right") / a.size - np.searchsorted(
-        b, points, side="right") / b.size
-    return float(np.max(np.abs(gap)))
+    return _sorted_distances(a, b)[1]
 
 
 def numeric_drift(reference: npt.ArrayLike, current: npt.ArrayLike,
@@ -68,10 +71,11 @@ def numeric_drift(reference: npt.ArrayLike, current: npt.ArrayLike,
     a, b = np.sort(np.asarray(reference, np.float64)), np.sort(np.asarray(current, np.float64))
     edges = quantile_edges(a, bins)
     spread = float(np.std(a))
+    w1, ks = _sorted_distances(a, b)
     return {
         "psi": psi(_sorted_shares(a, edges), _sorted_shares(b, edges)),
-        "ks": _sorted_ks(a, b),
-        "wasserstein_sd": _sorted_wasserstein(a, b) / spread if spread > 0 else 0.0,
+        "ks": ks,
+        "wasserstein_sd": w1 / spread if spread > 0 else 0.0,
     }
 
 

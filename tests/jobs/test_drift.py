@@ -11,10 +11,12 @@ from scipy import stats
 
 from hindsight.config import Config
 from hindsight.jobs.drift import (
+    PredictionDrift,
     Slice,
     calibration_table,
     feature_drift,
     prediction_drift,
+    prediction_signals,
     slices,
     top_moved,
 )
@@ -58,11 +60,16 @@ def config(make_config: Callable[..., Config]) -> Config:
                        drift={"min_samples": 500})
 
 
+def drifted(today: pa.Table, reference: pa.Table, config: Config) -> PredictionDrift:
+    return prediction_drift(DAY, prediction_signals(cut(today, reference, config), config),
+                            config, {})
+
+
 def test_an_upstream_break_alerts_on_its_first_day(config: Config) -> None:
     reference = predictions(40_000, 1)
     broken = predictions(40_000, 2, flip=0.15, score_shift=-0.05)
-    found = prediction_drift(DAY, cut(broken, reference, config), config,
-                             {"{}": ["amount (PSI 0.30)"]})
+    found = prediction_drift(DAY, prediction_signals(cut(broken, reference, config), config),
+                             config, {"{}": ["amount (PSI 0.30)"]})
     assert [a.segment for a in found.result.alerts] == [{}]  # the whole population, once
     alert = found.result.alerts[0]
     assert alert.kind == "prediction_drift" and alert.date == DAY
@@ -75,7 +82,7 @@ def test_a_small_constant_offset_from_the_validation_set_stays_quiet(config: Con
     reference = predictions(40_000, 3)
     for seed in range(4, 8):
         today = predictions(40_000, seed, score_shift=-0.01, flip=0.02)
-        assert prediction_drift(DAY, cut(today, reference, config), config, {}).result.alerts == ()
+        assert drifted(today, reference, config).result.alerts == ()
 
 
 def test_a_tiny_shift_at_scale_fools_ks_and_raw_bootstrap_noise_but_not_the_rule() -> None:
@@ -98,7 +105,7 @@ def test_benign_feature_drift_ranks_the_moved_feature_first_without_prediction_a
     reference, today = predictions(30_000, 10), predictions(30_000, 11, amount_shift=0.5)
     rows = feature_drift(cut(today, reference, config), list(config.features or ()))
     assert top_moved(rows, "{}")[0].startswith("amount (PSI")
-    assert prediction_drift(DAY, cut(today, reference, config), config, {}).result.alerts == ()
+    assert drifted(today, reference, config).result.alerts == ()
 
 
 def test_degenerate_features_give_numbers_not_crashes(config: Config) -> None:
@@ -117,7 +124,7 @@ def test_an_empty_window_gives_no_rows_and_no_alerts(config: Config) -> None:
     reference = predictions(2_000, 14)
     empty = reference.slice(0, 0)
     assert feature_drift(cut(empty, reference, config), ["amount"]) == []
-    assert prediction_drift(DAY, cut(empty, reference, config), config, {}).result.alerts == ()
+    assert drifted(empty, reference, config).result.alerts == ()
 
 
 def test_the_label_free_estimate_tracks_accuracy_when_calibrated(config: Config) -> None:
