@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from hindsight.errors import InputError
 from hindsight.monitor import Monitor
 from hindsight.service import views
-from hindsight.service.bodies import parse
+from hindsight.service.bodies import UnsupportedMediaType, parse, request_body
 from hindsight.service.metrics import IngestMetrics, StoreCollector
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,9 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
             finally:
                 writer.release()
             compactor.wrote()
+        except UnsupportedMediaType as exc:
+            ingest_metrics.refused.labels(table, "media_type").inc()
+            return JSONResponse(Refusal(error=str(exc)).model_dump(), status_code=415)
         except InputError as exc:
             ingest_metrics.refused.labels(table, "invalid").inc()
             return JSONResponse(Refusal(error=str(exc)).model_dump(), status_code=422)
@@ -155,13 +158,15 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
     responses: dict[int | str, dict[str, Any]] = {
         401: {"description": "missing or wrong bearer token"},
         413: {"model": Refusal, "description": "body or row count over the limit"},
+        415: {"model": Refusal, "description": "a Content-Type hindsight does not read"},
         422: {"model": Refusal, "description": "rows that do not fit the config; nothing "
                                                "of the batch is stored"},
         429: {"model": Refusal, "description": "the writer is busy; see Retry-After"},
     }
 
     @app.post("/v1/predictions", response_model=IngestAnswer, responses=responses,
-              dependencies=[Depends(authorized)])
+              dependencies=[Depends(authorized)],
+              openapi_extra={"requestBody": request_body(monitor.config, "predictions")})
     async def post_predictions(request: Request) -> JSONResponse:
         """Log predictions: a JSON array, NDJSON, an Arrow IPC stream or Parquet. A batch
         with a bad row is refused whole (422, naming the row); re-sending stores nothing."""
@@ -169,7 +174,8 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
         return ingest("predictions", body, request.headers.get("content-type", ""))
 
     @app.post("/v1/labels", response_model=IngestAnswer, responses=responses,
-              dependencies=[Depends(authorized)])
+              dependencies=[Depends(authorized)],
+              openapi_extra={"requestBody": request_body(monitor.config, "labels")})
     async def post_labels(request: Request) -> JSONResponse:
         """Log labels, in the same formats. The latest label per id wins."""
         body = await body_of(request, "labels")
