@@ -22,6 +22,7 @@ from typing import Any
 NUMERIC = [f"x{i}" for i in range(10)]
 CATEGORICAL = [f"c{i}" for i in range(5)]
 FEATURES = NUMERIC + CATEGORICAL
+SEGMENTS = ["c0", "c1", "c2"]  # 3 x 8 x 20 values: 755 cells and their crosses, plus all
 Values = dict[str, Any]
 
 
@@ -57,30 +58,50 @@ def hindsight_performance(data: Path) -> tuple[float, Values]:
     return _hindsight_counts(data, estimate=False)
 
 
+def hindsight_performance_segments(data: Path) -> tuple[float, Values]:
+    """Realized accuracy of every segment value and cross of values: one query."""
+    return _hindsight_counts(data, estimate=False, segments=SEGMENTS)
+
+
 def hindsight_estimate(data: Path) -> tuple[float, Values]:
     """The label-free estimate: calibration from the reference, summed over the day."""
     return _hindsight_counts(data, estimate=True)
 
 
-def _hindsight_counts(data: Path, estimate: bool) -> tuple[float, Values]:
+def _hindsight_counts(data: Path, estimate: bool,
+                      segments: list[str] | None = None) -> tuple[float, Values]:
     from datetime import timedelta
 
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     from hindsight.config import load_config
-    from hindsight.jobs.drift import calibration_table, read_reference
+    from hindsight.jobs.drift import calibration_table
     from hindsight.jobs.performance import metric_rows
     from hindsight.monitor import Monitor
     from hindsight.store.partitions import Table
 
     config = load_config(data / "hindsight.yaml")
+    if segments:
+        config = config.model_copy(update={"segments": tuple(segments)})
     with Monitor(config) as monitor:
         day = monitor.store.partitions(Table.PREDICTIONS)[-1]
         started = time.perf_counter()
-        calibration = (calibration_table(read_reference(monitor.store), config) if estimate
-                       else None)
+        calibration = None
+        if estimate:  # the calibration needs three columns of the reference
+            cols = config.columns
+            reference = pa.concat_tables([
+                monitor.store.read(f.path, [cols.prediction, cols.label, str(cols.score)])
+                for f in monitor.store.files(Table.REFERENCE)])
+            calibration = calibration_table(reference, config)
         # labels that arrived up to the day after: every label of the day
         counts = monitor.engine.cell_counts(day + timedelta(days=1), day, day, calibration)
         metrics = metric_rows(counts, config.task)
         seconds = time.perf_counter() - started
+    if segments:
+        accuracy = metrics.filter(pc.equal(metrics["metric"], "accuracy"))
+        return seconds, dict(zip(accuracy["segment"].to_pylist(),
+                                 accuracy["value"].to_pylist(), strict=True))
     return seconds, dict(zip(metrics["metric"].to_pylist(), metrics["value"].to_pylist(),
                              strict=True))
 
@@ -177,6 +198,42 @@ def nannyml_performance(data: Path) -> tuple[float, Values]:
     return seconds, _nannyml_values(result)
 
 
+def nannyml_performance_segments(data: Path) -> tuple[float, Values]:
+    """The performance calculator once per segment value and cross of values, as a user
+    would loop it: each cell fitted on its own reference rows."""
+    import itertools
+    import json
+
+    import nannyml as nml
+    import pandas as pd
+
+    needed = ["timestamp", "y_pred", "y_pred_proba", "y_true", *SEGMENTS]
+    started = time.perf_counter()
+    reference = pd.read_parquet(data / "reference.parquet", columns=needed)
+    current = pd.read_parquet(data / "current.parquet", columns=needed)
+    found: Values = {}
+    for depth in range(len(SEGMENTS) + 1):
+        for columns in itertools.combinations(SEGMENTS, depth):
+            groups = current.groupby(list(columns)) if columns else [((), current)]
+            for values, rows in groups:
+                values = values if isinstance(values, tuple) else (values,)
+                mask = pd.Series(True, index=reference.index)
+                for column, value in zip(columns, values, strict=True):
+                    mask &= reference[column] == value
+                if not mask.any():  # nannyml needs reference rows; such a cell is skipped
+                    continue
+                calculator = nml.PerformanceCalculator(
+                    y_pred_proba="y_pred_proba", y_pred="y_pred", y_true="y_true",
+                    timestamp_column_name="timestamp", problem_type="classification_binary",
+                    metrics=["accuracy"], chunk_number=1)
+                result = calculator.fit(reference[mask]).calculate(rows).filter(
+                    period="analysis").to_df()
+                key = json.dumps(dict(zip(columns, values, strict=True)), sort_keys=True,
+                                 separators=(",", ":"), ensure_ascii=False)
+                found[key] = float(result[("accuracy", "value")].iloc[-1])
+    return time.perf_counter() - started, found
+
+
 def nannyml_cbpe(data: Path) -> tuple[float, Values]:
     """CBPE's estimate of the day's accuracy, from the day without its labels."""
     import nannyml as nml
@@ -208,11 +265,13 @@ TASKS: dict[str, Callable[[Path], tuple[float, Values]]] = {
     "hindsight-drift": hindsight_drift,
     "hindsight-performance": hindsight_performance,
     "hindsight-estimate": hindsight_estimate,
+    "hindsight-performance-segments": hindsight_performance_segments,
     "evidently-drift": evidently_drift,
     "evidently-classification": evidently_classification,
     "nannyml-drift": nannyml_drift,
     "nannyml-performance": nannyml_performance,
     "nannyml-cbpe": nannyml_cbpe,
+    "nannyml-performance-segments": nannyml_performance_segments,
 }
 
 

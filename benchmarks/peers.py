@@ -5,8 +5,10 @@
 
 Comparisons, one day's work each: (1) feature drift on 15 features plus prediction drift, vs
 Evidently's data-drift preset and NannyML's univariate drift; (2) realized performance, vs
-Evidently's classification preset and NannyML's performance calculator; (3) the label-free
-accuracy estimate, vs NannyML's CBPE, with each estimate's error against the realized accuracy.
+Evidently's classification preset and NannyML's performance calculator, for the whole day and
+for every cell of three segment columns and their crosses (NannyML looped over the cells, as a
+user would have to); (3) the label-free accuracy estimate, vs NannyML's CBPE, with each
+estimate's error against the realized accuracy.
 
 Each peer is installed, pinned, into its own virtual environment under ``--venvs`` on first
 use (never a dependency of hindsight). Every measurement runs in a fresh process, so its peak
@@ -46,6 +48,9 @@ COMPARISONS: dict[str, list[tuple[str, str]]] = {  # name: [(tool, task)], hinds
     "realized performance": [
         ("hindsight", "hindsight-performance"), ("evidently", "evidently-classification"),
         ("nannyml", "nannyml-performance")],
+    "realized accuracy of every segment cell (c0, c1, c2 and their crosses)": [
+        ("hindsight", "hindsight-performance-segments"),
+        ("nannyml", "nannyml-performance-segments")],
     "label-free accuracy estimate": [
         ("hindsight", "hindsight-estimate"), ("nannyml", "nannyml-cbpe")],
 }
@@ -110,7 +115,7 @@ def main() -> None:
             seconds = statistics.median(r["seconds"] for r in runs[task])
             peak = max(r["peak_mib"] for r in runs[task])
             ratio = "" if tool == "hindsight" else f"   {seconds / ours:7.1f}x hindsight's time"
-            print(f"  {task:26}: {seconds:8.2f} s   peak {peak:6.0f} MiB{ratio}")
+            print(f"  {task:32}: {seconds:8.2f} s   peak {peak:6.0f} MiB{ratio}")
     print()
     for line in agreement(data, {task: r[-1]["values"] for task, r in runs.items()}):
         print(line)
@@ -156,6 +161,15 @@ def agreement(data: Path, values: dict[str, dict[str, float]]) -> list[str]:
     same = len({round(v, 12) for v in accuracy.values()}) == 1
     lines.append("  realized accuracy: " + ", ".join(f"{k} {v:.6f}" for k, v in accuracy.items())
                  + ("  (identical)" if same else "  (DIFFERENT)"))
+    cells = values["hindsight-performance-segments"]
+    if "nannyml-performance-segments" in values:
+        theirs = values["nannyml-performance-segments"]
+        both = [k for k in cells if k in theirs]
+        gap = max(abs(cells[k] - theirs[k]) for k in both)
+        lines.append(f"  accuracy per cell: hindsight {len(cells)} cells, nannyml {len(theirs)}; "
+                     f"max |diff| over the {len(both)} both have: {gap:.1e}")
+    else:
+        lines.append(f"  accuracy per cell: hindsight {len(cells)} cells")
     estimates = {"hindsight": values["hindsight-estimate"]["estimated_accuracy"]}
     if "nannyml-cbpe" in values:
         estimates["nannyml CBPE"] = values["nannyml-cbpe"]["accuracy"]

@@ -67,3 +67,15 @@ def test_the_peer_benchmark_runs_hindsight_on_the_shared_data(tmp_path: Path) ->
     assert "(identical)" in done.stdout
     ks = next(line for line in done.stdout.splitlines() if "ks_2samp" in line)
     assert float(ks.rsplit(" ", 1)[1]) < 1e-6
+
+
+@pytest.mark.slow
+def test_the_scaling_benchmark_reports_every_size(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "scaling.py"), "--sizes", "1000", "2000",
+         "--days", "8", "--repeat", "1", "--dir", str(tmp_path / "data")],
+        check=True, capture_output=True, text=True, timeout=600,
+    )
+    rows = [line.split() for line in done.stdout.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["1,000", "2,000"]
+    assert all(float(r[4]) > 0 for r in rows)  # the ratio to the bare query

@@ -56,7 +56,7 @@ def run_daily(as_of: date, config: Config, store: Store, engine: Engine,
               rule: PerformanceRule) -> RunSummary:
     started = time.perf_counter()
     window = RunWindow(as_of=as_of, first_day=as_of - timedelta(days=config.label_window_days - 1))
-    reference_rows = drift.read_reference(store)
+    reference_rows = drift.read_reference(store, config)
     counts = engine.cell_counts(as_of, window.first_day, as_of,
                                 drift.calibration_table(reference_rows, config))
     reference = engine.reference_counts()

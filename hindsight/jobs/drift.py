@@ -61,9 +61,18 @@ def category_counts(column: pa.ChunkedArray | pa.Array) -> dict[str, int]:
                                             counts.field("counts").to_pylist(), strict=True)}
 
 
-def read_reference(store: Store) -> pa.Table | None:
+def read_reference(store: Store, config: Config | None = None) -> pa.Table | None:
+    """The reference set; with a ``config`` that lists its features, only the columns the
+    job uses (a wide reference then costs no more than a narrow one)."""
     files = store.files(Table.REFERENCE)
-    return pa.concat_tables([store.read(f.path) for f in files]) if files else None
+    if not files:
+        return None
+    columns = None
+    if config is not None and config.features is not None:
+        cols = config.columns
+        columns = list(dict.fromkeys([cols.id, cols.prediction, cols.label, *config.segments,
+                                      *config.features, *([cols.score] if cols.score else [])]))
+    return pa.concat_tables([store.read(f.path, columns) for f in files])
 
 
 def calibration_table(reference: pa.Table | None, config: Config) -> pa.Table | None:

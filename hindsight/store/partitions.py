@@ -153,9 +153,13 @@ class Store:
             raise StoreError(f"cannot write {final}: {exc}") from exc
         return final
 
-    def read(self, path: str) -> pa.Table:
+    def read(self, path: str, columns: list[str] | None = None) -> pa.Table:
+        """One file; ``columns`` that it lacks are left out, not an error."""
         try:
-            return pq.read_table(path, filesystem=self.fs)
+            if columns is not None:
+                present = set(pq.read_schema(path, filesystem=self.fs).names)
+                columns = [c for c in columns if c in present]
+            return pq.read_table(path, filesystem=self.fs, columns=columns)
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from exc
 
