@@ -28,6 +28,7 @@ import pyarrow.ipc as ipc
 import yaml
 
 from hindsight.simulate import Scenario, Simulator, demo_config
+from hindsight.store.partitions import Store, Table
 
 
 def body(table: pa.Table, kind: str) -> tuple[bytes, str]:
@@ -48,6 +49,8 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--format", choices=["arrow", "json"], default="arrow")
+    parser.add_argument("--requests-per-day", type=int, default=10,
+                        help="each simulated day arrives in this many requests")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="hindsight-load-"))
     (folder / "hindsight.yaml").write_text(yaml.safe_dump(demo_config("store")))
@@ -67,13 +70,16 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        days = Simulator(Scenario(per_day=args.batch, days=400, failure_start=None)).days()
+        days = Simulator(Scenario(per_day=args.batch * args.requests_per_day, days=400,
+                                  failure_start=None)).days()
+        batches = (day.predictions.slice(i * args.batch, args.batch)
+                   for day in days for i in range(args.requests_per_day))
         latencies, rows = [], 0
         started = time.monotonic()
         with httpx.Client(timeout=60) as client:
             while (time.monotonic() - started < args.seconds
                    and len(latencies) < args.max_requests):
-                payload, kind = body(next(days).predictions, args.format)
+                payload, kind = body(next(batches), args.format)
                 sent = time.perf_counter()
                 answer = client.post(f"{url}/v1/predictions", content=payload,
                                      headers={"Content-Type": kind})
@@ -81,6 +87,8 @@ def main() -> None:
                 answer.raise_for_status()
                 rows += answer.json()["stored"]
         elapsed = time.monotonic() - started
+        time.sleep(2)  # a background compaction under way finishes
+        visible = len(Store.open(folder / "store").files(Table.PREDICTIONS))
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -91,6 +99,8 @@ def main() -> None:
     print(f"  sustained ingest : {rows / elapsed:10,.0f} rows/s")
     print(f"  latency p50/p99  : {statistics.median(latencies) * 1000:6.0f} / "
           f"{p99 * 1000:.0f} ms")
+    print(f"  files read by queries: {visible:,} for {len(latencies)} writes (background "
+          "compaction every 200 writes)")
 
 
 if __name__ == "__main__":
