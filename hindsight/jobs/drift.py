@@ -280,7 +280,7 @@ def _signal(name: str, now: pa.ChunkedArray, then: pa.ChunkedArray, replicates: 
                                    reference_size=len(then) - then.null_count)
         score = detector.score(counts)
         return Signal(name, "total_variation", score, tail_quantile(noise, level),
-                       tail_quantile(noise, quantile), score)
+                      tail_quantile(noise, quantile), score)
     reference = _numbers(then.drop_null())
     # a grid finer than the reference can resolve only costs time
     numeric = WassersteinDetector.fit(reference, grid=int(np.clip(reference.size // 20, 50,
@@ -290,7 +290,7 @@ def _signal(name: str, now: pa.ChunkedArray, then: pa.ChunkedArray, replicates: 
     score = numeric.score(current)
     effect = score / numeric.spread if numeric.spread > 0 else 0.0
     return Signal(name, "wasserstein", score, tail_quantile(noise, level),
-                   tail_quantile(noise, quantile), effect)
+                  tail_quantile(noise, quantile), effect)
 
 
 def _drift_alert(as_of: date, segment: str, moved: list[Signal], n: int, n_reference: int,

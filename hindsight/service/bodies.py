@@ -39,7 +39,7 @@ def request_body(config: Config, table: Literal["predictions", "labels"]) -> dic
     cols = config.columns
     value: dict[str, Any] = ({"type": "string"} if config.task == "classification"
                              else {"type": "number"})
-    feature = {"type": ["string", "number", "boolean", "null"]}
+    feature = {"type": ["string", "number", "boolean"]}
     text = {"type": "string"}
     when = {"type": "string", "format": "date-time"}
     if table == "predictions":
@@ -56,13 +56,12 @@ def request_body(config: Config, table: Literal["predictions", "labels"]) -> dic
         optional = {}
     row = {
         "type": "object",
-        "properties": required | {k: v if v is feature else {"anyOf": [v, {"type": "null"}]}
-                                  for k, v in optional.items()},
+        "properties": required | {k: _or_null(v) for k, v in optional.items()},
         # every mapped column is present in a batch, null where a row has no value
         "required": [*required, *optional],
         # without a features list, every other column is kept as a feature
-        "additionalProperties": feature if config.features is None and table == "predictions"
-        else False,
+        "additionalProperties": _or_null(feature) if config.features is None
+        and table == "predictions" else False,
     }
     binary = {"schema": {"type": "string", "format": "binary"}}
     return {"required": True, "content": {
@@ -72,6 +71,10 @@ def request_body(config: Config, table: Literal["predictions", "labels"]) -> dic
         ARROW: binary,
         PARQUET[0]: binary,
     }}
+
+
+def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
 
 
 def parse(body: bytes, content_type: str) -> pa.Table:

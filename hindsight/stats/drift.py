@@ -28,10 +28,6 @@ def wasserstein(u: npt.ArrayLike, v: npt.ArrayLike) -> float:
     5.0
     """
     a, b = np.sort(np.asarray(u, np.float64)), np.sort(np.asarray(v, np.float64))
-    return _sorted_wasserstein(a, b)
-
-
-def _sorted_wasserstein(a: FloatArray, b: FloatArray) -> float:
     return _sorted_distances(a, b)[0]
 
 
@@ -195,7 +191,8 @@ class WassersteinDetector:
         return cls(values, edges, cdf, float(np.std(values)))
 
     def score(self, current: npt.ArrayLike) -> float:
-        return _sorted_wasserstein(self.reference, np.sort(np.asarray(current, np.float64)))
+        return _sorted_distances(self.reference,
+                                 np.sort(np.asarray(current, np.float64)))[0]
 
     def noise(self, size: int, replicates: int = 1000, quantile: float = 0.99,
               seed: int = 0, two_sample: bool = True) -> float:

@@ -27,7 +27,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 
 from hindsight.errors import StoreError
 from hindsight.store.partitions import (
@@ -82,25 +81,40 @@ def compact(store: Store, tables: tuple[Table, ...] = COMPACTED_TABLES, *,
 
 def _merge(store: Store, table: Table, dt: date, small_bytes: int,
            target_bytes: int) -> CompactionReport:
-    sizes = {i.path: i.size for i in _partition_listing(store, table, dt)}
+    sizes = {i.path: i.size for i in store.listing(table, dt, dt)}
     small = [f for f in store.files(table, dt, dt) if sizes.get(f.path, 0) < small_bytes]
     report = CompactionReport()
     for group in _groups(small, sizes, target_bytes):
         if len(group) < 2:
             continue
-        try:
-            merged = pa.concat_tables([store.read(f.path) for f in group],
-                                      promote_options="permissive")
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise StoreError(
-                f"cannot compact {store.partition_dir(table, dt)}: its files disagree on column "
-                f"types ({exc}); nothing was changed") from exc
+        merged = _concat(store, group)
         written = store.write(table, merged, dt=dt,
                               name=f"{COMPACTED_PREFIX}{uuid.uuid4().hex}.parquet")
         directory, merged_name = written.rsplit("/", 1)
         store.write_commit(directory, merged_name, [f.path.rsplit("/", 1)[1] for f in group])
         report += CompactionReport(1, len(group), 1, 0)
     return report
+
+
+def _concat(store: Store, files: list[PartitionFile]) -> pa.Table:
+    tables = [store.read(f.path) for f in files]
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        odd = next((f for f, t in zip(files, tables, strict=True)
+                    if not _unifies(tables[0], t)), files[-1])
+        raise StoreError(
+            f"cannot compact: {odd.path} and {files[0].path} disagree on column types ({exc}); "
+            "nothing was changed. Rewrite the odd file with the types of the others (or log "
+            "its rows again after moving it out of the store)") from exc
+
+
+def _unifies(first: pa.Table, other: pa.Table) -> bool:
+    try:
+        pa.unify_schemas([first.schema, other.schema], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
+    return True
 
 
 def _groups(files: list[PartitionFile], sizes: dict[str, int],
@@ -123,15 +137,14 @@ def _finish(store: Store, table: Table, dt: date, now: datetime,
     """Delete what no reader can still be reading: files replaced by a commit older than
     ``grace``, merged files no commit names and temporary files, both older than ``grace``;
     then commits that name nothing left."""
-    listing = _partition_listing(store, table, dt)
+    listing = store.listing(table, dt, dt)
     existing = {i.path for i in listing}
     old = {i.path for i in listing if i.mtime is not None and now - i.mtime > grace}
-    commits = [i.path for i in listing if i.base_name.startswith(COMMIT_PREFIX)]
-    named: set[str] = set()
+    commits = {i.path: store.read_commit(i.path) for i in listing
+               if i.base_name.startswith(COMMIT_PREFIX)}
+    named = {merged for merged, _ in commits.values()}
     doomed: set[str] = set()
-    for commit in commits:
-        merged, replaced = store.read_commit(commit)
-        named.add(merged)
+    for commit, (_, replaced) in commits.items():
         if commit in old:
             doomed.update(p for p in replaced if p in existing)
     for info in listing:
@@ -143,16 +156,10 @@ def _finish(store: Store, table: Table, dt: date, now: datetime,
         with contextlib.suppress(FileNotFoundError):
             store.fs.delete_file(path)
     remaining = existing - doomed
-    for commit in commits:  # a commit whose merged file was itself replaced, and is gone
-        merged, replaced = store.read_commit(commit)
+    for commit, (merged, replaced) in commits.items():  # its merged file replaced, and gone
         if merged not in remaining and not any(p in remaining for p in replaced):
             store.fs.delete_file(commit)
     return CompactionReport(files_removed=len(doomed))
-
-
-def _partition_listing(store: Store, table: Table, dt: date) -> list[pafs.FileInfo]:
-    selector = pafs.FileSelector(store.partition_dir(table, dt), allow_not_found=True)
-    return [i for i in store.fs.get_file_info(selector) if i.type == pafs.FileType.File]
 
 
 @contextlib.contextmanager

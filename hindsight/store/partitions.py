@@ -86,12 +86,8 @@ class Store:
         committed compactions applied (merged files in, the files they replace out)."""
         parquet: list[PartitionFile] = []
         commits: list[str] = []
-        for info in self.listing(table):
+        for info in self.listing(table, start, end):
             dt = _partition_date(info.path)
-            if dt is not None and (
-                (start is not None and dt < start) or (end is not None and dt > end)
-            ):
-                continue
             name = info.base_name
             if name.startswith(COMMIT_PREFIX) and name.endswith(".json"):
                 commits.append(info.path)
@@ -107,10 +103,24 @@ class Store:
             f.path in merged or not _base_name(f.path).startswith(COMPACTED_PREFIX))]
         return sorted(visible, key=lambda f: f.path)
 
-    def listing(self, table: Table) -> list[pafs.FileInfo]:
-        """Every file under a table, hidden and uncommitted ones included."""
-        selector = pafs.FileSelector(self.table_dir(table), recursive=True, allow_not_found=True)
-        return [i for i in self.fs.get_file_info(selector) if i.type == pafs.FileType.File]
+    def listing(self, table: Table, start: date | None = None,
+                end: date | None = None) -> list[pafs.FileInfo]:
+        """Every file under a table, hidden and uncommitted ones included; of the date
+        partitions only those with start <= dt <= end are listed at all (a day's look-up
+        does not walk a year of directories)."""
+        top = self.fs.get_file_info(pafs.FileSelector(self.table_dir(table),
+                                                      allow_not_found=True))
+        found = [i for i in top if i.type == pafs.FileType.File]
+        for info in top:
+            if info.type != pafs.FileType.Directory:
+                continue
+            dt = _partition_date(f"{info.path}/")
+            if dt is not None and ((start is not None and dt < start)
+                                   or (end is not None and dt > end)):
+                continue
+            inside = pafs.FileSelector(info.path, recursive=True)
+            found += [i for i in self.fs.get_file_info(inside) if i.type == pafs.FileType.File]
+        return found
 
     def read_commit(self, path: str) -> tuple[str, list[str]]:
         """A commit marker: (the merged file, the files it replaces), as full paths."""
@@ -119,7 +129,10 @@ class Store:
             with self.fs.open_input_stream(path) as stream:
                 commit = json.loads(stream.read())
         except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read the compaction commit {path}: {exc}") from exc
+            raise StoreError(
+                f"cannot read the compaction commit {path}: {exc}. It is written whole or not "
+                "at all, so it was changed outside hindsight: restore it from a backup (it "
+                "names the merged file and the files that file replaces)") from exc
         return (f"{directory}/{commit['merged']}",
                 [f"{directory}/{name}" for name in commit["replaces"]])
 

@@ -53,16 +53,12 @@ def normalize_predictions(batch: Batch, config: Config, *, with_label: bool = Fa
     if config.features is None:
         kept += [c for c in batch.table.column_names if c not in typed and c != cols.label]
     for name in kept:
-        if name not in typed and name in batch.table.column_names and _nested(
+        if name not in typed and name in batch.table.column_names and pa.types.is_nested(
                 batch.table[name].type):
             raise InputError(
                 f"{batch.source.name}: column {name!r} holds objects or lists; a feature is a "
                 "number, text or a boolean. Flatten it into columns of its own, or leave it out")
     return _apply(batch, typed, kept)
-
-
-def _nested(kind: pa.DataType) -> bool:
-    return bool(pa.types.is_nested(kind))
 
 
 def normalize_labels(batch: Batch, config: Config, received_at: datetime) -> pa.Table:

@@ -4,7 +4,7 @@ promises (status code, content type, body schema) and never a server error."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import httpx
@@ -64,8 +64,7 @@ def test_every_answer_is_one_the_spec_promises(live: Server) -> None:
     assert len(tested) >= 9, tested
 
 
-def test_the_spec_documents_refusals_and_hides_nothing_it_serves(
-        live: Server, make_config: Callable[..., Config]) -> None:
+def test_the_spec_documents_refusals_and_hides_nothing_it_serves(live: Server) -> None:
     spec = httpx.get(f"{live.url}/openapi.json").json()
     post = spec["paths"]["/v1/predictions"]["post"]
     assert {"200", "401", "413", "422", "429"} <= set(post["responses"])

@@ -106,8 +106,10 @@ def test_files_that_disagree_on_types_are_refused_and_left_as_they_were(tmp_path
     store.write(Table.PREDICTIONS, pa.table({"x": [1]}), dt=DAY)
     store.write(Table.PREDICTIONS, pa.table({"x": ["one"]}), dt=DAY)
     before = store.files(Table.PREDICTIONS)
-    with pytest.raises(StoreError, match=r"dt=2026-01-05.*disagree on column types"):
+    with pytest.raises(StoreError, match=r"dt=2026-01-05.*disagree on column types") as error:
         compact(store)
+    assert str(error.value).count("/part-") == 2  # both files named, and the fix
+    assert "Rewrite the odd file" in str(error.value)
     assert store.files(Table.PREDICTIONS) == before
 
 
