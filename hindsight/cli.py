@@ -28,6 +28,7 @@ from hindsight.monitor import Monitor
 from hindsight.store.partitions import Table
 
 VALIDATION_FAILED = 5
+STORE_PROBLEMS = 4  # as a StoreError
 out = Console()
 err = Console(stderr=True)
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
@@ -223,6 +224,31 @@ def compact(ctx: click.Context, grace_minutes: float) -> None:
     out.print(report.summary())
 
 
+@cli.command(name="check")
+@FORMAT
+@click.pass_context
+def check_command(ctx: click.Context, fmt: str) -> None:
+    """Check the store: every file opens, types agree, ids stored once, compactions
+    consistent. Exit 0 when it is sound, 4 with a list of problems and their repair."""
+    with _monitor(ctx) as monitor, _progress() as bar:
+        task = bar.add_task("checking", total=None)
+        report = monitor.check(lambda table: bar.update(task, advance=1,
+                                                        description=f"checked {table.value}"))
+    if fmt == "json":
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        counts = ", ".join(f"{table} {n:,}" for table, n in report.rows.items() if n)
+        out.print(Text(f"{report.files:,} files, rows: {counts or 'none'}."))
+        for note in report.notes:
+            out.print(Text(f"note: {note}"))
+        for finding in report.problems:
+            out.print(Text(f"problem: {finding}"))
+        out.print(Text("The store is sound." if report.ok else
+                       f"{len(report.problems)} problem(s): nothing was changed."))
+    if not report.ok:
+        raise click.exceptions.Exit(STORE_PROBLEMS)
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
@@ -237,7 +263,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     settings = monitor.config.service
     token = os.environ.get(settings.token_env) or None
     if token is None:
-        if not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
+        if not _loopback_only(host):
             raise ConfigError(f"no bearer token in ${settings.token_env}: refusing to serve "
                               f"on {host}; set the token, or serve on 127.0.0.1")
         err.print(f"No token in ${settings.token_env}: serving on {host} (loopback) only, "
@@ -246,6 +272,16 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         uvicorn.run(create_app(monitor, token), host=host, port=port, log_level="warning")
     finally:
         monitor.close()
+
+
+def _loopback_only(host: str) -> bool:
+    """Whether every address ``host`` resolves to (IPv4 or IPv6) is a loopback address."""
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host!r}: cannot resolve it ({exc.strerror})") from exc
+    return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback
+               for info in found)
 
 
 @cli.command()

@@ -36,6 +36,7 @@ from hindsight.jobs.validate import (
 )
 from hindsight.jobs.versions import VersionSeen, versions_seen
 from hindsight.store import compaction
+from hindsight.store.check import CheckReport, check_store
 from hindsight.store.inputs import Batch, from_memory, read_file
 from hindsight.store.partitions import Store, Table
 from hindsight.store.schema import text_columns
@@ -100,6 +101,10 @@ class Monitor:
                 ) -> compaction.CompactionReport:
         """Merge small prediction and label files per day (see ``store.compaction``)."""
         return compaction.compact(self.store, grace=grace, progress=progress)
+
+    def check(self, progress: Callable[[Table], None] | None = None) -> CheckReport:
+        """Is the store consistent (see ``store.check``)? Reads every file's footer and ids."""
+        return check_store(self.store, self.config, progress)
 
     def _read(self, paths: Sequence[str | Path], labels: bool) -> list[Batch]:
         names = text_columns(self.config, labels=labels)

@@ -173,7 +173,8 @@ class DuckDBEngine:
                              for i in range(1, len(lower)))
             params |= {f"edge{i}": float(lower[i]) for i in range(1, len(lower))}
             params |= {f"p{i}": float(p) for i, p in enumerate(probability)}
-            source = (f"SELECT *, CASE WHEN score IS NULL THEN NULL {steps} "
+            # a non-finite score (stored before ingest refused them) is no score
+            source = (f"SELECT *, CASE WHEN NOT isfinite(score) THEN NULL {steps} "
                       f"ELSE $p{len(lower) - 1} END::DOUBLE AS p_correct FROM ({source})")
         else:
             source = f"SELECT *, NULL::DOUBLE AS p_correct FROM ({source})"

@@ -81,7 +81,8 @@ def calibration_table(reference: pa.Table | None, config: Config) -> pa.Table | 
     if (reference is None or config.task != "classification" or not cols.score
             or reference.num_rows < MIN_CALIBRATION_ROWS):
         return None
-    scored = reference.filter(pc.is_valid(reference[cols.score]))
+    scored = reference.filter(pc.fill_null(pc.is_finite(reference[cols.score].cast(pa.float64())),
+                                           False))
     if scored.num_rows < MIN_CALIBRATION_ROWS:
         return None
     hit = pc.equal(scored[cols.prediction], scored[cols.label])
@@ -160,7 +161,10 @@ def _one_feature(feature: str, segment: str, now: pa.ChunkedArray,
     if len(now_valid) == 0 or len(then_valid) == 0:
         return missing
     if pa.types.is_integer(now.type) or pa.types.is_floating(now.type):
-        measured = numeric_drift(_numbers(then_valid), _numbers(now_valid), PSI_BINS)
+        reference, current = _numbers(then_valid), _numbers(now_valid)
+        if reference.size == 0 or current.size == 0:
+            return missing
+        measured = numeric_drift(reference, current, PSI_BINS)
         return [*missing, *(row(method, value) for method, value in measured.items())]
     detector = CategoryDetector.fit(category_counts(then_valid))
     found, unseen = detector.current_shares(category_counts(now_valid))
@@ -281,11 +285,12 @@ def _signal(name: str, now: pa.ChunkedArray, then: pa.ChunkedArray, replicates: 
         score = detector.score(counts)
         return Signal(name, "total_variation", score, tail_quantile(noise, level),
                       tail_quantile(noise, quantile), score)
-    reference = _numbers(then.drop_null())
+    reference, current = _numbers(then.drop_null()), _numbers(now.drop_null())
+    if reference.size == 0 or current.size == 0:
+        return Signal(name, "wasserstein", 0.0, 0.0, 0.0, 0.0)  # nothing to compare
     # a grid finer than the reference can resolve only costs time
     numeric = WassersteinDetector.fit(reference, grid=int(np.clip(reference.size // 20, 50,
                                                                   2000)))
-    current = _numbers(now.drop_null())
     noise = numeric.bootstrap(current.size, replicates)
     score = numeric.score(current)
     effect = score / numeric.spread if numeric.spread > 0 else 0.0
@@ -328,7 +333,10 @@ def window(as_of: date, days: int) -> tuple[date, date]:
 
 
 def _numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64)
+    """The finite values, as float64. Ingest refuses non-finite scores and values; a store
+    written before that may hold some, and one NaN must not poison a run."""
+    values = np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64)
+    return values[np.isfinite(values)]
 
 
 def feature_alerts(as_of: date, rows: Sequence[DriftRow], config: Config) -> RuleResult:

@@ -2,7 +2,9 @@
 
 Every batch is checked whole before anything is written: a bad file stores nothing. Writes are
 idempotent by id: a prediction already stored is skipped, a label that changes nothing is
-skipped, so re-sending a batch changes no count.
+skipped, so re-sending a batch changes no count. The look-up of what is stored and the write
+of what is new happen under the store's lock for that table, so idempotency holds across
+threads and processes, not only within one call.
 """
 
 from __future__ import annotations
@@ -50,6 +52,18 @@ def log_predictions(batches: Sequence[Batch], config: Config, store: Store,
     cols = config.columns
     table, origins = _combine(batches, [normalize_predictions(b, config) for b in batches])
     table, origins = _unique_by(table, origins, [cols.id], cols.prediction, "prediction")
+    with store.lock(Table.PREDICTIONS.value):
+        new = _fresh_predictions(table, origins, config, engine)
+        _write_by_day(store, Table.PREDICTIONS, new, pc.cast(new[cols.timestamp], pa.date32()))
+    flagged = unpinned(config, {c: pc.unique(table[c]).drop_null().to_pylist()
+                                for c in cols.versions()})
+    return replace(_report(batches, new.num_rows), unpinned=tuple(flagged))
+
+
+def _fresh_predictions(table: pa.Table, origins: list[str], config: Config,
+                       engine: Engine) -> pa.Table:
+    """The rows whose id is not stored yet; an id stored with another prediction is refused."""
+    cols = config.columns
     stored = engine.stored_predictions(table[cols.id].combine_chunks())
     known = dict(zip(stored["id"].to_pylist(), stored["prediction"].to_pylist(), strict=True))
     fresh = []
@@ -63,12 +77,7 @@ def log_predictions(batches: Sequence[Batch], config: Config, store: Store,
                 f"{origins[i]}: id {key!r} is already stored with prediction {known[key]!r}, "
                 f"not {value!r}; a prediction cannot change. Give the new one its own id"
             )
-    new = table.take(pa.array(fresh, pa.int64()))
-    days = pc.cast(new[cols.timestamp], pa.date32())
-    _write_by_day(store, Table.PREDICTIONS, new, days)
-    flagged = unpinned(config, {c: pc.unique(table[c]).drop_null().to_pylist()
-                                for c in cols.versions()})
-    return replace(_report(batches, new.num_rows), unpinned=tuple(flagged))
+    return table.take(pa.array(fresh, pa.int64()))
 
 
 def log_labels(batches: Sequence[Batch], config: Config, store: Store, engine: Engine,
@@ -77,6 +86,19 @@ def log_labels(batches: Sequence[Batch], config: Config, store: Store, engine: E
     normalized = [normalize_labels(b, config, received_at) for b in batches]
     table, origins = _combine(batches, normalized)
     table, origins = _unique_by(table, origins, [cols.id, ARRIVED_AT], cols.label, "label")
+    with store.lock(Table.LABELS.value):
+        new = _fresh_labels(table, origins, config, engine)
+        _write_by_day(store, Table.LABELS, new, pc.cast(new[ARRIVED_AT], pa.date32()))
+    known = engine.stored_predictions(pc.unique(new[cols.id].combine_chunks()))
+    orphans = new.num_rows - int(pc.sum(pc.is_in(new[cols.id], known["id"])).as_py() or 0)
+    return _report(batches, new.num_rows, orphans)
+
+
+def _fresh_labels(table: pa.Table, origins: list[str], config: Config,
+                  engine: Engine) -> pa.Table:
+    """The rows that change a label in force; the same id and instant with another label is
+    refused (a correction needs a later timestamp)."""
+    cols = config.columns
     stored = engine.stored_labels(table[cols.id].combine_chunks())
     at_time: dict[tuple[str, datetime], str] = {}
     in_force: dict[str, tuple[datetime, str]] = {}
@@ -99,11 +121,7 @@ def log_labels(batches: Sequence[Batch], config: Config, store: Store, engine: E
         if current is not None and current[1] == label and arrived > current[0]:
             continue  # the label in force already says this: re-sent, nothing changes
         fresh.append(i)
-    new = table.take(pa.array(fresh, pa.int64()))
-    known = engine.stored_predictions(pc.unique(new[cols.id].combine_chunks()))
-    orphans = new.num_rows - int(pc.sum(pc.is_in(new[cols.id], known["id"])).as_py() or 0)
-    _write_by_day(store, Table.LABELS, new, pc.cast(new[ARRIVED_AT], pa.date32()))
-    return _report(batches, new.num_rows, orphans)
+    return table.take(pa.array(fresh, pa.int64()))
 
 
 def log_reference(batches: Sequence[Batch], config: Config, store: Store) -> IngestReport:

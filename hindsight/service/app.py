@@ -1,8 +1,10 @@
 """The FastAPI app. Handlers parse, call the Monitor, and answer; nothing else.
 
 Writes are durable before the answer: each accepted batch is written to the store (Parquet,
-temp file then rename) inside the request. One writer at a time; a write that cannot get the
-writer within ``service.write_wait_seconds`` is answered 429 with Retry-After. Every
+fsynced, renamed into place) inside the request, on a worker thread so the event loop keeps
+answering (health checks, 429s). One writer at a time; a write that cannot get the writer
+within ``service.write_wait_seconds`` is answered 429 with Retry-After. Bodies are read in
+chunks and refused (413) as soon as they pass ``service.max_body_bytes``. Every
 ``service.compact_every_writes`` writes, a background thread merges the small files they left
 (``store.compaction``: safe for readers and writers running meanwhile).
 """
@@ -25,6 +27,7 @@ from fastapi.templating import Jinja2Templates
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from hindsight.errors import InputError
 from hindsight.monitor import Monitor
@@ -90,15 +93,20 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
     registry.register(StoreCollector(monitor.store, monitor.config.model))
     writer = threading.Lock()
     compactor = Compactor(monitor, settings.compact_every_writes, ingest_metrics)
+    # The schema names the model, its columns and features: served by a route below, behind
+    # the same rule as every other read. No /docs: its assets would come from a CDN.
     app = FastAPI(title="hindsight", version="0.1.0",
-                  description=f"Monitoring of {monitor.config.model}: ingest, alerts, metrics.")
+                  description=f"Monitoring of {monitor.config.model}: ingest, alerts, metrics.",
+                  openapi_url=None, docs_url=None, redoc_url=None)
     app.state.compactor = compactor
 
     def authorized(request: Request) -> None:
         if token is None:
             return  # no token: the server is bound to loopback (see 'hindsight serve')
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # the scheme is case-insensitive (RFC 7235); the token is compared in constant time
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), token.encode()):
             raise HTTPException(401, "missing or wrong bearer token",
                                 headers={"WWW-Authenticate": "Bearer"})
 
@@ -106,18 +114,23 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
         if not settings.open_reads:
             authorized(request)
 
+    def too_large(table: str) -> HTTPException:
+        ingest_metrics.refused.labels(table, "too_large").inc()
+        return HTTPException(413, f"body is over the limit of {settings.max_body_bytes} "
+                                  "bytes; send smaller batches")
+
     async def body_of(request: Request, table: str) -> bytes:
-        length = request.headers.get("content-length")
-        if length is not None and int(length) > settings.max_body_bytes:
-            ingest_metrics.refused.labels(table, "too_large").inc()
-            raise HTTPException(413, f"body of {length} bytes is over the limit of "
-                                     f"{settings.max_body_bytes}; send smaller batches")
-        body = await request.body()
-        if len(body) > settings.max_body_bytes:
-            ingest_metrics.refused.labels(table, "too_large").inc()
-            raise HTTPException(413, f"body is over the limit of {settings.max_body_bytes} "
-                                     "bytes; send smaller batches")
-        return body
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > settings.max_body_bytes:
+            raise too_large(table)
+        # a chunked body has no length up front: stop reading at the limit
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > settings.max_body_bytes:
+                raise too_large(table)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def ingest(table: Literal["predictions", "labels"], body: bytes,
                content_type: str) -> JSONResponse:
@@ -171,7 +184,8 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
         """Log predictions: a JSON array, NDJSON, an Arrow IPC stream or Parquet. A batch
         with a bad row is refused whole (422, naming the row); re-sending stores nothing."""
         body = await body_of(request, "predictions")
-        return ingest("predictions", body, request.headers.get("content-type", ""))
+        return await run_in_threadpool(ingest, "predictions", body,
+                                       request.headers.get("content-type", ""))
 
     @app.post("/v1/labels", response_model=IngestAnswer, responses=responses,
               dependencies=[Depends(authorized)],
@@ -179,7 +193,8 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
     async def post_labels(request: Request) -> JSONResponse:
         """Log labels, in the same formats. The latest label per id wins."""
         body = await body_of(request, "labels")
-        return ingest("labels", body, request.headers.get("content-type", ""))
+        return await run_in_threadpool(ingest, "labels", body,
+                                       request.headers.get("content-type", ""))
 
     @app.get("/v1/alerts", dependencies=[Depends(reads)])
     def get_alerts(start: date | None = None, end: date | None = None,
@@ -235,8 +250,13 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
     def plotly_bundle() -> FileResponse:
         return FileResponse(plotly_js, media_type="text/javascript")
 
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(reads)])
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
+        """Answered on the event loop: never queued behind writers."""
         return {"status": "ok"}
 
     return app

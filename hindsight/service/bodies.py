@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from hindsight.config import Config
 from hindsight.errors import InputError
+from hindsight.store.inputs import rows_to_table
 
 ARROW = "application/vnd.apache.arrow.stream"
 PARQUET = ("application/vnd.apache.parquet", "application/x-parquet")
@@ -94,12 +95,12 @@ def parse(body: bytes, content_type: str) -> pa.Table:
         raise InputError(f"body: cannot be read as {kind}: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"body: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except RecursionError as exc:
+        raise InputError("body: JSON nested too deeply; a row is a flat object of "
+                         "column: value") from exc
     if not rows:
         raise InputError("body: no rows")
-    try:
-        return pa.Table.from_pylist(rows)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise InputError(f"body: rows disagree on a column's type: {exc}") from exc
+    return rows_to_table(rows, "body")
 
 
 def _row(line: bytes, index: int) -> dict[str, object]:
@@ -107,6 +108,9 @@ def _row(line: bytes, index: int) -> dict[str, object]:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
         raise InputError(f"body: line {index + 1} is not valid JSON ({exc.msg})") from exc
+    except RecursionError as exc:
+        raise InputError(f"body: line {index + 1}: JSON nested too deeply; a row is a flat "
+                         "object of column: value") from exc
     if not isinstance(row, dict):
         raise InputError(f"body: line {index + 1} is not a JSON object")
     return row

@@ -4,6 +4,7 @@ No HTML here (templates render), and no drawing decisions in the templates."""
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
 from datetime import date
@@ -22,6 +23,12 @@ from hindsight.store.partitions import Table
 def figure_json(figure: go.Figure) -> str:
     """A figure as JSON that is safe inside a <script> element."""
     return str(figure.to_json()).replace("</", "<\\/")
+
+
+def plain(text: object) -> str:
+    """A user string as plotly text: plotly renders a subset of HTML (links, bold) in titles,
+    tick labels and legends, and turns entities back into the characters they stand for."""
+    return html.escape(str(text), quote=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +63,7 @@ def overview(monitor: Monitor, as_of: date | None = None) -> Overview:
     cover = whole.filter(pc.equal(whole["metric"], headline))
     figure.add_bar(x=cover["day"].to_pylist(), y=cover["label_coverage"].to_pylist(),
                    name="label coverage", yaxis="y2", opacity=0.25)
-    figure.update_layout(title=f"{monitor.config.model}: by prediction day, as of {as_of}",
+    figure.update_layout(title=f"{plain(monitor.config.model)}: by prediction day, as of {as_of}",
                          yaxis={"title": headline}, legend={"orientation": "h"},
                          yaxis2={"overlaying": "y", "side": "right", "range": [0, 1],
                                  "tickformat": ".0%", "title": "label coverage"},
@@ -99,12 +106,14 @@ def segments(monitor: Monitor, column: str | None, within: dict[str, str],
     z = [[cells.get((v, d), (None, 0))[0] if cells.get((v, d), (None, 0))[1] >= enough
           else None for d in days] for v in values]
     counts = [[cells.get((v, d), (None, 0))[1] for d in days] for v in values]
-    figure = go.Figure(go.Heatmap(z=z, x=days, y=values, customdata=counts, colorscale="RdYlGn",
+    figure = go.Figure(go.Heatmap(z=z, x=days, y=[plain(v) for v in values], customdata=counts,
+                                  colorscale="RdYlGn",
                                   hovertemplate="%{y} %{x}: %{z:.3f} (n=%{customdata})"
                                                 "<extra></extra>",
                                   hoverongaps=False))
-    place = " × ".join(f"{k}={v}" for k, v in within.items())
-    figure.update_layout(title=f"{headline} by {column}{' within ' + place if place else ''}, "
+    place = plain(" × ".join(f"{k}={v}" for k, v in within.items()))
+    figure.update_layout(title=f"{headline} by {plain(column)}"
+                               f"{' within ' + place if place else ''}, "
                                f"as of {as_of} (grey: fewer than {enough} labelled)",
                          plot_bgcolor="#dddddd", margin={"t": 50},
                          height=max(300, 22 * len(values) + 120))
@@ -131,9 +140,9 @@ def drift(monitor: Monitor, feature: str | None) -> DriftView:
         rows = whole.filter(pc.equal(whole["target"], target))
         x = rows["date"].to_pylist()
         figure.add_scatter(x=x, y=rows["threshold"].to_pylist(), mode="lines",
-                           line={"dash": "dot"}, name=f"{target}: 99% noise")
+                           line={"dash": "dot"}, name=f"{plain(target)}: 99% noise")
         figure.add_scatter(x=x, y=rows["value"].to_pylist(), mode="lines+markers",
-                           name=f"{target}: distance")
+                           name=f"{plain(target)}: distance")
     figure.update_layout(title="prediction drift against the reference set, with its "
                                "bootstrapped noise band", margin={"t": 50},
                          legend={"orientation": "h"})
@@ -154,8 +163,10 @@ def _histogram(monitor: Monitor, feature: str, day: date) -> str | None:
     current = monitor.engine.predictions(day, day, [feature])
     figure = go.Figure()
     for name, values in (("reference", reference[feature]), (str(day), current[feature])):
-        figure.add_histogram(x=values.to_pylist(), name=name, histnorm="probability",
-                             opacity=0.6)
-    figure.update_layout(barmode="overlay", title=f"{feature}: reference vs {day}",
+        shown = values.to_pylist()
+        if pa.types.is_string(values.type):
+            shown = [None if v is None else plain(v) for v in shown]
+        figure.add_histogram(x=shown, name=name, histnorm="probability", opacity=0.6)
+    figure.update_layout(barmode="overlay", title=f"{plain(feature)}: reference vs {day}",
                          margin={"t": 50})
     return figure_json(figure)

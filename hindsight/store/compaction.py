@@ -11,20 +11,18 @@ pays per file. Compaction rewrites them as one file:
    before the commit can still read them. Merged files that no commit names (a crash between
    1 and 2) and temporary files older than ``grace`` are removed the same way.
 
-Two compactions of the same partition at once would both commit the same files; a lock file
-keeps compactions of a local store apart. On an object store, run one compactor (the service
-does so in one thread).
+Two compactions of the same partition at once would both commit the same files; the store's
+"compaction" lock keeps compactions of a local store apart. On an object store, run one
+compactor (the service does so in one thread).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -69,7 +67,7 @@ def compact(store: Store, tables: tuple[Table, ...] = COMPACTED_TABLES, *,
     earlier compactions left (files past their grace)."""
     moment = now or datetime.now(UTC)
     report = CompactionReport()
-    with _exclusive(store):
+    with store.lock("compaction"):
         for table in tables:
             for dt in store.partitions(table):
                 report += _finish(store, table, dt, moment, grace)
@@ -160,18 +158,3 @@ def _finish(store: Store, table: Table, dt: date, now: datetime,
         if merged not in remaining and not any(p in remaining for p in replaced):
             store.fs.delete_file(commit)
     return CompactionReport(files_removed=len(doomed))
-
-
-@contextlib.contextmanager
-def _exclusive(store: Store) -> Iterator[None]:
-    """One compaction at a time on a local store (an advisory lock file in the store)."""
-    if not store.is_local:
-        yield
-        return
-    Path(store.root).mkdir(parents=True, exist_ok=True)
-    with open(Path(store.root) / ".compaction.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -85,12 +85,43 @@ def _read(file: Path, kind: str, text_columns: list[str]) -> pa.Table:
     return pq.read_table(file)
 
 
+def rows_to_table(rows: list[dict[str, Any]], name: str) -> pa.Table:
+    """Row dicts (parsed JSON, a caller's list) to a table; a value Arrow cannot hold is
+    refused naming its row and column."""
+    try:
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InputError(f"{name}: rows disagree on a column's type: {exc}") from exc
+    except (OverflowError, UnicodeError) as exc:
+        row, column, value = _first_unstorable(rows)
+        raise InputError(
+            f"{name}: row {row + 1}: column {column!r} has {value!r}, which cannot be stored "
+            f"({_why(exc)}); send it as text, or fix the value") from exc
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, OverflowError):
+        return "a whole number beyond 64 bits"
+    return "text that is not valid Unicode (a lone surrogate?)"
+
+
+def _first_unstorable(rows: list[dict[str, Any]]) -> tuple[int, str, object]:
+    # Only on the error path: find the culprit one value at a time.
+    for index, row in enumerate(rows):
+        for column, value in row.items():
+            try:
+                pa.array([value])
+            except (OverflowError, UnicodeError, pa.ArrowException):
+                return index, column, value
+    return 0, "?", None
+
+
 def from_memory(data: Any, name: str = "batch") -> Batch:
     """Accept a pyarrow Table, a pandas or polars DataFrame, or a list of row dicts."""
     if isinstance(data, pa.Table):
         table = data
     elif isinstance(data, list):
-        table = pa.Table.from_pylist(data)
+        table = rows_to_table(data, name)
     elif hasattr(data, "to_arrow"):  # polars
         table = data.to_arrow()
     elif hasattr(data, "to_records") and hasattr(data, "columns"):  # pandas

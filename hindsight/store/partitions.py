@@ -2,7 +2,12 @@
 
 Files are zstd-compressed and written atomically: to a hidden temporary name in the target
 directory, then renamed, so a reader never sees half a file and a crash leaves no visible debris.
-Readers skip hidden files.
+Readers skip hidden files. On a local store the file is fsynced before the rename and its
+directory after it, so a write that returned survives a power cut, not only a killed process;
+an object store's PUT is durable once it returns.
+
+Writers that must check the store before they write (ingest's idempotency) hold ``Store.lock``,
+an advisory lock file shared by every process on the store's machine.
 
 Compaction (``store.compaction``) merges a partition's small files into one without a reader
 ever counting a row twice or missing one: the merged file is named ``compacted-*`` and is
@@ -13,8 +18,11 @@ it replaces; from that instant, listings show the merged file instead of those f
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -29,6 +37,8 @@ from hindsight.errors import StoreError
 PARTITION_KEY = "dt"
 COMPACTED_PREFIX = "compacted-"  # visible only once a commit marker names it
 COMMIT_PREFIX = "_commit-"
+LOCK_DIR = ".locks"
+_LISTING_TRIES = 5  # a listing that raced a compaction's clean-up is taken again
 
 
 class Table(StrEnum):
@@ -84,6 +94,20 @@ class Store:
     ) -> list[PartitionFile]:
         """Visible Parquet files of a table, optionally only partitions with start <= dt <= end:
         committed compactions applied (merged files in, the files they replace out)."""
+        for _ in range(_LISTING_TRIES - 1):
+            try:
+                return self._visible(table, start, end)
+            except _VanishedCommit:
+                continue  # a compaction removed a spent marker after we listed it: list again
+        try:
+            return self._visible(table, start, end)
+        except _VanishedCommit as exc:
+            raise StoreError(f"{self.table_dir(table)}: commit markers kept vanishing while "
+                             f"listing ({exc}); is a compaction looping? Retry the command"
+                             ) from exc
+
+    def _visible(self, table: Table, start: date | None,
+                 end: date | None) -> list[PartitionFile]:
         parquet: list[PartitionFile] = []
         commits: list[str] = []
         for info in self.listing(table, start, end):
@@ -96,12 +120,20 @@ class Store:
         merged: set[str] = set()
         replaced: set[str] = set()
         for commit in commits:
-            merged_file, replaced_files = self.read_commit(commit)
+            merged_file, replaced_files = self._read_listed_commit(commit)
             merged.add(merged_file)
             replaced.update(replaced_files)
         visible = [f for f in parquet if f.path not in replaced and (
             f.path in merged or not _base_name(f.path).startswith(COMPACTED_PREFIX))]
         return sorted(visible, key=lambda f: f.path)
+
+    def _read_listed_commit(self, path: str) -> tuple[str, list[str]]:
+        try:
+            return self.read_commit(path)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, FileNotFoundError):
+                raise _VanishedCommit(path) from exc
+            raise
 
     def listing(self, table: Table, start: date | None = None,
                 end: date | None = None) -> list[pafs.FileInfo]:
@@ -128,6 +160,9 @@ class Store:
         try:
             with self.fs.open_input_stream(path) as stream:
                 commit = json.loads(stream.read())
+        except FileNotFoundError as exc:
+            raise StoreError(f"the compaction commit {path} is gone (removed by a "
+                             "compaction once spent); list the partition again") from exc
         except (OSError, ValueError) as exc:
             raise StoreError(
                 f"cannot read the compaction commit {path}: {exc}. It is written whole or not "
@@ -145,7 +180,7 @@ class Store:
         try:
             with self.fs.open_output_stream(temp) as stream:
                 stream.write(body)
-            self.fs.move(temp, final)
+            self._publish(temp, final)
         except OSError as exc:
             _remove_quietly(self.fs, temp)
             raise StoreError(f"cannot write the compaction commit {final}: {exc}") from exc
@@ -160,11 +195,44 @@ class Store:
         try:
             self.fs.create_dir(directory, recursive=True)
             pq.write_table(data, temp, filesystem=self.fs, compression="zstd")
-            self.fs.move(temp, final)
+            self._publish(temp, final)
         except (OSError, pa.ArrowException) as exc:
             _remove_quietly(self.fs, temp)
             raise StoreError(f"cannot write {final}: {exc}") from exc
         return final
+
+    def _publish(self, temp: str, final: str) -> None:
+        """Rename a written temporary file into place, durably on a local disk: the file's
+        bytes reach the disk before its name, and the name before we return."""
+        if not self.is_local:
+            self.fs.move(temp, final)
+            return
+        _fsync(temp)
+        self.fs.move(temp, final)
+        directory = final.rsplit("/", 1)[0]
+        _fsync(directory)
+        # a partition directory this write created is itself an entry of the table directory
+        parent = directory.rsplit("/", 1)[0]
+        if parent.startswith(self.root):
+            _fsync(parent)
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold the store's lock ``name`` against every other process and thread that asks
+        for it (an ``flock`` on a file under ``.locks/``). On an object store there is no such
+        lock: it is a no-op, and the README says what that means for writers."""
+        if not self.is_local:
+            yield
+            return
+        directory = Path(self.root) / LOCK_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        # open per call: flock excludes other open files, so threads exclude each other too
+        with open(directory / f"{name}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def read(self, path: str, columns: list[str] | None = None) -> pa.Table:
         """One file; ``columns`` that it lacks are left out, not an error."""
@@ -194,6 +262,18 @@ def _partition_date(path: str) -> date | None:
             except ValueError:
                 return None
     return None
+
+
+class _VanishedCommit(Exception):
+    """A commit marker that was listed and then removed before it could be read."""
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove_quietly(fs: pafs.FileSystem, path: str) -> None:

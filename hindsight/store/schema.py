@@ -2,14 +2,18 @@
 
 Stored tables keep the user's column names. Roles get fixed types: ids, classes, versions and
 segment values are text; timestamps are UTC microseconds (a timestamp without a zone is read
-as UTC); scores and regression values are float64. A bad value raises ``InputError`` naming the
+as UTC; finer precisions are truncated to the microsecond) within ``EARLIEST``..``LATEST``;
+scores and regression values are finite float64. A bad value raises ``InputError`` naming the
 source, the row, the column and the fix.
+
+Ids and classes may not be empty or blank. A NaN in a feature means "missing" and is stored as
+null (pandas writes missing numbers as NaN); an infinite feature is refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,6 +25,11 @@ from hindsight.store.inputs import Batch
 ARRIVED_AT = f"{RESERVED_PREFIX}arrived_at"
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 _ZONE_SUFFIX = r"(Z|z|[+-]\d\d(:?\d\d)?)$"
+# A prediction or label outside these instants is a typo or a placeholder, not an event.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive
+
+Caster = Callable[[pa.ChunkedArray, Batch, str], pa.Array]
 
 
 def text_columns(config: Config, *, labels: bool = False) -> list[str]:
@@ -35,16 +44,16 @@ def text_columns(config: Config, *, labels: bool = False) -> list[str]:
 def normalize_predictions(batch: Batch, config: Config, *, with_label: bool = False) -> pa.Table:
     """The stored form of a predictions batch (``with_label`` for the reference set)."""
     cols = config.columns
-    value_type = pa.string() if config.task == "classification" else pa.float64()
-    typed: dict[str, tuple[Callable[[pa.ChunkedArray, Batch, str], pa.Array], bool]] = {
+    value = _text if config.task == "classification" else _number
+    typed: dict[str, tuple[Caster, bool]] = {
         cols.id: (_text, True),
         cols.timestamp: (_timestamp, True),
-        cols.prediction: (_caster(value_type), True),
+        cols.prediction: (value, True),
     }
     if with_label:
-        typed[cols.label] = (_caster(value_type), True)
+        typed[cols.label] = (value, True)
     if cols.score:
-        typed[cols.score] = (_caster(pa.float64()), False)
+        typed[cols.score] = (_number, False)
     for name in [*cols.versions(), *([cols.input_hash] if cols.input_hash else [])]:
         typed[name] = (_text, False)
     for segment in config.segments:
@@ -64,26 +73,22 @@ def normalize_predictions(batch: Batch, config: Config, *, with_label: bool = Fa
 def normalize_labels(batch: Batch, config: Config, received_at: datetime) -> pa.Table:
     """The stored form of a labels batch, with the time each label arrived."""
     cols = config.columns
-    value_type = pa.string() if config.task == "classification" else pa.float64()
-    typed: dict[str, tuple[Callable[[pa.ChunkedArray, Batch, str], pa.Array], bool]] = {
+    typed: dict[str, tuple[Caster, bool]] = {
         cols.id: (_text, True),
-        cols.label: (_caster(value_type), True),
+        cols.label: (_text if config.task == "classification" else _number, True),
     }
     if cols.label_timestamp:
-        typed[cols.label_timestamp] = (_timestamp, True)
+        typed[cols.label_timestamp] = (_timestamp, False)  # empty: the time of ingestion
     table = _apply(batch, typed, list(typed))
+    received = pa.scalar(received_at, UTC_MICROS)
     if cols.label_timestamp:
-        arrived = table[cols.label_timestamp]
+        arrived = pc.fill_null(table[cols.label_timestamp], received)
     else:
         arrived = pa.array([received_at] * table.num_rows, UTC_MICROS)
     return table.append_column(ARRIVED_AT, arrived)
 
 
-def _apply(
-    batch: Batch,
-    typed: dict[str, tuple[Callable[[pa.ChunkedArray, Batch, str], pa.Array], bool]],
-    kept: list[str],
-) -> pa.Table:
+def _apply(batch: Batch, typed: dict[str, tuple[Caster, bool]], kept: list[str]) -> pa.Table:
     table = batch.table
     missing = [c for c in kept if c not in table.column_names]
     if missing:
@@ -97,38 +102,89 @@ def _apply(
         if name in typed:
             cast, required = typed[name]
             column = cast(column, batch, name)
-            if required and column.null_count:
-                row = pc.index(pc.is_null(column), True).as_py()
-                raise InputError(
-                    f"{batch.source.name}: {batch.source.row(row)}: column {name!r} is empty; "
-                    "every row needs a value here"
-                )
+            if required:
+                _refuse_empty(column, batch, name)
+        elif pa.types.is_floating(column.type):
+            column = _feature_numbers(column, batch, name)
         out[name] = column
     return pa.table(out)
 
 
-def _caster(target: pa.DataType) -> Callable[[pa.ChunkedArray, Batch, str], pa.Array]:
-    def cast(column: pa.ChunkedArray, batch: Batch, name: str) -> pa.Array:
-        return _cast_or_explain(column, target, batch, name)
+def _refuse_empty(column: pa.Array, batch: Batch, name: str) -> None:
+    empty = pc.is_null(column)
+    if pa.types.is_string(column.type):
+        empty = pc.or_kleene(empty, pc.equal(pc.utf8_trim_whitespace(column), ""))
+    if pc.any(empty).as_py():
+        row = pc.index(empty, True).as_py()
+        raise InputError(
+            f"{batch.source.name}: {batch.source.row(row)}: column {name!r} is empty; "
+            "every row needs a value here"
+        )
 
-    return cast
+
+def _refuse_where(bad: pa.Array, column: pa.Array, batch: Batch, name: str,
+                  what: str) -> None:
+    if pc.any(bad).as_py():
+        row = pc.index(bad, True).as_py()
+        raise InputError(
+            f"{batch.source.name}: {batch.source.row(row)}: column {name!r} has "
+            f"{_shown(column, row)}, {what}"
+        )
+
+
+def _shown(column: pa.Array | pa.ChunkedArray, row: int) -> str:
+    try:
+        return repr(column[row].as_py())
+    except (OverflowError, ValueError):  # e.g. a year Python's datetime cannot hold
+        return repr(column.slice(row, 1).cast(pa.string())[0].as_py())
 
 
 def _text(column: pa.ChunkedArray, batch: Batch, name: str) -> pa.Array:
     return _cast_or_explain(column, pa.string(), batch, name)
 
 
+def _number(column: pa.ChunkedArray, batch: Batch, name: str) -> pa.Array:
+    """float64, finite: a NaN or infinite score or value would poison every mean after it."""
+    numbers = _cast_or_explain(column, pa.float64(), batch, name)
+    _refuse_where(pc.fill_null(pc.invert(pc.is_finite(numbers)), False), numbers, batch, name,
+                  "which is not a finite number; send null for a missing value")
+    return numbers
+
+
+def _feature_numbers(column: pa.ChunkedArray, batch: Batch, name: str) -> pa.ChunkedArray:
+    """NaN is how pandas writes a missing number: stored as null. Infinity is refused."""
+    _refuse_where(pc.fill_null(pc.is_inf(column), False), column, batch, name,
+                  "an infinite feature; send null for a missing value or clip it")
+    return pc.if_else(pc.fill_null(pc.is_nan(column), False), pa.scalar(None, column.type),
+                      column)
+
+
 def _timestamp(column: pa.ChunkedArray, batch: Batch, name: str) -> pa.Array:
     """Any timestamp form to UTC micros; strings may mix zoned and zone-less ISO 8601."""
+    stamps = _utc_micros(column, batch, name)
+    outside = pc.or_(pc.less(stamps, pa.scalar(EARLIEST, UTC_MICROS)),
+                     pc.greater_equal(stamps, pa.scalar(LATEST, UTC_MICROS)))
+    _refuse_where(pc.fill_null(outside, False), column, batch, name,
+                  f"which is outside {EARLIEST:%Y-%m-%d}..{LATEST:%Y-%m-%d} (UTC); fix the "
+                  "value or the column mapping")
+    return stamps
+
+
+def _utc_micros(column: pa.ChunkedArray, batch: Batch, name: str) -> pa.Array:
     kind = column.type
     if pa.types.is_timestamp(kind):
-        if kind.tz is None:
-            return pc.assume_timezone(column.cast(pa.timestamp("us")), "UTC")
-        return column.cast(UTC_MICROS)
+        # nanoseconds: truncated (their range lies inside that of microseconds); s and ms are
+        # cast safely, so an out-of-range value is refused rather than wrapped
+        micros = column.cast(pa.timestamp("us", kind.tz), safe=kind.unit != "ns")
+        return (pc.assume_timezone(micros, "UTC") if kind.tz is None
+                else micros.cast(UTC_MICROS))
     if pa.types.is_date(kind):
         return pc.assume_timezone(column.cast(pa.timestamp("us")), "UTC")
+    if pa.types.is_null(kind):
+        return pa.nulls(len(column), UTC_MICROS)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         text = column.cast(pa.string())
+        text = pc.if_else(pc.equal(pc.utf8_trim_whitespace(text), ""), None, text)
         zoned = pc.fill_null(pc.match_substring_regex(text, _ZONE_SUFFIX), False)
         with_zone = _cast_or_explain(pc.if_else(zoned, text, None), UTC_MICROS, batch, name)
         naive = _cast_or_explain(pc.if_else(zoned, None, text), pa.timestamp("us"), batch, name)

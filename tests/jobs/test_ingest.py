@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -100,3 +101,34 @@ def test_labels_for_unknown_ids_are_kept_and_counted_as_orphans(monitor: Monitor
     report = monitor.log_labels([label(1, "a", day=2), label(99, "a", day=2)])
     assert (report.stored, report.orphans) == (2, 1)
     assert "1 for ids with no stored prediction" in report.summary("labels")
+
+
+def _log_in_a_process(config_file: str, rows: list[dict[str, object]], start: Any) -> int:
+    from hindsight.monitor import Monitor as InChild
+
+    with InChild.from_config(config_file) as monitor:
+        start.wait()  # every process checks the store at the same moment
+        return monitor.log_predictions(rows).stored
+
+
+def test_idempotency_holds_across_processes(tmp_path: Path) -> None:
+    """Four processes log the same 5,000 rows at once: each row is stored once."""
+    import multiprocessing
+
+    import yaml
+
+    from tests.conftest import COLUMNS
+
+    config_file = tmp_path / "hindsight.yaml"
+    config_file.write_text(yaml.safe_dump({
+        "model": "m", "store": str(tmp_path / "store"), "columns": COLUMNS,
+        "segments": ["country", "tier"]}))
+    rows = [prediction(i, 1 + i % 3, "CH", "a") for i in range(5000)]
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(4) as pool:
+        start = manager.Barrier(4)
+        stored = pool.starmap(_log_in_a_process, [(str(config_file), rows, start)] * 4)
+    assert sum(stored) == 5000
+    with Monitor.from_config(config_file) as monitor:
+        ids = [r[0] for r in stored_rows(monitor, Table.PREDICTIONS)]
+    assert len(ids) == len(set(ids)) == 5000

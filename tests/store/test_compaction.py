@@ -143,3 +143,43 @@ def test_the_compact_command_reports_what_it_did(make_config: Callable[..., Conf
     done = CliRunner().invoke(cli, ["--config", str(config_file), "compact"])
     assert done.exit_code == 0, done.output
     assert "compacted 1 partitions: 5 small files into 1" in done.output
+
+
+def test_a_reader_that_listed_a_marker_compaction_then_removed_lists_again(
+        make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compaction removes a spent commit marker (its merged file merged again, all it replaced
+    gone). A reader that listed the marker just before reads a consistent view, not an error
+    telling the user to restore a backup."""
+    with Monitor(make_config()) as monitor:
+        store = monitor.store
+        _log_in_small_requests(monitor, 3)
+        compact(store, grace=timedelta(0))
+        _log_in_small_requests(monitor, 2)  # ids differ: requests 0..1 again would be skipped
+        monitor.log_predictions([prediction(100 + i, 5, "CH", "a") for i in range(3)])
+        compact(store, grace=timedelta(0))  # merges the first merged file again
+        expected = _rows(store)
+        listing = Store.listing
+        raced = []
+
+        def listing_then_cleanup(self: Store, table: Table, start: date | None = None,
+                                 end: date | None = None) -> list[object]:
+            found = listing(self, table, start, end)
+            if not raced:
+                raced.append(True)
+                compact(store, now=LATER, grace=timedelta(0))  # removes the spent marker
+            return found
+
+        monkeypatch.setattr(Store, "listing", listing_then_cleanup)
+        assert _rows(store) == expected
+        assert raced
+
+
+def test_a_commit_marker_that_cannot_be_parsed_is_still_an_error(
+        make_config: Callable[..., Config]) -> None:
+    with Monitor(make_config()) as monitor:
+        _log_in_small_requests(monitor, 3)
+        compact(monitor.store, grace=timedelta(minutes=10))
+        marker = next(Path(monitor.store.root).rglob("_commit-*.json"))
+        marker.write_text("{not json")
+        with pytest.raises(StoreError, match="changed outside hindsight"):
+            monitor.store.files(Table.PREDICTIONS)

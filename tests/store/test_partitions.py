@@ -59,3 +59,30 @@ def test_a_write_that_fails_raises_store_error_naming_the_file(tmp_path: Path) -
     blocker.write_text("a file where a directory should be")
     with pytest.raises(StoreError, match="cannot write"):
         Store.open(tmp_path).write(Table.PREDICTIONS, pa.table({"x": [1]}), dt=date(2026, 1, 1))
+
+
+def test_a_write_reaches_the_disk_before_its_name_and_its_name_before_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """fsync of the file (still under its temporary name), then the rename, then fsync of the
+    directories that now hold the name: a write that returned survives a power cut."""
+    import os
+
+    import hindsight.store.partitions as partitions
+
+    partition = tmp_path / "predictions" / "dt=2026-01-05"
+    events: list[tuple[str, list[str]]] = []  # what was fsynced, and the visible names then
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        events.append((os.readlink(f"/proc/self/fd/{fd}"),
+                       sorted(p.name for p in partition.glob("part-*.parquet"))))
+        real_fsync(fd)
+
+    monkeypatch.setattr(partitions.os, "fsync", fsync)
+    final = Store.open(tmp_path).write(Table.PREDICTIONS, pa.table({"x": [1]}),
+                                       dt=date(2026, 1, 5))
+    name = Path(final).name
+    assert [(Path(path).name.startswith(".tmp-"), visible) for path, visible in events[:1]] \
+        == [(True, [])]
+    assert events[1:] == [(str(partition), [name]), (str(partition.parent), [name])]

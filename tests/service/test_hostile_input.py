@@ -1,0 +1,169 @@
+"""The service against hostile or unlucky clients: every refusal is a 4xx naming the problem,
+nothing is stored, limits hold while the body is still arriving, and the event loop stays free
+while writers wait."""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from hindsight.config import Config
+from hindsight.monitor import Monitor
+from hindsight.service import views
+from hindsight.store.partitions import Table
+from tests.conftest import prediction
+from tests.service.test_app import TOKEN, Server, client
+
+
+@pytest.fixture
+def monitor(make_config: Callable[..., Config]) -> Iterator[Monitor]:
+    config = make_config(service={"max_body_bytes": 1 << 20, "write_wait_seconds": 0.2})
+    with Monitor(config, clock=lambda: datetime(2026, 2, 1, tzinfo=UTC)) as m:
+        yield m
+
+
+@pytest.fixture
+def server(monitor: Monitor) -> Iterator[Server]:
+    s = Server(monitor, TOKEN)
+    yield s
+    s.stop()
+
+
+def post_raw(server: Server, body: bytes) -> httpx.Response:
+    with client(server) as http:
+        return http.post("/v1/predictions", content=body,
+                         headers={"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("body, named", [
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b'[{"request_id": "\\ud800", "served_at": "2026-01-01T00:00:00Z", "predicted": "a",'
+     b' "country": "CH", "tier": "free"}]', "column 'request_id'"),
+    (json.dumps([{**prediction(1, 1, "CH", "a"), "request_id": 2**70}]).encode(),
+     "column 'request_id' has 1180591620717411303424"),
+    (json.dumps([{**prediction(1, 1, "CH", "a"), "amount": 2**70}]).encode(),
+     "column 'amount'"),
+    (b'[{"request_id": " ", "served_at": "2026-01-01T00:00:00Z", "predicted": "a",'
+     b' "country": "CH", "tier": "free"}]', "column 'request_id' is empty"),
+    (json.dumps([{**prediction(1, 1, "CH", "a"), "served_at": "0000-01-01T00:00:00Z"}]
+                ).encode(), "column 'served_at'"),
+])
+def test_hostile_bodies_are_refused_with_a_4xx_naming_the_problem(
+    server: Server, monitor: Monitor, body: bytes, named: str,
+) -> None:
+    answer = post_raw(server, body)
+    assert answer.status_code == 422, answer.text
+    assert named in answer.json()["error"]
+    assert monitor.store.files(Table.PREDICTIONS) == []
+
+
+def test_a_chunked_body_is_refused_at_the_limit_not_after_reading_it_whole(
+    server: Server,
+) -> None:
+    """1 GiB offered in 1 MiB chunks against a 1 MiB limit: the server answers 413 once the
+    limit is passed, and the client never gets to send more than a few MiB."""
+    address = urlsplit(server.url)
+    chunk = b"x" * (1 << 20)
+    sent = 0
+    with socket.create_connection((address.hostname, address.port), timeout=30) as conn:
+        conn.sendall(b"POST /v1/predictions HTTP/1.1\r\nHost: x\r\n"
+                     + f"Authorization: Bearer {TOKEN}\r\n".encode()
+                     + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        answer = b""
+        for _ in range(1024):
+            try:
+                conn.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            except OSError:
+                break  # the server closed the connection after answering
+            sent += len(chunk)
+            readable, _, _ = select.select([conn], [], [], 0)
+            if readable:
+                break
+        conn.settimeout(30)
+        while b"\r\n\r\n" not in answer:
+            piece = conn.recv(65536)
+            if not piece:
+                break
+            answer += piece
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert sent < 64 << 20, f"the client sent {sent >> 20} MiB before the refusal"
+
+
+def test_a_waiting_writer_gets_429_with_retry_after_and_health_checks_stay_fast(
+    server: Server, monitor: Monitor,
+) -> None:
+    """While another process holds the store's write lock, the request that got the writer
+    waits on a worker thread; the other is told 429 after write_wait_seconds, and the event
+    loop still answers /healthz at once."""
+    answers: list[httpx.Response] = []
+
+    def send(i: int) -> None:
+        with client(server) as http:
+            answers.append(http.post("/v1/predictions", json=[prediction(i, 1, "CH", "a")]))
+
+    with monitor.store.lock(Table.PREDICTIONS.value):
+        writers = [threading.Thread(target=send, args=(i,)) for i in (1, 2)]
+        for writer in writers:
+            writer.start()
+        deadline = time.monotonic() + 60
+        while not answers and time.monotonic() < deadline:  # the one without the writer
+            time.sleep(0.01)
+        assert len(answers) == 1, "neither request was refused while the other waited"
+        busy = answers[0]
+        assert busy.status_code == 429 and busy.headers["Retry-After"] == "1"
+        assert "busy" in busy.json()["error"]
+        with httpx.Client(base_url=server.url, timeout=5) as health:
+            assert health.get("/healthz").json() == {"status": "ok"}
+        assert len(answers) == 1  # the other still waits for the lock
+    for writer in writers:
+        writer.join(timeout=30)
+    assert answers[1].status_code == 200 and answers[1].json()["stored"] == 1
+
+
+def test_the_schema_is_a_read_like_any_other_and_no_page_loads_from_a_cdn(
+    server: Server,
+) -> None:
+    with client(server, token=None) as http:
+        assert http.get("/openapi.json").status_code == 401
+        assert http.get("/docs").status_code == 404
+        assert http.get("/redoc").status_code == 404
+    with client(server) as http:
+        assert http.get("/openapi.json").json()["info"]["title"] == "hindsight"
+
+
+def test_the_bearer_scheme_is_case_insensitive(server: Server) -> None:
+    for scheme in ("bearer", "BEARER", "Bearer"):
+        with httpx.Client(base_url=server.url,
+                          headers={"Authorization": f"{scheme} {TOKEN}"}) as http:
+            assert http.get("/v1/alerts").status_code == 200
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Basic {TOKEN}"}) as http:
+        assert http.get("/v1/alerts").status_code == 401
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("::1", True),
+                                            ("localhost", True), ("0.0.0.0", False),
+                                            ("::", False)])
+def test_ipv6_and_ipv4_loopback_are_recognised(host: str, loopback: bool) -> None:
+    from hindsight.cli import _loopback_only
+
+    assert _loopback_only(host) is loopback
+
+
+def test_segment_values_are_shown_as_text_not_as_live_html_in_charts(monitor: Monitor) -> None:
+    link = '<a href="https://evil.example">x</a>'
+    rows = [prediction(i, 1 + i % 3, link if i % 2 else "CH", "a") for i in range(60)]
+    monitor.log_predictions(rows)
+    monitor.log_labels([{"request_id": f"r{i}", "actual": "a",
+                         "actual_at": "2026-01-05T00:00:00Z"} for i in range(60)])
+    monitor.run(date(2026, 1, 5))
+    chart = views.segments(monitor, "country", {}).chart
+    assert chart is not None and "&lt;a href" in chart and "<a href" not in chart
