@@ -139,3 +139,51 @@ def test_the_label_free_estimate_tracks_accuracy_when_calibrated(config: Config)
     realized = np.mean(today["predicted"].to_numpy(zero_copy_only=False)
                        == today["actual"].to_numpy(zero_copy_only=False))
     assert estimate == pytest.approx(realized, abs=0.01)
+
+
+def test_non_finite_numbers_stored_before_ingest_refused_them_never_crash_a_run(
+    make_config: Callable[..., Config],
+) -> None:
+    """A store written by an older version (or by hand) may hold a NaN score in the reference
+    and an infinite one among the predictions: the run ignores them, and nothing it stores or
+    prints is non-finite."""
+    import json
+    from datetime import UTC, datetime
+
+    import pyarrow.compute as pc
+
+    from hindsight.monitor import Monitor
+    from hindsight.store.partitions import Table
+
+    config = make_config(columns=SCORED, features=["amount"], drift={"min_samples": 300})
+    with Monitor(config) as monitor:
+        reference = predictions(2000, 1, label=True).append_column(
+            "request_id", pa.array([f"v{i}" for i in range(2000)])).append_column(
+            "served_at", pa.array([datetime(2026, 2, 1, tzinfo=UTC)] * 2000))
+        monitor.log_reference(reference)
+        today = predictions(400, 2).append_column(
+            "request_id", pa.array([f"p{i}" for i in range(400)])).append_column(
+            "served_at", pa.array([datetime(2026, 3, 1, 12, tzinfo=UTC)] * 400))
+        monitor.log_predictions(today)
+        stored_ref = monitor.store.files(Table.REFERENCE)[0].path
+        poisoned = monitor.store.read(stored_ref)
+        score = poisoned["confidence"].to_pylist()
+        score[0] = float("nan")
+        poisoned = poisoned.set_column(poisoned.schema.get_field_index("confidence"),
+                                       "confidence", pa.array(score))
+        monitor.store.write(Table.REFERENCE, poisoned, name="data.parquet")
+        extra = monitor.store.read(monitor.store.files(Table.PREDICTIONS)[0].path).slice(0, 1)
+        extra = extra.set_column(extra.schema.get_field_index("request_id"), "request_id",
+                                 pa.array(["inf-row"]))
+        extra = extra.set_column(extra.schema.get_field_index("confidence"), "confidence",
+                                 pa.array([float("inf")]))
+        monitor.store.write(Table.PREDICTIONS, extra, dt=DAY)
+
+        summary = monitor.run(DAY)
+
+        assert not any("inf" in a.message for a in summary.alerts)
+        json.dumps([a.as_json() for a in monitor.alerts()], allow_nan=False)
+        drift = pa.concat_tables([monitor.store.read(f.path)
+                                  for f in monitor.store.files(Table.DRIFT)])
+        values = pc.drop_null(drift["value"])
+        assert pc.all(pc.is_finite(values)).as_py()

@@ -1,0 +1,262 @@
+"""Durability under failure and concurrency, with real processes.
+
+- Writers (``hindsight log`` processes and a ``hindsight serve`` process) are killed with
+  SIGKILL at seeded random moments while other writers and a compactor run; afterwards every
+  acknowledged row is stored exactly once and ``hindsight check`` finds the store sound.
+- Several processes log overlapping batches while a daily run reads and a compactor merges:
+  no id is stored twice, no acknowledged row is lost, and the run's counts equal a recount.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from hindsight.monitor import Monitor
+from hindsight.store.compaction import compact
+from hindsight.store.partitions import Table
+from tests.conftest import COLUMNS, label, prediction
+
+pytestmark = pytest.mark.slow
+
+
+def write_config(folder: Path) -> Path:
+    config = folder / "hindsight.yaml"
+    config.write_text(yaml.safe_dump({"model": "m", "store": str(folder / "store"),
+                                      "columns": COLUMNS, "segments": ["country", "tier"],
+                                      "min_samples": 20,
+                                      "service": {"compact_every_writes": 3}}))
+    return config
+
+
+def prediction_batch(k: int) -> list[dict[str, Any]]:
+    """Batch k: 300 ids over three days, its first 100 shared with batch k - 1."""
+    return [prediction(i, 1 + i % 3, "CH" if i % 2 else "DE", "a")
+            for i in range(k * 200, k * 200 + 300)]
+
+
+def label_batch(k: int) -> list[dict[str, Any]]:
+    return [label(i, "a" if i % 7 else "b", 4 + k % 2) for i in range(k * 150, k * 150 + 200)]
+
+
+def hindsight(config: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "hindsight.cli", "--config", str(config), *args]
+
+
+class Service:
+    """``hindsight serve`` as its own process, restartable after a kill."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "HINDSIGHT_TOKEN"}
+        self.process = subprocess.Popen(hindsight(self.config, "serve", "--port",
+                                                  str(self.port)),
+                                        env=env, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until it answers, however busy the machine
+            if self.process.poll() is not None:
+                raise RuntimeError("hindsight serve exited during start-up")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("hindsight serve did not become ready")
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=60)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    for k in range(12):
+        pq.write_table(pa.Table.from_pylist(prediction_batch(k)),
+                       tmp_path / f"predictions-{k}.parquet")
+        pq.write_table(pa.Table.from_pylist(label_batch(k)), tmp_path / f"labels-{k}.parquet")
+    return tmp_path
+
+
+@pytest.fixture
+def service(folder: Path) -> Iterator[Service]:
+    running = Service(write_config(folder))
+    running.start()
+    yield running
+    running.stop()
+
+
+def stored(config: Path, table: Table, keys: str) -> Counter[tuple[Any, ...]]:
+    with Monitor.from_config(config) as monitor:
+        files = [f.path for f in monitor.store.files(table)]
+    if not files:
+        return Counter()
+    rows = duckdb.execute(f"SELECT {keys} FROM read_parquet($files, union_by_name = true)",
+                          {"files": files}).fetchall()
+    return Counter(rows)
+
+
+def test_writers_killed_at_random_lose_no_acknowledged_row_and_double_none(
+    folder: Path, service: Service,
+) -> None:
+    config = service.config
+    chance = random.Random(20261130)
+    acknowledged: list[tuple[str, int]] = []
+    posted: list[tuple[str, int]] = []
+
+    def post(kind: str, k: int) -> None:
+        rows = prediction_batch(k) if kind == "predictions" else label_batch(k)
+        try:
+            answer = httpx.post(f"{service.url}/v1/{kind}", json=rows, timeout=60)
+        except httpx.HTTPError:
+            return  # the server was killed under it: not acknowledged
+        if answer.status_code == 200:
+            posted.append((kind, k))
+
+    kills = 0
+    for round_ in range(8):
+        writers = []
+        for _ in range(3):
+            kind, k = chance.choice(["predictions", "labels"]), chance.randrange(12)
+            writers.append(((kind, k), subprocess.Popen(
+                hindsight(config, "log", kind, str(folder / f"{kind}-{k}.parquet")),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+        compactor = subprocess.Popen(hindsight(config, "compact"), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        client = threading.Thread(target=post, args=(chance.choice(["predictions", "labels"]),
+                                                     chance.randrange(12)))
+        client.start()
+        time.sleep(chance.uniform(0.0, 2.0))  # the kill point, seeded
+        victim = chance.choice([*(p for _, p in writers), compactor])
+        if victim.poll() is None:
+            victim.send_signal(signal.SIGKILL)
+            kills += 1
+        if round_ % 3 == 2:
+            service.kill()
+            kills += 1
+        for batch, process in writers:
+            if process.wait(timeout=300) == 0:
+                acknowledged.append(batch)
+        compactor.wait(timeout=300)
+        client.join(timeout=300)
+        if service.process is not None and service.process.poll() is not None:
+            service.start()
+    service.stop()
+    acknowledged += posted
+
+    assert kills >= 4 and acknowledged
+    ids = stored(config, Table.PREDICTIONS, COLUMNS["id"])
+    assert max(ids.values(), default=1) == 1, "an id is stored twice"
+    labels = stored(config, Table.LABELS, f"{COLUMNS['id']}, {COLUMNS['label']}, "
+                                          f"strftime({COLUMNS['label_timestamp']}, '%Y-%m-%d')")
+    assert max(labels.values(), default=1) == 1, "a label is stored twice"
+    arrivals: dict[str, list[tuple[str, str]]] = {}
+    for key, value, day in labels:
+        arrivals.setdefault(key, []).append((value, day))
+    for kind, k in acknowledged:
+        if kind == "predictions":
+            assert all(ids[(r["request_id"],)] == 1 for r in prediction_batch(k))
+        else:  # stored, or skipped because the same label had arrived earlier
+            assert all(any(value == r["actual"] and day <= r["actual_at"][:10]
+                           for value, day in arrivals.get(r["request_id"], []))
+                       for r in label_batch(k))
+    check = subprocess.run(hindsight(config, "check", "--format", "json"),
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert json.loads(check.stdout)["ok"] is True
+
+
+def _writer(config: str, batches: list[int], start: Any) -> list[int]:
+    with Monitor.from_config(config) as monitor:
+        start.wait()
+        for k in batches:
+            monitor.log_predictions([{**row, "served_at": row["served_at"].replace(
+                "2026-01-0", "2026-01-1")} for row in prediction_batch(k)])
+    return batches
+
+
+def test_concurrent_writers_and_a_compactor_never_skew_a_daily_run(folder: Path) -> None:
+    """Days 1-3 are logged first in small batches; then four processes log overlapping
+    batches for days 11-13 while the main process compacts and runs the daily job again and
+    again. Every run counts days 1-3 exactly as a recount does; afterwards no id is stored
+    twice, and a run counts every day exactly."""
+    config = write_config(folder)
+    run_date = date(2026, 1, 14)
+    with Monitor.from_config(config) as monitor:
+        for k in range(0, 12, 2):  # ids 0..2499 without overlap, days 1-3
+            monitor.log_predictions(prediction_batch(k))
+        monitor.log_labels([label(i, "a", 4) for i in range(0, 2500, 3)])
+        context = multiprocessing.get_context("spawn")
+        with context.Manager() as manager, context.Pool(4) as pool:
+            start = manager.Barrier(5)
+            pending = pool.starmap_async(_writer, [(str(config), [20 + w, 21 + w, 22 + w], start)
+                                                   for w in range(4)])
+            start.wait()
+            runs = 0
+            while not pending.ready() or runs < 2:
+                compact(monitor.store, grace=timedelta(minutes=10))
+                monitor.run(run_date)
+                runs += 1
+                for day in (1, 2, 3):
+                    assert counted(monitor, date(2026, 1, day), run_date) == \
+                        recount(monitor, date(2026, 1, day))
+            pending.get(timeout=600)
+        monitor.run(run_date)
+        for day in (1, 2, 3, 11, 12, 13):
+            assert counted(monitor, date(2026, 1, day), run_date) == \
+                recount(monitor, date(2026, 1, day))
+    ids = stored(config, Table.PREDICTIONS, COLUMNS["id"])
+    assert max(ids.values()) == 1
+    expected = {(r["request_id"],) for k in range(20, 26) for r in prediction_batch(k)}
+    assert expected <= set(ids)
+
+
+def counted(monitor: Monitor, day: date, as_of: date) -> tuple[int, int]:
+    _, rows = monitor.metrics(day, as_of, {})
+    whole = [r for r in rows if r.segment == {} and r.metric == "accuracy"]
+    return (whole[0].n_predictions, whole[0].n_labelled) if whole else (0, 0)
+
+
+def recount(monitor: Monitor, day: date) -> tuple[int, int]:
+    files = [f.path for f in monitor.store.files(Table.PREDICTIONS, day, day)]
+    labels = [f.path for f in monitor.store.files(Table.LABELS)]
+    if not files:
+        return (0, 0)
+    found = duckdb.execute(
+        "SELECT count(*), count(l.request_id) FROM read_parquet($files) p LEFT JOIN "
+        "(SELECT DISTINCT request_id FROM read_parquet($labels)) l USING (request_id)",
+        {"files": files, "labels": labels}).fetchone()
+    assert found is not None
+    return int(found[0]), int(found[1])
