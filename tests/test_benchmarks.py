@@ -50,7 +50,19 @@ def test_the_ingest_load_benchmark_runs_against_a_real_server() -> None:
          "--max-requests", "20"],
         check=True, capture_output=True, text=True, timeout=300,
     )
-    assert "rows/s" in done.stdout and "p50/p99" in done.stdout
+    assert "rows/s" in done.stdout and "durability costs" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_soak_benchmark_runs_runs_and_compactions_beside_ingest_and_checks_the_store(
+) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "soak.py"), "--seconds", "12", "--every", "4",
+         "--rows-per-second", "2000", "--batch", "500", "--per-day", "4000"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "errors           : 0" in done.stdout and "hindsight check  : sound" in done.stdout
 
 
 @pytest.mark.slow
