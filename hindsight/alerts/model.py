@@ -26,6 +26,7 @@ ALERT_SCHEMA = pa.schema(
         ("state", pa.string()),
         ("opened_on", pa.date32()),
         ("passing_runs", pa.int64()),
+        ("explains", pa.list_(pa.string())),
     ]
 )
 
@@ -57,6 +58,7 @@ class Alert:
     state: str = "opened"  # opened | ongoing | resolved
     opened_on: dt.date | None = None
     passing_runs: int = 0  # consecutive runs an open alert's segment was tested and fine
+    explains: tuple[str, ...] = ()  # every failing segment this alert covers, largest first
 
     @property
     def key(self) -> str:
@@ -68,6 +70,7 @@ class Alert:
         for name in ("date", "window_start", "window_end", "opened_on"):
             row[name] = row[name].isoformat() if row[name] else None
         row["key"] = self.key
+        row["explains"] = list(self.explains)
         return row
 
 
@@ -77,12 +80,14 @@ def alert_from_json(row: dict[str, Any]) -> Alert:
     for name in ("date", "window_start", "window_end", "opened_on"):
         if fields.get(name) is not None:
             fields[name] = dt.date.fromisoformat(fields[name])
+    fields["explains"] = tuple(fields.get("explains") or ())
     return Alert(**fields)
 
 
 def alerts_to_table(alerts: list[Alert]) -> pa.Table:
     rows = [
-        {**asdict(a), "segment": segment_key(a.segment), "key": a.key} for a in alerts
+        {**asdict(a), "segment": segment_key(a.segment), "key": a.key,
+         "explains": list(a.explains)} for a in alerts
     ]
     return pa.Table.from_pylist(rows, schema=ALERT_SCHEMA)
 
@@ -95,6 +100,7 @@ def alerts_from_table(table: pa.Table) -> list[Alert]:
             message=row["message"], window_start=row["window_start"],
             window_end=row["window_end"], aggregate=row["aggregate"], state=row["state"],
             opened_on=row["opened_on"], passing_runs=row["passing_runs"],
+            explains=tuple(row.get("explains") or ()),  # absent in stores written before it
         )
         for row in table.to_pylist()
     ]

@@ -39,6 +39,7 @@ from hindsight.stats.significance import (
 )
 
 SHOWN_CONFIDENCE = 0.95
+SHOWN_EXPLAINED = 3  # a message names this many covered segments; the alert keeps all
 TRAILING, REFERENCE_SET, BOTH = 0, 1, 2
 AGREEMENT_LEVEL = 0.05  # two-sided: below it, the trailing days and the reference set differ
 
@@ -142,8 +143,10 @@ class DropRule:
                           if j != i and inside(segment, other))
             if (explained[i] is not None and not anchored[i]) or broader:
                 continue
-            covers = [describe(other) for j, other in enumerate(segments)
-                      if j != i and (explained[j] == i or inside(other, segment))]
+            covered = sorted(((-float(units.labelled[failing[j]]), describe(other))
+                              for j, other in enumerate(segments)
+                              if j != i and (explained[j] == i or inside(other, segment))))
+            covers = [text for _, text in covered]  # largest first
             alerts.append(self._alert(window, segment, units, int(u), c, refs, covers,
                                       self._aggregate(c, units, int(u), overall)))
         return RuleResult(tuple(sorted(alerts, key=lambda a: a.key)), tested,
@@ -291,11 +294,15 @@ class DropRule:
                    f"{days}")
         if aggregate is not None:
             message += f"; aggregate {self._format(aggregate)} on the same days"
-        if covers:
-            message += f". Also explains: {'; '.join(sorted(covers))}"
+        if len(covers) > SHOWN_EXPLAINED:
+            message += (f". Also explains {len(covers)} failing segments, the largest: "
+                        f"{'; '.join(covers[:SHOWN_EXPLAINED])} (all in the alert's details)")
+        elif covers:
+            message += f". Also explains: {'; '.join(covers)}"
         return Alert(date=window.as_of, kind="performance", segment=segment, metric=self.metric,
                      value=value, reference=reference, n=labelled, message=message,
-                     window_start=start, window_end=end, aggregate=aggregate)
+                     window_start=start, window_end=end, aggregate=aggregate,
+                     explains=tuple(covers))
 
     def _with_interval(self, total: float, squares: float, n: float) -> str:
         """The metric with its 95% interval: Wilson for accuracy, normal for the MAE."""

@@ -18,7 +18,8 @@ from hindsight.store.partitions import Store, Table
 def read_alerts(store: Store, start: date | None = None, end: date | None = None) -> list[Alert]:
     files = store.files(Table.ALERTS, start, end)
     tables = [store.read(f.path) for f in files]
-    table = pa.concat_tables(tables) if tables else ALERT_SCHEMA.empty_table()
+    table = (pa.concat_tables(tables, promote_options="permissive") if tables
+             else ALERT_SCHEMA.empty_table())
     return sorted(alerts_from_table(table), key=lambda a: (a.date, a.key))
 
 

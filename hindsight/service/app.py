@@ -223,6 +223,15 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
         with writer:
             return page(request, "overview", view=views.overview(monitor))
 
+    @app.get("/alert", response_class=HTMLResponse, dependencies=[Depends(reads)])
+    def alert_page(request: Request, key: str, date: date | None = None) -> HTMLResponse:
+        """One alert whole, with every segment it explains (the run of ``date``, default:
+        the latest run that has it)."""
+        found = [a for a in monitor.alerts(date, date) if a.key == key]
+        if not found:
+            raise HTTPException(404, "no alert with that key" + (f" on {date}" if date else ""))
+        return page(request, "alert", alert=found[-1])
+
     @app.get("/segments", response_class=HTMLResponse, dependencies=[Depends(reads)])
     def segments_page(request: Request, column: str | None = None,
                       within: str | None = None) -> HTMLResponse:

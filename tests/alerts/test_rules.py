@@ -178,3 +178,20 @@ def test_a_reference_set_that_agrees_with_the_trailing_days_is_pooled_with_them(
     found = run(rows, reference).alerts
     assert len(found) == 1
     assert "reference set + trailing days 2026-01-01..2026-01-07" in found[0].message
+
+
+def test_an_alert_covering_many_segments_names_the_largest_and_keeps_them_all() -> None:
+    sizes = [200, 260, 220, 300, 240, 210]
+    parts = [days_of(f'{{"country":"CH","merchant":"m{i}"}}', n, 0.94, 20 + i, drop_from=12)
+             for i, n in enumerate(sizes)]
+    whole = [(d, '{"country":"CH"}', sum(p[d][2] for p in parts), sum(p[d][3] for p in parts),
+              sum(p[d][2] for p in parts)) for d in range(21)]
+    alert = run([r for p in parts for r in p] + whole).alerts[0]
+    assert alert.segment == {"country": "CH"}
+    assert len(alert.explains) == len(sizes)
+    assert list(alert.explains[:3]) == ["country=CH × merchant=m3", "country=CH × merchant=m1",
+                                       "country=CH × merchant=m4"]
+    assert ("Also explains 6 failing segments, the largest: country=CH × merchant=m3; "
+            "country=CH × merchant=m1; country=CH × merchant=m4 (all in the alert's details)"
+            ) in alert.message
+    assert "merchant=m0" not in alert.message

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import html
 import io
 import json
 import socket
@@ -209,3 +210,19 @@ def test_serve_without_a_token_refuses_to_leave_loopback(
     monkeypatch.delenv("HINDSIGHT_TOKEN", raising=False)
     assert main(["--config", str(folder / "hindsight.yaml"), "serve", "--host", "0.0.0.0"]) == 2
     assert "refusing to serve on 0.0.0.0" in capsys.readouterr().err
+
+
+def test_one_alert_is_shown_whole_on_its_own_page(server: Server, monitor: Monitor) -> None:
+    rows, labels = collapse_rows()
+    monitor.log_predictions(rows)
+    monitor.log_labels(labels)
+    monitor.run(date(2026, 1, 15))
+    with client(server) as http:
+        alert = http.get("/v1/alerts", params={"state": "open"}).json()[0]
+        page = http.get("/alert", params={"key": alert["key"], "date": alert["date"]})
+        assert page.status_code == 200
+        shown = html.unescape(page.text)
+        assert alert["message"].split(":")[0] in shown and alert["key"] in shown
+        overview = http.get("/").text
+        assert "/alert?key=" in overview
+        assert http.get("/alert", params={"key": "nope"}).status_code == 404
