@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import os
@@ -21,7 +22,7 @@ from rich.text import Text
 
 from hindsight.alerts.delivery import DeliveryReport
 from hindsight.alerts.model import Alert
-from hindsight.errors import ConfigError, HindsightError, InputError, exit_code
+from hindsight.errors import ConfigError, HindsightError, exit_code
 from hindsight.jobs.daily import RunSummary
 from hindsight.jobs.results import MetricRow
 from hindsight.monitor import Monitor
@@ -29,8 +30,10 @@ from hindsight.store.partitions import Table
 
 VALIDATION_FAILED = 5
 STORE_PROBLEMS = 4  # as a StoreError
-out = Console()
-err = Console(stderr=True)
+PIPED_WIDTH = 1000  # tables printed to a pipe or file are not cut at 80 columns
+# No markup or emoji codes: user strings ("[/v2]", ":x:") are printed as they are.
+out = Console(markup=False, emoji=False)
+err = Console(stderr=True, markup=False, emoji=False)
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
                       show_default=True, help="Output format.")
 
@@ -176,18 +179,29 @@ def drift(ctx: click.Context, start: date | None, end: date | None, segments: tu
     reference sd), Jensen-Shannon, new categories and missing values beside it."""
     with _monitor(ctx) as monitor:
         rows = monitor.drift(start, end, _parse_segments(segments) or None)
+        missing = "" if rows else _why_no_drift(monitor, start, end)
     if fmt == "json":
         click.echo(json.dumps([r.as_json() for r in rows], indent=2))
         return
     if not rows:
-        out.print("No feature drift stored for that range (it needs a reference set).")
+        out.print(f"No feature drift for that range: {missing}.")
         return
-    table = RichTable(title="feature drift against the reference set, most moved first")
-    for column in ("date", "feature", "method", "value"):
-        table.add_column(column)
+    table = _table("feature drift against the reference set, most moved first",
+                   ("date", "feature", "method", "value"))
     for r in rows:
         table.add_row(str(r.date), r.feature, r.method, f"{r.value:.4g}")
-    out.print(table)
+    _show(table)
+
+
+def _why_no_drift(monitor: Monitor, start: date | None, end: date | None) -> str:
+    if not monitor.store.files(Table.REFERENCE):
+        return ("there is no reference set to compare with; log one with 'hindsight reference "
+                "PATH'")
+    runs = monitor.runs(start, end)
+    if not runs:
+        return "no daily run in that range; run 'hindsight run --date YYYY-MM-DD' first"
+    return (f"the {len(runs)} run(s) found had no predictions of their day to compare (or, "
+            "for a --segment, fewer than drift.min_samples of them)")
 
 
 @alerts.command("test-sink")
@@ -198,7 +212,7 @@ def test_sink(ctx: click.Context, name: str) -> None:
     with _monitor(ctx) as monitor:
         sinks = {s.name: s for s in monitor.sinks()}
         if name not in sinks:
-            raise ConfigError(f"hindsight.yaml: no sink named {name!r}; sinks: "
+            raise ConfigError(f"{monitor.config.source}: no sink named {name!r}; sinks: "
                               f"{', '.join(sinks) or 'none configured'}")
         today = datetime.now(UTC).date()
         probe = Alert(date=today, kind="test", segment={}, metric="none", value=0.0,
@@ -320,7 +334,7 @@ def versions(ctx: click.Context, as_of: date | None, daily: int | None, fmt: str
     the last day's traffic, pinned or not, validation verdict."""
     with _monitor(ctx) as monitor:
         if not monitor.config.columns.versions():
-            raise ConfigError("hindsight.yaml: no version column is mapped; map "
+            raise ConfigError(f"{monitor.config.source}: no version column is mapped; map "
                               "columns.model_version (or provider_model, serving_variant)")
         if daily is not None:
             _print_daily_versions(monitor, as_of, daily, fmt)
@@ -329,17 +343,19 @@ def versions(ctx: click.Context, as_of: date | None, daily: int | None, fmt: str
     if fmt == "json":
         click.echo(json.dumps([v.as_json() for v in seen], indent=2))
         return
-    table = RichTable(title=f"versions up to {day}")
-    for column in ("column", "value", "first seen", "last seen", f"share of {day}",
-                   "predictions", "pinned", "validation"):
-        table.add_column(column)
+    if day is None:
+        out.print("No predictions stored yet: no versions to list.")
+        return
+    table = _table(f"versions up to {day}", ("column", "value", "first seen", "last seen",
+                                             f"share of {day}", "predictions", "pinned",
+                                             "validation"))
     for v in seen:
         share = v.share
         pinned = "-" if v.pinned is None else ("yes" if v.pinned else "NO")
         table.add_row(v.column, v.value, f"{v.first_seen:%Y-%m-%d %H:%M}",
                       f"{v.last_seen:%Y-%m-%d %H:%M}", f"{share:.1%}", f"{v.total:,}", pinned,
                       v.validation or "-")
-    out.print(table)
+    _show(table)
 
 
 @cli.command(name="validate")
@@ -359,21 +375,20 @@ def validate_command(ctx: click.Context, candidate: str, version: str | None,
     if fmt == "json":
         click.echo(json.dumps(result.as_json(), indent=2))
     else:
-        table = RichTable(title=f"candidate {version or candidate} vs the promoted model, "
-                                f"{result.rows:,} validation rows")
-        for column in ("segment", "n", "promoted", "candidate", "delta [95%]", "p worse", ""):
-            table.add_column(column)
+        table = _table(f"candidate {version or candidate} vs the promoted model, "
+                       f"{result.rows:,} validation rows",
+                       ("segment", "n", "promoted", "candidate", "delta [95%]", "p worse", ""))
         for c in result.comparisons:
             table.add_row(", ".join(f"{k}={v}" for k, v in c.segment.items()) or "(all)",
                           f"{c.n:,}", f"{c.promoted:.1%}", f"{c.candidate:.1%}",
                           f"{c.candidate - c.promoted:+.1%} [{c.low:+.1%}, {c.high:+.1%}]",
                           f"{c.p:.2g}", "WORSE" if c.worse else "")
-        out.print(table)
+        _show(table)
         out.print(f"Agreement with the promoted model: {result.agreement:.1%}. Class shares "
                   f"moved {result.class_shift:.1%} (noise at this size: "
                   f"{result.class_shift_noise:.1%}).")
-        out.print("[bold green]PASSED[/]" if result.passed else
-                  "[bold red]FAILED[/]: " + "; ".join(result.failures))
+        out.print(Text("PASSED", "bold green") if result.passed else
+                  Text.assemble(("FAILED", "bold red"), ": " + "; ".join(result.failures)))
     if not result.passed:
         raise click.exceptions.Exit(VALIDATION_FAILED)
 
@@ -397,17 +412,17 @@ def evaluate(ctx: click.Context, incidents: str, start: date | None, end: date |
     if fmt == "json":
         click.echo(json.dumps(result.as_json(), indent=2))
         return
-    table = RichTable(title=f"{result.runs} runs replayed")
-    for column in ("incident", "start", "detected", "delay", "segment"):
-        table.add_column(column)
+    table = _table(f"{result.runs} runs replayed",
+                   ("incident", "start", "detected", "delay", "segment"))
     for d in result.detections:
         table.add_row(d.incident.label, str(d.incident.start),
                       str(d.alert.date) if d.alert else "missed",
                       f"{d.delay_days} days" if d.alert else "-",
                       "exact" if d.exact else ("overlapping" if d.alert else "-"))
-    out.print(table)
+    _show(table)
     out.print(f"False alerts: {len(result.false_alerts)}")
-    _print_alerts(list(result.false_alerts), "table")
+    if result.false_alerts:
+        _print_alerts(list(result.false_alerts), "table")
 
 
 @cli.command()
@@ -423,7 +438,11 @@ def metrics(ctx: click.Context, day: date, as_of: date | None, segments: tuple[s
     """Metrics of the predictions made on a date."""
     wanted = _parse_segments(segments)
     with _monitor(ctx) as monitor:
+        _check_segment_columns(wanted, monitor.config.segments)
         seen_as_of, rows = monitor.metrics(day, as_of, wanted or None)
+        if wanted and not rows:
+            _, every = monitor.metrics(day, seen_as_of)
+            _check_segment_values(wanted, every)
     if fmt == "json":
         click.echo(json.dumps([r.as_json() for r in rows], indent=2))
         return
@@ -466,12 +485,13 @@ def demo(full: bool, directory: str, days: int | None, per_day: int | None,
               f"{scenario.failure_accuracy:.0%} from {scenario.failure_day}.")
     found = result.first_detection
     if found and scenario.failure_day:
-        out.print(f"[bold green]Detected[/] on the run of {found}, "
-                  f"{(found - scenario.failure_day).days} days after onset, on the planted "
-                  f"segment. Other alerts: {len(result.overlapping)} on segments overlapping "
-                  f"it, {len(result.elsewhere)} elsewhere.")
+        out.print(Text.assemble(
+            ("Detected", "bold green"),
+            f" on the run of {found}, {(found - scenario.failure_day).days} days after onset, "
+            f"on the planted segment. Other alerts: {len(result.overlapping)} on segments "
+            f"overlapping it, {len(result.elsewhere)} elsewhere."))
     else:
-        out.print("[bold red]The planted failure was not detected.[/]")
+        out.print("The planted failure was not detected.", style="bold red")
     _print_alerts(result.opened, "table")
     out.print(f"Explore: hindsight --config {directory}/hindsight.yaml alerts --state open\n"
               f"         hindsight --config {directory}/hindsight.yaml evaluate "
@@ -483,15 +503,29 @@ def _print_daily_versions(monitor: Monitor, as_of: date | None, days: int, fmt: 
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    table = RichTable(title=f"daily share of each version, {days} days to {last}")
-    for column in ("date", "column", "value", "predictions", "share",
-                   "same answer, other input"):
-        table.add_column(column)
+    table = _table(f"daily share of each version, {days} days to {last}",
+                   ("date", "column", "value", "predictions", "share",
+                    "same answer, other input"))
     for r in rows:
         repeated = "-" if r["repeated_answers"] is None else f"{r['repeated_answers']:.1%}"
         table.add_row(r["date"], r["column"], str(r["value"]), f"{r['predictions']:,}",
                       f"{r['share']:.1%}", repeated)
-    out.print(table)
+    _show(table)
+
+
+def _table(title: str, columns: Sequence[str], **options: Any) -> RichTable:
+    """A table whose cells wrap rather than being cut short."""
+    table = RichTable(title=title, **options)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _show(table: RichTable) -> None:
+    if out.is_terminal:
+        out.print(table)
+    else:  # a pipe or a file has no width to fit: print whole rows
+        Console(file=out.file, width=PIPED_WIDTH, markup=False, emoji=False).print(table)
 
 
 def _summary_line(summary: RunSummary) -> str:
@@ -512,25 +546,23 @@ def _print_alerts(found: Sequence[Alert], fmt: str) -> None:
     if not found:
         out.print("No alerts.")
         return
-    table = RichTable(title=f"{len(found)} alert(s)", show_lines=True)
-    for column in ("date", "kind", "state", "alert"):
-        table.add_column(column, overflow="fold", no_wrap=column != "alert")
+    table = _table(f"{len(found)} alert(s)", ("date", "kind", "state", "alert"),
+                   show_lines=True)
     for a in found:
         table.add_row(str(a.date), a.kind, a.state, a.message)
-    out.print(table)
+    _show(table)
 
 
 def _print_metrics(rows: Sequence[MetricRow], title: str) -> None:
-    table = RichTable(title=title)
-    for column in ("segment", "metric", "value", "n_predictions", "n_labelled", "coverage"):
-        table.add_column(column, overflow="fold")
+    table = _table(title, ("segment", "metric", "value", "n_predictions", "n_labelled",
+                           "coverage"))
     for r in rows:
         table.add_row(
             ", ".join(f"{k}={v}" for k, v in r.segment.items()) or "(all)", r.metric,
             "n/a" if r.value is None else f"{r.value:.4f}", str(r.n_predictions),
             str(r.n_labelled), "n/a" if r.label_coverage is None else f"{r.label_coverage:.0%}",
         )
-    out.print(table)
+    _show(table)
 
 
 def _parse_segments(pairs: Sequence[str]) -> dict[str, str]:
@@ -538,9 +570,33 @@ def _parse_segments(pairs: Sequence[str]) -> dict[str, str]:
     for pair in pairs:
         column, sep, value = pair.partition("=")
         if not sep or not column:
-            raise InputError(f"--segment {pair!r}: expected COLUMN=VALUE, e.g. country=CH")
+            raise click.BadParameter(f"{pair!r}: expected COLUMN=VALUE, e.g. country=CH",
+                                     param_hint="--segment")
         parsed[column] = value
     return parsed
+
+
+def _check_segment_columns(wanted: dict[str, str], segments: Sequence[str]) -> None:
+    for column in wanted:
+        if column not in segments:
+            close = difflib.get_close_matches(column, segments, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise click.BadParameter(
+                f"{column!r} is not a segment column{hint}; segments: "
+                f"{', '.join(segments) or 'none configured'}", param_hint="--segment")
+
+
+def _check_segment_values(wanted: dict[str, str], rows: Sequence[MetricRow]) -> None:
+    """When a filter matched nothing: name the value that does not exist, and the ones that
+    do (a value that exists but never in that cross simply has no rows)."""
+    for column, value in wanted.items():
+        known = sorted({r.segment[column] for r in rows if column in r.segment})
+        if value not in known:
+            shown = ", ".join(known[:20]) + (f" and {len(known) - 20} more"
+                                             if len(known) > 20 else "")
+            raise click.BadParameter(
+                f"no predictions of that day have {column}={value!r}; values seen: "
+                f"{shown or 'none'}", param_hint="--segment")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

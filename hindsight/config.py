@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from hindsight.errors import ConfigError
 
@@ -196,6 +203,12 @@ class Config(_Frozen):
     versions: VersionSettings = VersionSettings()
     sinks: tuple[SinkSettings, ...] = ()
     service: ServiceSettings = ServiceSettings()
+    _source: str = PrivateAttr(default=DEFAULT_CONFIG_FILE)
+
+    @property
+    def source(self) -> str:
+        """The file this config came from, to name in messages."""
+        return self._source
 
     @model_validator(mode="after")
     def _columns_are_consistent(self) -> Self:
@@ -279,9 +292,11 @@ def parse_config(raw: dict[str, Any], source: str = DEFAULT_CONFIG_FILE) -> Conf
     'classification'
     """
     try:
-        return Config.model_validate(_lists_to_tuples(raw))
+        config = Config.model_validate(_lists_to_tuples(raw))
     except ValidationError as exc:
         raise ConfigError("\n".join(_describe(err, source) for err in exc.errors())) from exc
+    config._source = source
+    return config
 
 
 def _lists_to_tuples(value: Any) -> Any:

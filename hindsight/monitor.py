@@ -22,10 +22,11 @@ from hindsight.alerts.sinks import Sink, make_sink
 from hindsight.config import Config, load_config
 from hindsight.engine.duck import DuckDBEngine
 from hindsight.errors import InputError
-from hindsight.jobs import daily, ingest, results
+from hindsight.jobs import daily, drift, ingest, results
 from hindsight.jobs.daily import RunSummary
 from hindsight.jobs.drift import read_reference
 from hindsight.jobs.ingest import IngestReport
+from hindsight.jobs.performance import metric_rows
 from hindsight.jobs.validate import (
     Validation,
     candidate_predictions,
@@ -130,7 +131,7 @@ class Monitor:
             progress)
 
     def sinks(self) -> list[Sink]:
-        return [make_sink(s) for s in self.config.sinks]
+        return [make_sink(s, config_file=self.config.source) for s in self.config.sinks]
 
     def deliver(self, tries: int = 3, backoff_seconds: float = 0.5) -> DeliveryReport:
         """Send what the sinks have pending; what fails stays pending."""
@@ -201,4 +202,24 @@ class Monitor:
 
     def metrics(self, day: date, as_of: date | None = None,
                 segment: dict[str, str] | None = None) -> tuple[date, list[results.MetricRow]]:
-        return results.read_metrics(self.store, day, as_of, segment)
+        """Metrics of the predictions of ``day`` with the labels known at the end of ``as_of``
+        (default: as the latest run saw them). Read from that run when it covered ``day``;
+        otherwise (``day`` older than its label window, or no run of ``as_of``) computed now
+        from the store as it was then: one day's join, the same numbers a run would store."""
+        if as_of is not None and as_of < day:
+            raise InputError(f"--as-of {as_of} is before {day}: no prediction of {day} "
+                             "existed then")
+        run = results.covering_run(self.store, day, as_of)
+        if run is not None:
+            table = results.stored_metrics(self.store, run, day)
+            if table.num_rows:
+                return run, results.metric_rows_in(table, segment)
+        seen = as_of or run
+        if seen is None:
+            raise InputError(f"no run has covered {day} yet; run 'hindsight run --date {day}', "
+                             "or ask for one with --as-of")
+        calibration = drift.calibration_table(read_reference(self.store, self.config),
+                                              self.config)
+        table = metric_rows(self.engine.cell_counts(seen, day, day, calibration),
+                            self.config.task)
+        return seen, results.metric_rows_in(table, segment)

@@ -117,3 +117,119 @@ def test_demo_finds_the_planted_failure_first_and_nothing_elsewhere(
     overall = {r["metric"]: r for r in json.loads(capsys.readouterr().out) if not r["segment"]}
     # before any label arrives, the confidence-based estimate is already there
     assert overall["estimated_accuracy"]["value"] == pytest.approx(0.95, abs=0.02)
+
+
+@pytest.fixture
+def versioned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project whose versions, classes and segment values look like rich markup."""
+    (tmp_path / "good.yaml").write_text(
+        "model: m\nstore: ./store\nmin_samples: 5\nlabel_window_days: 3\n"
+        "alerts: {baseline_days: 1}\n"
+        "columns: {id: id, timestamp: ts, prediction: pred, label: truth, "
+        "label_timestamp: truth_at, model_version: version}\nsegments: [region]\n")
+    lines = ["id,ts,pred,region,version"] + [
+        f"{i},2026-01-0{1 + i % 3}T10:00:00,{'[bird]' if i % 4 else 'cat'},"
+        f"{'[/x]' if i % 2 else 'north'},{'[/v2]' if i % 5 else 'm-2026.02.14'}"
+        for i in range(60)]
+    (tmp_path / "predictions.csv").write_text("\n".join(lines) + "\n")
+    labels = [json.dumps({"id": str(i), "truth": "[bird]", "truth_at": "2026-01-08T00:00:00Z"})
+              for i in range(60)]
+    (tmp_path / "labels.jsonl").write_text("\n".join(labels) + "\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HINDSIGHT_CONFIG", "good.yaml")
+    return tmp_path
+
+
+def test_user_strings_that_look_like_markup_are_printed_as_they_are(
+        versioned: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["log", "predictions", "predictions.csv"]) == 0
+    assert main(["log", "labels", "labels.jsonl"]) == 0
+    assert main(["run", "--date", "2026-01-08"]) == 0
+    capsys.readouterr()
+    assert main(["versions"]) == 0
+    shown = capsys.readouterr().out
+    assert "[/v2]" in shown and "2026-01-03 10:00" in shown  # piped: whole, not cut at 80
+    assert main(["metrics", "--date", "2026-01-03", "--as-of", "2026-01-08"]) == 0
+    shown = capsys.readouterr().out
+    assert "precision[[bird]]" in shown and "region=[/x]" in shown
+
+
+def test_a_dotted_date_is_a_pinned_version(versioned: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["log", "predictions", "predictions.csv"]) == 0
+    said = capsys.readouterr().out
+    assert "version=[/v2]" in said and "m-2026.02.14" not in said
+
+
+@pytest.mark.parametrize("segment, named", [
+    ("regoin=north", "'regoin' is not a segment column (did you mean 'region'?)"),
+    ("region=south", "no predictions of that day have region='south'; values seen: [/x], north"),
+    ("region", "expected COLUMN=VALUE"),
+])
+def test_a_segment_that_does_not_exist_is_a_usage_error_naming_what_does(
+        versioned: Path, capsys: pytest.CaptureFixture[str], segment: str, named: str) -> None:
+    main(["log", "predictions", "predictions.csv"])
+    main(["run", "--date", "2026-01-03"])
+    capsys.readouterr()
+    assert main(["metrics", "--date", "2026-01-03", "--segment", segment]) == 2
+    assert named in " ".join(capsys.readouterr().err.split())
+
+
+def test_metrics_of_a_day_outside_a_runs_window_are_computed_as_of_that_run(
+        versioned: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """label_window_days is 3: the run of 01-08 covers days 6-8 only. Asking for day 1 as of
+    01-08 joins that day now with every label known by then."""
+    main(["log", "predictions", "predictions.csv"])
+    main(["log", "labels", "labels.jsonl"])
+    main(["run", "--date", "2026-01-08"])
+    capsys.readouterr()
+    assert main(["metrics", "--date", "2026-01-01", "--as-of", "2026-01-08",
+                 "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    accuracy = next(r for r in rows if r["metric"] == "accuracy" and r["segment"] == {})
+    day_one = [i for i in range(60) if i % 3 == 0]
+    assert accuracy["n_labelled"] == len(day_one)
+    assert accuracy["value"] == pytest.approx(sum(1 for i in day_one if i % 4) / len(day_one))
+    assert main(["metrics", "--date", "2026-01-01", "--as-of", "2026-01-04",
+                 "--format", "json"]) == 0
+    early = json.loads(capsys.readouterr().out)
+    assert next(r for r in early if r["metric"] == "accuracy" and r["segment"] == {}
+                )["n_labelled"] == 0  # no label had arrived by then
+
+
+def test_errors_name_the_config_file_in_use(versioned: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (versioned / "nolabel.csv").write_text("id,ts,pred,region\n1,2026-01-01T00:00:00,a,north\n")
+    assert main(["log", "labels", "nolabel.csv"]) == 3
+    assert "mapped in good.yaml" in capsys.readouterr().err
+    assert main(["alerts", "test-sink", "nope"]) == 2
+    assert "good.yaml: no sink named 'nope'" in capsys.readouterr().err
+
+
+def test_an_empty_store_says_so_instead_of_none(versioned: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["versions"]) == 0
+    shown = capsys.readouterr().out
+    assert "None" not in shown and "No predictions stored yet" in shown
+    assert main(["drift"]) == 0
+    assert "no reference set" in capsys.readouterr().out
+
+
+def test_a_bad_json_line_is_named_by_its_line_with_the_fix(
+        versioned: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (versioned / "bad.jsonl").write_text('{"id": "1", "truth": "a"}\n{"id": "2", truth}\n')
+    assert main(["log", "labels", "bad.jsonl"]) == 3
+    said = " ".join(capsys.readouterr().err.split())
+    assert "bad.jsonl: line 2 is not valid JSON" in said and "one JSON object per line" in said
+
+
+def test_evaluate_with_no_false_alert_prints_no_stray_alert_table(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["log", "predictions", "predictions.csv"])
+    main(["backfill", "--start", "2026-01-01", "--end", "2026-01-03"])
+    (project / "incidents.yaml").write_text(
+        "- {segment: {country: CH}, start: 2026-01-02}\n")
+    capsys.readouterr()
+    assert main(["evaluate", "--incidents", "incidents.yaml"]) == 0
+    shown = capsys.readouterr().out
+    assert "False alerts: 0" in shown and "No alerts." not in shown

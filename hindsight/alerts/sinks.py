@@ -103,14 +103,15 @@ class LogSink:
             raise DeliveryError(f"sink {self.name!r}: cannot write {self.path}: {exc}") from exc
 
 
-def make_sink(settings: SinkSettings, environ: Mapping[str, str] | None = None) -> Sink:
+def make_sink(settings: SinkSettings, environ: Mapping[str, str] | None = None,
+              config_file: str = "hindsight.yaml") -> Sink:
     """Build a sink from its settings; a URL may come from the environment."""
     env = os.environ if environ is None else environ
     url = settings.url
     if url is None and settings.url_env is not None:
         url = env.get(settings.url_env)
         if not url:
-            raise ConfigError(f"hindsight.yaml: sinks: {settings.name!r} reads its URL from "
+            raise ConfigError(f"{config_file}: sinks: {settings.name!r} reads its URL from "
                               f"${settings.url_env}, which is not set")
     if settings.type == "log":
         return LogSink(settings.name, str(settings.path))

@@ -33,12 +33,13 @@ class IngestReport:
 
     rows: int
     stored: int
-    skipped: int
+    already_stored: int
     orphans: int = 0
     unpinned: tuple[str, ...] = ()  # versions that are not pinned, dated snapshots
 
     def summary(self, what: str) -> str:
-        text = f"{what}: {self.rows} rows read, {self.stored} stored, {self.skipped} already stored"
+        text = (f"{what}: {self.rows} rows read, {self.stored} stored, "
+                f"{self.already_stored} already stored")
         if self.orphans:
             text += f", {self.orphans} for ids with no stored prediction (kept, counted as orphans)"
         if self.unpinned:
@@ -172,7 +173,7 @@ def _unique_by(table: pa.Table, origins: list[str], keys: list[str], value: str,
 
 def _report(batches: Sequence[Batch], stored: int, orphans: int = 0) -> IngestReport:
     rows = sum(b.table.num_rows for b in batches)
-    return IngestReport(rows=rows, stored=stored, skipped=rows - stored, orphans=orphans)
+    return IngestReport(rows=rows, stored=stored, already_stored=rows - stored, orphans=orphans)
 
 
 def _write_by_day(store: Store, kind: Table, table: pa.Table, days: pa.ChunkedArray) -> None:

@@ -11,7 +11,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hindsight.alerts.model import ALERT_SCHEMA, Alert, alerts_from_table
-from hindsight.errors import InputError
 from hindsight.store.partitions import Store, Table
 
 
@@ -41,24 +40,25 @@ class MetricRow:
         }
 
 
-def read_metrics(store: Store, day: date, as_of: date | None = None,
-                 segment: dict[str, str] | None = None) -> tuple[date, list[MetricRow]]:
-    """Metrics of predictions made on ``day`` as the run of ``as_of`` saw them (default: the
-    latest run that covered ``day``). ``segment`` keeps the cells inside it: those that have
-    every given column at the given value (the segment itself and its crosses)."""
+def covering_run(store: Store, day: date, as_of: date | None = None) -> date | None:
+    """The stored run of ``as_of`` (default: the latest run), if it is not before ``day``."""
     runs = [d for d in store.partitions(Table.METRICS) if d >= day]
     if as_of is None:
-        if not runs:
-            raise InputError(f"no run has covered {day} yet; run 'hindsight run --date {day}'")
-        as_of = runs[-1]
-    elif as_of not in runs:
-        raise InputError(
-            f"there is no run as of {as_of} covering {day}; runs found: "
-            f"{', '.join(str(r) for r in runs[-5:]) or 'none'}"
-        )
-    files = store.files(Table.METRICS, as_of, as_of)
+        return runs[-1] if runs else None
+    return as_of if as_of in runs else None
+
+
+def stored_metrics(store: Store, run: date, day: date) -> pa.Table:
+    """The metrics the run of ``run`` stored for the predictions of ``day`` (none when ``day``
+    was outside its label window)."""
+    files = store.files(Table.METRICS, run, run)
     table = pa.concat_tables([store.read(f.path) for f in files])
-    table = table.filter(pc.equal(table["day"], pa.scalar(day, pa.date32())))
+    return table.filter(pc.equal(table["day"], pa.scalar(day, pa.date32())))
+
+
+def metric_rows_in(table: pa.Table, segment: dict[str, str] | None = None) -> list[MetricRow]:
+    """Rows of a metrics table; ``segment`` keeps the cells inside it: those that have every
+    given column at the given value (the segment itself and its crosses)."""
     rows = []
     for row in table.to_pylist():
         cell = json.loads(row["segment"])
@@ -66,7 +66,7 @@ def read_metrics(store: Store, day: date, as_of: date | None = None,
             continue
         rows.append(MetricRow(row["day"], cell, row["metric"], row["value"],
                               row["n_predictions"], row["n_labelled"], row["label_coverage"]))
-    return as_of, rows
+    return rows
 
 
 @dataclass(frozen=True, slots=True)

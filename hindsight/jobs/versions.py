@@ -16,8 +16,9 @@ from hindsight.alerts.model import Alert, segment_key
 from hindsight.alerts.rules import RuleResult
 from hindsight.config import Config
 
-# a dated snapshot: 2024-08-06, 20240806 or 2408 style suffixes count as pinned by date
-_DATED = re.compile(r"(19|20)\d{2}-?\d{2}-?\d{2}|\d{4}$")
+# a dated snapshot: 2024-08-06, 2024.08.06, 2024_08_06, 20240806 or 2408 style suffixes
+# count as pinned by date
+_DATED = re.compile(r"(19|20)\d{2}[-._]?\d{2}[-._]?\d{2}|\d{4}$")
 
 
 def unpinned(config: Config, values: dict[str, Iterable[str]]) -> list[str]:
@@ -28,7 +29,7 @@ def unpinned(config: Config, values: dict[str, Iterable[str]]) -> list[str]:
     >>> config = parse_config({"model": "m", "store": "/s", "columns": {
     ...     "id": "i", "timestamp": "t", "prediction": "p", "label": "y",
     ...     "provider_model": "llm"}})
-    >>> unpinned(config, {"llm": ["gpt-4o", "gpt-4o-2024-08-06"]})
+    >>> unpinned(config, {"llm": ["gpt-4o", "gpt-4o-2024-08-06", "m-2026.02.14"]})
     ['llm=gpt-4o']
     """
     cols = config.columns

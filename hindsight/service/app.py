@@ -76,7 +76,7 @@ class Compactor:
 class IngestAnswer(BaseModel):
     rows: int
     stored: int
-    skipped: int
+    already_stored: int
     orphans: int
     unpinned: list[str]
 
@@ -165,7 +165,7 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
             ingest_metrics.seconds.labels(table).observe(time.perf_counter() - started)
         ingest_metrics.rows.labels(table).inc(report.stored)
         return JSONResponse(IngestAnswer(
-            rows=report.rows, stored=report.stored, skipped=report.skipped,
+            rows=report.rows, stored=report.stored, already_stored=report.already_stored,
             orphans=report.orphans, unpinned=list(report.unpinned)).model_dump())
 
     responses: dict[int | str, dict[str, Any]] = {

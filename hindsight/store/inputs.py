@@ -6,6 +6,7 @@ file and row of a bad value.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,8 @@ def read_file(path: str | Path, text_columns: Iterable[str] = ()) -> Batch:
     try:
         table = _read(file, kind, list(text_columns))
     except (pa.ArrowInvalid, OSError) as exc:
+        if kind == "json":
+            _explain_json_lines(file)
         raise InputError(f"{file}: cannot be read as {kind}: {exc}") from exc
     if table.num_rows == 0:
         raise InputError(f"{file}: has no rows; nothing was stored")
@@ -114,6 +117,27 @@ def _first_unstorable(rows: list[dict[str, Any]]) -> tuple[int, str, object]:
             except (OverflowError, UnicodeError, pa.ArrowException):
                 return index, column, value
     return 0, "?", None
+
+
+def _explain_json_lines(file: Path) -> None:
+    """Name the first line that is not one JSON object (Arrow's reader counts rows from the
+    start of a block, not lines of the file)."""
+    with file.open(encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{file}: line {number} is not valid JSON ({exc.msg} at "
+                                 f"column {exc.colno}); fix that line: one JSON object per "
+                                 "line") from exc
+            except RecursionError as exc:
+                raise InputError(f"{file}: line {number} is nested too deeply; a row is a "
+                                 "flat object of column: value") from exc
+            if not isinstance(row, dict):
+                raise InputError(f"{file}: line {number} is not a JSON object; one object "
+                                 "per line, e.g. {\"id\": \"r1\", ...}")
 
 
 def from_memory(data: Any, name: str = "batch") -> Batch:

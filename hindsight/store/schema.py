@@ -67,7 +67,7 @@ def normalize_predictions(batch: Batch, config: Config, *, with_label: bool = Fa
             raise InputError(
                 f"{batch.source.name}: column {name!r} holds objects or lists; a feature is a "
                 "number, text or a boolean. Flatten it into columns of its own, or leave it out")
-    return _apply(batch, typed, kept)
+    return _apply(batch, typed, kept, config.source)
 
 
 def normalize_labels(batch: Batch, config: Config, received_at: datetime) -> pa.Table:
@@ -79,7 +79,7 @@ def normalize_labels(batch: Batch, config: Config, received_at: datetime) -> pa.
     }
     if cols.label_timestamp:
         typed[cols.label_timestamp] = (_timestamp, False)  # empty: the time of ingestion
-    table = _apply(batch, typed, list(typed))
+    table = _apply(batch, typed, list(typed), config.source)
     received = pa.scalar(received_at, UTC_MICROS)
     if cols.label_timestamp:
         arrived = pc.fill_null(table[cols.label_timestamp], received)
@@ -88,12 +88,13 @@ def normalize_labels(batch: Batch, config: Config, received_at: datetime) -> pa.
     return table.append_column(ARRIVED_AT, arrived)
 
 
-def _apply(batch: Batch, typed: dict[str, tuple[Caster, bool]], kept: list[str]) -> pa.Table:
+def _apply(batch: Batch, typed: dict[str, tuple[Caster, bool]], kept: list[str],
+           config_file: str) -> pa.Table:
     table = batch.table
     missing = [c for c in kept if c not in table.column_names]
     if missing:
         raise InputError(
-            f"{batch.source.name}: missing column {missing[0]!r} (mapped in hindsight.yaml); "
+            f"{batch.source.name}: missing column {missing[0]!r} (mapped in {config_file}); "
             f"the file has {', '.join(table.column_names)}. Add the column or change the mapping"
         )
     out: dict[str, pa.Array | pa.ChunkedArray] = {}

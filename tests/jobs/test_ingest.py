@@ -29,7 +29,7 @@ def test_relogging_the_same_batch_changes_no_count(monitor: Monitor) -> None:
     batch = [prediction(i, 1, "CH", "a") for i in range(5)]
     first = monitor.log_predictions(batch)
     again = monitor.log_predictions(batch)
-    assert (first.stored, again.stored, again.skipped) == (5, 0, 5)
+    assert (first.stored, again.stored, again.already_stored) == (5, 0, 5)
     assert len(stored_rows(monitor, Table.PREDICTIONS)) == 5
 
 
@@ -74,7 +74,7 @@ def test_resending_labels_changes_nothing(monitor: Monitor) -> None:
     monitor.log_predictions([prediction(1, 1, "CH", "a")])
     monitor.log_labels([label(1, "b", day=3)])
     again = monitor.log_labels([label(1, "b", day=3)])
-    assert (again.stored, again.skipped) == (0, 1)
+    assert (again.stored, again.already_stored) == (0, 1)
 
 
 def test_resending_labels_without_label_timestamps_changes_nothing(

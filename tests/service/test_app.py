@@ -94,7 +94,7 @@ def test_ingest_over_http_then_the_run_then_the_alert_in_the_api(
                                headers={"Content-Type": "application/x-ndjson"})
             assert answer.json()["stored"] == len(labels[start:start + 600])
         again = http.post("/v1/predictions", json=rows[:500])
-        assert again.json() == {"rows": 500, "stored": 0, "skipped": 500, "orphans": 0,
+        assert again.json() == {"rows": 500, "stored": 0, "already_stored": 500, "orphans": 0,
                                 "unpinned": []}
         monitor.run(date(2026, 1, 15))
         found = http.get("/v1/alerts", params={"state": "open"}).json()
@@ -122,7 +122,7 @@ def test_arrow_and_parquet_bodies_are_accepted(server: Server) -> None:
         assert arrow.json()["stored"] == 10
         again = http.post("/v1/predictions", content=parquet.getvalue(),
                           headers={"Content-Type": "application/vnd.apache.parquet"})
-        assert again.json()["skipped"] == 5
+        assert again.json()["already_stored"] == 5
 
 
 def test_small_writes_are_merged_in_the_background_and_no_row_is_lost_or_doubled(
