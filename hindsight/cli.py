@@ -1,4 +1,7 @@
-"""The ``hindsight`` command. It parses input, calls the layers below and formats output."""
+"""The ``hindsight`` command. It parses input, calls the layers below and formats output.
+
+The layers below are imported when a command runs, not at start: ``--help`` and a command that
+only reads results do not load the engine, the statistics or the HTTP client."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -20,20 +23,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from hindsight.alerts.delivery import DeliveryReport
-from hindsight.alerts.model import Alert
 from hindsight.errors import ConfigError, HindsightError, exit_code
-from hindsight.jobs.daily import RunSummary
-from hindsight.jobs.results import MetricRow
-from hindsight.monitor import Monitor
-from hindsight.store.partitions import Table
+
+if TYPE_CHECKING:
+    from hindsight.alerts.delivery import DeliveryReport
+    from hindsight.alerts.model import Alert
+    from hindsight.jobs.daily import RunSummary
+    from hindsight.jobs.results import MetricRow
+    from hindsight.monitor import Monitor
+    from hindsight.store.partitions import Table
 
 VALIDATION_FAILED = 5
 STORE_PROBLEMS = 4  # as a StoreError
 PIPED_WIDTH = 1000  # tables printed to a pipe or file are not cut at 80 columns
-# No markup or emoji codes: user strings ("[/v2]", ":x:") are printed as they are.
-out = Console(markup=False, emoji=False)
-err = Console(stderr=True, markup=False, emoji=False)
+# No markup or emoji codes: user strings ("[/v2]", ":x:") are printed as they are; lines are
+# not broken at the console's width (a terminal wraps them itself, a pipe keeps them whole).
+out = Console(markup=False, emoji=False, soft_wrap=True)
+err = Console(stderr=True, markup=False, emoji=False, soft_wrap=True)
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
                       show_default=True, help="Output format.")
 
@@ -54,6 +60,8 @@ def _progress() -> Progress:
 
 @contextmanager
 def _monitor(ctx: click.Context) -> Iterator[Monitor]:
+    from hindsight.monitor import Monitor
+
     monitor = Monitor.from_config(ctx.obj["config"])
     try:
         yield monitor
@@ -194,6 +202,8 @@ def drift(ctx: click.Context, start: date | None, end: date | None, segments: tu
 
 
 def _why_no_drift(monitor: Monitor, start: date | None, end: date | None) -> str:
+    from hindsight.store.partitions import Table
+
     if not monitor.store.files(Table.REFERENCE):
         return ("there is no reference set to compare with; log one with 'hindsight reference "
                 "PATH'")
@@ -215,6 +225,8 @@ def test_sink(ctx: click.Context, name: str) -> None:
             raise ConfigError(f"{monitor.config.source}: no sink named {name!r}; sinks: "
                               f"{', '.join(sinks) or 'none configured'}")
         today = datetime.now(UTC).date()
+        from hindsight.alerts.model import Alert
+
         probe = Alert(date=today, kind="test", segment={}, metric="none", value=0.0,
                       reference=0.0, n=0, message="a test alert from 'hindsight alerts "
                       "test-sink': nothing is wrong", window_start=today, window_end=today)
@@ -271,6 +283,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve HTTP ingest, the alert API and /metrics."""
     import uvicorn
 
+    from hindsight.monitor import Monitor
     from hindsight.service.app import create_app
 
     monitor = Monitor.from_config(ctx.obj["config"])

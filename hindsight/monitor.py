@@ -6,6 +6,9 @@
         monitor.log_predictions(predictions_df)   # pandas, polars, pyarrow or a list of dicts
         monitor.log_labels(labels_df)
         summary = monitor.run(date(2026, 11, 28))
+
+The engine (DuckDB), the rule engine and the HTTP sinks load on first use: a command that only
+reads results starts without them.
 """
 
 from __future__ import annotations
@@ -13,17 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hindsight.alerts.delivery import DeliveryReport, deliver, enqueue
 from hindsight.alerts.model import Alert
-from hindsight.alerts.rules import DropRule, PerformanceRule
-from hindsight.alerts.sinks import Sink, make_sink
 from hindsight.config import Config, load_config
-from hindsight.engine.duck import DuckDBEngine
 from hindsight.errors import InputError
-from hindsight.jobs import daily, drift, ingest, results
-from hindsight.jobs.daily import RunSummary
+from hindsight.jobs import drift, ingest, results
 from hindsight.jobs.drift import read_reference
 from hindsight.jobs.ingest import IngestReport
 from hindsight.jobs.performance import metric_rows
@@ -42,29 +40,53 @@ from hindsight.store.inputs import Batch, from_memory, read_file
 from hindsight.store.partitions import Store, Table
 from hindsight.store.schema import text_columns
 
+if TYPE_CHECKING:
+    from hindsight.alerts.delivery import DeliveryReport
+    from hindsight.alerts.rules import PerformanceRule
+    from hindsight.alerts.sinks import Sink
+    from hindsight.engine.duck import DuckDBEngine
+    from hindsight.jobs.daily import RunSummary
+
 
 class Monitor:
     def __init__(self, config: Config, rule: PerformanceRule | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
         self.store = Store.open(config.store)
-        self.engine = DuckDBEngine(self.store, config)
-        self.rule = rule or DropRule(
-            task=config.task, min_samples=config.min_samples,
-            min_effect=config.alerts.min_effect,
-            alpha=config.alerts.alpha, correction=config.alerts.correction,
-            baseline_days=config.alerts.baseline_days, pool_days=config.alerts.pool_days,
-            min_label_coverage=config.alerts.min_label_coverage,
-            correct_label_delay=config.alerts.correct_label_delay,
-        )
+        self._engine: DuckDBEngine | None = None
+        self._rule = rule
         self._clock = clock or (lambda: datetime.now(UTC))
+
+    @property
+    def engine(self) -> DuckDBEngine:
+        if self._engine is None:
+            from hindsight.engine.duck import DuckDBEngine
+
+            self._engine = DuckDBEngine(self.store, self.config)
+        return self._engine
+
+    @property
+    def rule(self) -> PerformanceRule:
+        if self._rule is None:
+            from hindsight.alerts.rules import DropRule
+
+            alerts = self.config.alerts
+            self._rule = DropRule(
+                task=self.config.task, min_samples=self.config.min_samples,
+                min_effect=alerts.min_effect, alpha=alerts.alpha,
+                correction=alerts.correction, baseline_days=alerts.baseline_days,
+                pool_days=alerts.pool_days, min_label_coverage=alerts.min_label_coverage,
+                correct_label_delay=alerts.correct_label_delay,
+            )
+        return self._rule
 
     @classmethod
     def from_config(cls, path: str | Path | None = None) -> Monitor:
         return cls(load_config(path))
 
     def close(self) -> None:
-        self.engine.close()
+        if self._engine is not None:
+            self._engine.close()
 
     def __enter__(self) -> Monitor:
         return self
@@ -116,6 +138,9 @@ class Monitor:
     def run(self, as_of: date) -> RunSummary:
         """The daily job as of a date. Its openings and resolutions are queued for every sink
         (delivery is a separate step: a sink that is down never blocks the job)."""
+        from hindsight.alerts.delivery import enqueue
+        from hindsight.jobs import daily
+
         summary = daily.run_daily(as_of, self.config, self.store, self.engine, self.rule)
         if self.config.sinks:
             enqueue(self.store, summary.alerts, [s.name for s in self.config.sinks],
@@ -125,16 +150,22 @@ class Monitor:
     def backfill(self, start: date, end: date,
                  progress: Callable[[RunSummary], None] | None = None) -> list[RunSummary]:
         """Replay history; nothing is queued for the sinks (no one wants last month paged)."""
+        from hindsight.jobs import daily
+
         return daily.backfill(
             start, end,
             lambda day: daily.run_daily(day, self.config, self.store, self.engine, self.rule),
             progress)
 
     def sinks(self) -> list[Sink]:
+        from hindsight.alerts.sinks import make_sink
+
         return [make_sink(s, config_file=self.config.source) for s in self.config.sinks]
 
     def deliver(self, tries: int = 3, backoff_seconds: float = 0.5) -> DeliveryReport:
         """Send what the sinks have pending; what fails stays pending."""
+        from hindsight.alerts.delivery import deliver
+
         return deliver(self.store, self.sinks(), self.config.model, self._clock, tries,
                        backoff_seconds)
 

@@ -10,15 +10,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hindsight.alerts.model import ALERT_SCHEMA, Alert, alerts_from_table
+from hindsight.alerts.model import Alert, alerts_from_table
 from hindsight.store.partitions import Store, Table
 
 
 def read_alerts(store: Store, start: date | None = None, end: date | None = None) -> list[Alert]:
     files = store.files(Table.ALERTS, start, end)
-    tables = [store.read(f.path) for f in files]
-    table = (pa.concat_tables(tables, promote_options="permissive") if tables
-             else ALERT_SCHEMA.empty_table())
+    if not files:
+        return []
+    table = pa.concat_tables([store.read(f.path) for f in files], promote_options="permissive")
     return sorted(alerts_from_table(table), key=lambda a: (a.date, a.key))
 
 

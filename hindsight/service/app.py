@@ -223,7 +223,8 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
         with writer:
             return page(request, "overview", view=views.overview(monitor))
 
-    @app.get("/alert", response_class=HTMLResponse, dependencies=[Depends(reads)])
+    @app.get("/alert", response_class=HTMLResponse, dependencies=[Depends(reads)],
+             responses={404: {"description": "no alert with that key (on that date)"}})
     def alert_page(request: Request, key: str, date: date | None = None) -> HTMLResponse:
         """One alert whole, with every segment it explains (the run of ``date``, default:
         the latest run that has it)."""

@@ -46,7 +46,7 @@ def test_every_page_renders_its_charts_in_chromium(demo_server: Server, tmp_path
         for path, charts in expected.items():
             page.goto(demo_server.url + path)
             if charts:
-                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
+                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
             assert page.locator(".js-plotly-plot").count() == charts, path
             name = path.strip("/").split("?")[0] or "overview"
             page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
@@ -91,6 +91,6 @@ def test_the_static_report_renders_offline_in_chromium(demo_server: Server,
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.goto(out.as_uri())
-        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
         assert page.locator(".js-plotly-plot").count() == 1 + 3 + 1  # overview, 3 segments, drift
         browser.close()

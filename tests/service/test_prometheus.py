@@ -29,12 +29,14 @@ def free_port() -> int:
 
 
 def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
+    """Until ``check`` holds. A server still starting may refuse the connection or answer
+    something that is not the JSON asked for (ValueError, KeyError): not ready yet."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             if check():
                 return
-        except httpx.HTTPError:
+        except (httpx.HTTPError, ValueError, KeyError):
             pass
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
@@ -53,7 +55,7 @@ def process(tmp_path: Path) -> Iterator[Callable[[list[str]], subprocess.Popen[b
     yield start
     for proc in started:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)
 
 
 def test_the_shipped_rules_are_valid() -> None:
@@ -85,13 +87,15 @@ def test_prometheus_scrapes_metrics_and_fires_the_shipped_rule(
                      f"--storage.tsdb.path={tmp_path / 'data'}",
                      f"--web.listen-address=127.0.0.1:{port}"])
             api = f"http://127.0.0.1:{port}/api/v1"
+            wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/-/ready",
+                                       timeout=5).status_code == 200, 120, "prometheus")
 
             def firing() -> bool:
                 alerts = httpx.get(f"{api}/alerts", timeout=5).json()["data"]["alerts"]
                 return any(a["labels"]["alertname"] == "HindsightPerformanceAlertOpen"
                            and a["state"] == "firing" for a in alerts)
 
-            wait_for(firing, 60, "the performance rule to fire")
+            wait_for(firing, 120, "the performance rule to fire")
             value = httpx.get(f"{api}/query", params={"query": "hindsight_open_alerts"},
                               timeout=5).json()["data"]["result"]
             assert {r["metric"]["kind"] for r in value} >= {"performance", "model_version"}
@@ -110,7 +114,7 @@ def test_alertmanager_receives_what_the_sink_sends(
              f"--storage.path={tmp_path / 'am'}", f"--web.listen-address=127.0.0.1:{port}",
              "--cluster.listen-address="])
     url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: httpx.get(f"{url}/-/ready", timeout=5).status_code == 200, 30,
+    wait_for(lambda: httpx.get(f"{url}/-/ready", timeout=5).status_code == 200, 120,
              "alertmanager")
     day = date(2026, 1, 10)
     AlertmanagerSink("am", url).send(
