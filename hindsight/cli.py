@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 VALIDATION_FAILED = 5
 STORE_PROBLEMS = 4  # as a StoreError
+DEMO_DAYS, DEMO_PER_DAY = 36, 10_000
 PIPED_WIDTH = 1000  # tables printed to a pipe or file are not cut at 80 columns
 # No markup or emoji codes: user strings ("[/v2]", ":x:") are printed as they are; lines are
 # not broken at the console's width (a terminal wraps them itself, a pipe keeps them whole).
@@ -467,8 +468,10 @@ def metrics(ctx: click.Context, day: date, as_of: date | None, segments: tuple[s
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default="hindsight-demo",
               show_default=True, help="Where to write the demo's config and store.")
 @click.option("--days", type=click.IntRange(21, 365), default=None,
-              help="Days to simulate (the failure starts 14 days before the end).")
-@click.option("--per-day", type=click.IntRange(1000), default=None, help="Predictions a day.")
+              help=f"Days to simulate (the failure starts 14 days before the end). Default: "
+                   f"{DEMO_DAYS}; with --full, the seed scenario's 42.")
+@click.option("--per-day", type=click.IntRange(1000), default=None,
+              help=f"Predictions a day. Default: {DEMO_PER_DAY:,}.")
 @click.option("--seed", type=int, default=None, help="Random seed.")
 def demo(full: bool, directory: str, days: int | None, per_day: int | None,
          seed: int | None) -> None:
@@ -476,7 +479,9 @@ def demo(full: bool, directory: str, days: int | None, per_day: int | None,
     from hindsight.demo import run_demo
     from hindsight.simulate import Scenario
 
-    scenario = Scenario(per_day=500_000) if full else Scenario()
+    # About a minute on two cores; --full is the seed scenario at its real scale.
+    scenario = (Scenario(per_day=500_000) if full else
+                Scenario(days=DEMO_DAYS, per_day=DEMO_PER_DAY, failure_start=DEMO_DAYS - 14))
     # The failure starts two weeks before the end, so it has time to be caught.
     changes: dict[str, Any] = {"days": days, "per_day": per_day, "seed": seed,
                                "failure_start": None if days is None else days - 14}
