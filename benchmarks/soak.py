@@ -166,6 +166,11 @@ def main() -> None:
     print(f"  server memory    : first minute median {statistics.median(first):.0f} MiB, "
           f"last minute median {statistics.median(last):.0f} MiB, "
           f"peak {max(m for _, m in memory):.0f} MiB")
+    by_minute = {}
+    for t, m in memory:
+        by_minute.setdefault(int(t // 60), []).append(m)
+    print("  memory by minute : " + ", ".join(f"{statistics.median(v):.0f}"
+                                             for _, v in sorted(by_minute.items())) + " MiB")
     print(f"  daily runs       : {len(run_seconds)} ({failed_runs} failed), "
           f"median {statistics.median(run_seconds) if run_seconds else float('nan'):.1f} s; "
           f"compactions: {len(periodic.compactions)} ({failed_compactions} failed)")
