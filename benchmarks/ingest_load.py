@@ -14,12 +14,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +24,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import yaml
+from served import SERVE, serve
 
 from hindsight.simulate import Scenario, Simulator, demo_config
 from hindsight.store.partitions import Store, Table
@@ -53,23 +50,8 @@ WITHOUT_FSYNC = ("import sys, hindsight.store.partitions as p; p._fsync = lambda
 def measure(args: argparse.Namespace, fsync: bool) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="hindsight-load-"))
     (folder / "hindsight.yaml").write_text(yaml.safe_dump(demo_config("store")))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if k != "HINDSIGHT_TOKEN"}
-    start = ["-m", "hindsight.cli"] if fsync else ["-c", WITHOUT_FSYNC]
-    server = subprocess.Popen([sys.executable, *start, "--config",
-                              str(folder / "hindsight.yaml"), "serve", "--port", str(port)],
-                             env=env, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    server, url = serve(folder / "hindsight.yaml", SERVE if fsync else ["-c", WITHOUT_FSYNC])
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         days = Simulator(Scenario(per_day=args.batch * args.requests_per_day, days=400,
                                   failure_start=None)).days()
         batches = (day.predictions.slice(i * args.batch, args.batch)

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +27,7 @@ from pathlib import Path
 import httpx
 import pyarrow as pa
 import yaml
+from served import serve
 
 from hindsight.monitor import Monitor
 from hindsight.simulate import Scenario, Simulator, demo_config
@@ -89,14 +88,8 @@ def main() -> None:
     simulator = Simulator(Scenario(per_day=args.per_day, days=365, failure_start=None))
     with Monitor.from_config(config) as monitor:  # a reference set: the runs compute drift too
         monitor.log_reference(simulator.reference())
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     command = [sys.executable, "-m", "hindsight.cli", "--config", str(config)]
-    env = {k: v for k, v in os.environ.items() if k != "HINDSIGHT_TOKEN"}
-    server = subprocess.Popen([*command, "serve", "--port", str(port)], env=env,
-                              stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    server, url = serve(config)
     stop = threading.Event()
     newest: list[date] = []
     periodic = Periodic(command, args.every, stop, newest)
@@ -104,14 +97,8 @@ def main() -> None:
     errors: list[str] = []
     memory: list[tuple[float, float]] = []
     sent_rows = 0
+    started = time.monotonic()
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         days = simulator.days()
         interval = args.batch / args.rows_per_second
         periodic.start()
