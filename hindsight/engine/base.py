@@ -16,6 +16,10 @@ from typing import Protocol
 import pyarrow as pa
 
 MISSING_SEGMENT_VALUE = "(missing)"
+# Labels are read from the partitions of the days they arrived, from this many days before the
+# first prediction day joined: a run's cost follows its window, not the store's age. A label
+# stamped earlier than that before its prediction (a clock off by more than a day) is not joined.
+LABEL_LEAD_DAYS = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +42,7 @@ class CellCounts:
 
 class Engine(Protocol):
     def stored_predictions(self, ids: pa.Array) -> pa.Table:
-        """Rows ``(id, prediction)`` already stored for any of ``ids``."""
+        """Rows ``(id, prediction, at)`` already stored for any of ``ids``."""
         ...
 
     def stored_labels(self, ids: pa.Array) -> pa.Table:
@@ -56,7 +60,8 @@ class Engine(Protocol):
     def cell_counts(self, as_of: date, first_day: date, last_day: date,
                     calibration: pa.Table | None = None) -> CellCounts:
         """Predictions made on ``first_day..last_day`` joined with the labels that had arrived
-        by the end of ``as_of`` (latest arrival per id wins), counted per cell. With a
+        by the end of ``as_of`` and not before ``first_day - LABEL_LEAD_DAYS`` (latest arrival
+        per id wins), counted per cell. With a
         ``calibration`` (lower, probability) of the score, cells also sum each prediction's
         calibrated chance of being right (expected_correct, n_scored)."""
         ...

@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from hindsight.config import Config
-from hindsight.engine.base import MISSING_SEGMENT_VALUE, CellCounts
+from hindsight.engine.base import LABEL_LEAD_DAYS, MISSING_SEGMENT_VALUE, CellCounts
 from hindsight.engine.sql import ident, literal
 from hindsight.errors import StoreError
 from hindsight.store.partitions import Store, Table
@@ -45,8 +45,10 @@ class DuckDBEngine:
         cols = self._config.columns
         return self._lookup(
             Table.PREDICTIONS, ids,
-            f"{ident(cols.id)} AS id, {ident(cols.prediction)} AS prediction",
-            empty={"id": pa.string(), "prediction": pa.null()},
+            f"{ident(cols.id)} AS id, {ident(cols.prediction)} AS prediction, "
+            f"{ident(cols.timestamp)} AS at",
+            empty={"id": pa.string(), "prediction": pa.null(),
+                   "at": pa.timestamp("us", "UTC")},
         )
 
     def stored_labels(self, ids: pa.Array) -> pa.Table:
@@ -154,7 +156,8 @@ class DuckDBEngine:
         if not prediction_files:
             return self._empty_counts()
         cols = self._config.columns
-        label_files = self._files(Table.LABELS, None, as_of)
+        label_files = self._files(Table.LABELS, first_day - timedelta(days=LABEL_LEAD_DAYS),
+                                  as_of)
         score = f"{ident(cols.score)}::DOUBLE" if cols.score else "NULL::DOUBLE"
         source = (
             f"SELECT {ident(cols.id)} AS id, CAST({ident(cols.timestamp)} AS DATE) AS day, "
@@ -188,9 +191,10 @@ class DuckDBEngine:
                 f"SELECT {ident(cols.id)} AS id, arg_max({ident(cols.label)}, {ident(ARRIVED_AT)})"
                 f" AS label, min({ident(ARRIVED_AT)}) AS first_arrived "
                 "FROM read_parquet($labels, union_by_name = true) "
-                f"WHERE {ident(ARRIVED_AT)} < $as_of GROUP BY 1"
+                f"WHERE {ident(ARRIVED_AT)} >= $since AND {ident(ARRIVED_AT)} < $as_of GROUP BY 1"
             )
-            params |= {"labels": label_files, "as_of": _end_of(as_of)}
+            params |= {"labels": label_files, "as_of": _end_of(as_of),
+                       "since": _end_of(first_day - timedelta(days=LABEL_LEAD_DAYS + 1))}
         else:
             labels = ("SELECT NULL::VARCHAR AS id, NULL AS label, NULL::TIMESTAMPTZ AS "
                       "first_arrived WHERE false")

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hindsight.config import Config
-from hindsight.engine.base import Engine
+from hindsight.engine.base import LABEL_LEAD_DAYS, Engine
 from hindsight.errors import InputError
 from hindsight.jobs.versions import unpinned
 from hindsight.store.inputs import Batch
@@ -35,6 +35,7 @@ class IngestReport:
     stored: int
     already_stored: int
     orphans: int = 0
+    early: int = 0  # labels stamped before their prediction's day by more than the lead
     unpinned: tuple[str, ...] = ()  # versions that are not pinned, dated snapshots
 
     def summary(self, what: str) -> str:
@@ -42,6 +43,9 @@ class IngestReport:
                 f"{self.already_stored} already stored")
         if self.orphans:
             text += f", {self.orphans} for ids with no stored prediction (kept, counted as orphans)"
+        if self.early:
+            text += (f", {self.early} stamped more than {LABEL_LEAD_DAYS} day before their "
+                     "prediction's day (kept, but no run joins them: check the clocks)")
         if self.unpinned:
             text += (f". Unpinned: {', '.join(self.unpinned)} (an alias can move under you: "
                      "log a dated version, or list it in versions.pinned)")
@@ -92,7 +96,19 @@ def log_labels(batches: Sequence[Batch], config: Config, store: Store, engine: E
         _write_by_day(store, Table.LABELS, new, pc.cast(new[ARRIVED_AT], pa.date32()))
     known = engine.stored_predictions(pc.unique(new[cols.id].combine_chunks()))
     orphans = new.num_rows - int(pc.sum(pc.is_in(new[cols.id], known["id"])).as_py() or 0)
-    return _report(batches, new.num_rows, orphans)
+    return replace(_report(batches, new.num_rows, orphans), early=_early(new, known, config))
+
+
+def _early(labels: pa.Table, predictions: pa.Table, config: Config) -> int:
+    """Labels that arrived before ``LABEL_LEAD_DAYS`` ahead of their prediction's day: the
+    runs read labels from that day on, so these are never joined."""
+    if not predictions.num_rows:
+        return 0
+    joined = labels.select([config.columns.id, ARRIVED_AT]).join(
+        predictions.select(["id", "at"]), config.columns.id, "id", use_threads=False)
+    first = pc.subtract(pc.cast(pc.cast(joined["at"], pa.date32()), pa.int32()), LABEL_LEAD_DAYS)
+    arrived = pc.cast(pc.cast(joined[ARRIVED_AT], pa.date32()), pa.int32())
+    return int(pc.sum(pc.less(arrived, first)).as_py() or 0)
 
 
 def _fresh_labels(table: pa.Table, origins: list[str], config: Config,

@@ -78,6 +78,7 @@ class IngestAnswer(BaseModel):
     stored: int
     already_stored: int
     orphans: int
+    early: int
     unpinned: list[str]
 
 
@@ -166,7 +167,8 @@ def create_app(monitor: Monitor, token: str | None) -> FastAPI:
         ingest_metrics.rows.labels(table).inc(report.stored)
         return JSONResponse(IngestAnswer(
             rows=report.rows, stored=report.stored, already_stored=report.already_stored,
-            orphans=report.orphans, unpinned=list(report.unpinned)).model_dump())
+            orphans=report.orphans, early=report.early,
+            unpinned=list(report.unpinned)).model_dump())
 
     responses: dict[int | str, dict[str, Any]] = {
         401: {"description": "missing or wrong bearer token"},

@@ -4,9 +4,11 @@ import json
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
+import pytest
 
 from hindsight.engine.sql import ident
 from hindsight.monitor import Monitor
+from hindsight.store.partitions import PartitionFile, Store, Table
 from tests.conftest import label, prediction
 
 DAY = date(2026, 1, 1)
@@ -85,3 +87,30 @@ def test_column_names_with_quotes_are_quoted_not_injected(make_config: object) -
 def test_no_predictions_in_the_window_gives_empty_counts(monitor: Monitor) -> None:
     counts = monitor.engine.cell_counts(DAY, DAY, DAY)
     assert counts.cells.num_rows == 0
+
+
+def test_labels_are_read_from_the_window_and_a_day_before_it_only(
+    monitor: Monitor, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run's label scan follows its window, not the store's age: a label stamped a day
+    before its prediction's day (a clock a little off) is joined; one stamped two days before
+    is not, and the partitions before that are never listed."""
+    monitor.log_predictions([prediction(1, 10, "CH", "a"), prediction(2, 10, "CH", "a"),
+                             prediction(3, 10, "CH", "a")])
+    monitor.log_labels([label(1, "a", 8), label(2, "a", 9), label(3, "a", 11)])
+    monitor.log_labels([label(9, "a", d) for d in range(1, 8)])  # older history, other ids
+    listed: list[tuple[Table, date | None, date | None]] = []
+    files = Store.files
+
+    def spy(self: Store, table: Table, start: date | None = None,
+            end: date | None = None) -> list[PartitionFile]:
+        listed.append((table, start, end))
+        return files(self, table, start, end)
+
+    monkeypatch.setattr(Store, "files", spy)
+    counts = monitor.engine.cell_counts(date(2026, 1, 12), date(2026, 1, 10),
+                                        date(2026, 1, 10))
+    whole = cells_by_segment(counts.cells)["{}"]
+    assert (whole["n_predictions"], whole["n_labelled"]) == (3, 2)  # r1's label: too early
+    assert (Table.LABELS, date(2026, 1, 9), date(2026, 1, 12)) in listed
+    assert all(start is not None for _, start, _ in listed)

@@ -132,3 +132,11 @@ def test_idempotency_holds_across_processes(tmp_path: Path) -> None:
     with Monitor.from_config(config_file) as monitor:
         ids = [r[0] for r in stored_rows(monitor, Table.PREDICTIONS)]
     assert len(ids) == len(set(ids)) == 5000
+
+
+def test_labels_stamped_days_before_their_prediction_are_kept_and_reported(
+        monitor: Monitor) -> None:
+    monitor.log_predictions([prediction(1, 10, "CH", "a"), prediction(2, 10, "CH", "a")])
+    report = monitor.log_labels([label(1, "a", 7), label(2, "a", 9)])
+    assert (report.stored, report.early) == (2, 1)
+    assert "1 stamped more than 1 day before their prediction's day" in report.summary("labels")

@@ -95,7 +95,7 @@ def test_ingest_over_http_then_the_run_then_the_alert_in_the_api(
             assert answer.json()["stored"] == len(labels[start:start + 600])
         again = http.post("/v1/predictions", json=rows[:500])
         assert again.json() == {"rows": 500, "stored": 0, "already_stored": 500, "orphans": 0,
-                                "unpinned": []}
+                                "early": 0, "unpinned": []}
         monitor.run(date(2026, 1, 15))
         found = http.get("/v1/alerts", params={"state": "open"}).json()
         assert {"country": "CH"} in [a["segment"] for a in found]
