@@ -91,3 +91,16 @@ def test_the_scaling_benchmark_reports_every_size(tmp_path: Path) -> None:
     rows = [line.split() for line in done.stdout.splitlines()[2:]]
     assert [r[0] for r in rows] == ["1,000", "2,000"]
     assert all(float(r[4]) > 0 for r in rows)  # the ratio to the bare query
+
+
+@pytest.mark.slow
+def test_the_store_age_benchmark_compares_old_and_young_stores_and_checks_they_agree(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "store_age.py"), "--per-day", "1000", "--old-days",
+         "30", "--young-days", "22", "--repeat", "1", "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "metric rows are identical" in done.stdout and "daily run" in done.stdout
