@@ -209,12 +209,11 @@ class Store:
             return
         _fsync(temp)
         self.fs.move(temp, final)
+        # the new name, and each directory this write may have created, up to the store's root
         directory = final.rsplit("/", 1)[0]
-        _fsync(directory)
-        # a partition directory this write created is itself an entry of the table directory
-        parent = directory.rsplit("/", 1)[0]
-        if parent.startswith(self.root):
-            _fsync(parent)
+        while directory.startswith(self.root):
+            _fsync(directory)
+            directory = directory.rsplit("/", 1)[0]
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
