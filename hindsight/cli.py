@@ -12,7 +12,7 @@ import os
 import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -249,6 +249,80 @@ def compact(ctx: click.Context, grace_minutes: float) -> None:
 
         report = monitor.compact(timedelta(minutes=grace_minutes), advance)
     out.print(report.summary())
+
+
+@cli.group()
+def storage() -> None:
+    """What the store holds and what it will cost."""
+
+
+@storage.command("status")
+@FORMAT
+@click.pass_context
+def storage_status(ctx: click.Context, fmt: str) -> None:
+    """Files, bytes and rows per table, oldest and newest partition, small files awaiting
+    compaction, debris of interrupted writes."""
+    with _monitor(ctx) as monitor:
+        found = monitor.storage_status()
+    if fmt == "json":
+        click.echo(json.dumps([{**asdict(s), "oldest": s.oldest and s.oldest.isoformat(),
+                                "newest": s.newest and s.newest.isoformat()} for s in found],
+                              indent=2))
+        return
+    table = _table(f"the store at {monitor.config.store}",
+                   ("table", "files", "size", "rows", "oldest", "newest", "small files",
+                    "debris"))
+    for s in found:
+        table.add_row(s.table, f"{s.files:,}", _size(s.bytes), f"{s.rows:,}",
+                      str(s.oldest or "-"), str(s.newest or "-"), f"{s.small_files:,}",
+                      f"{s.debris:,}")
+    _show(table)
+
+
+@storage.command("estimate")
+@click.option("--rows-per-day", type=click.IntRange(1), required=True,
+              help="Predictions a day.")
+@click.option("--days", type=click.IntRange(1), default=365, show_default=True,
+              help="How long the store keeps them.")
+@click.option("--hot-days", type=click.IntRange(0), default=90, show_default=True,
+              help="Days kept in the hot tier; older ones priced as cold.")
+@click.option("--price-hot", type=click.FloatRange(0), default=0.023, show_default=True,
+              help="USD per GB-month in the hot tier.")
+@click.option("--price-cold", type=click.FloatRange(0), default=0.004, show_default=True,
+              help="USD per GB-month in the cold tier.")
+@click.option("--sample", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A predictions file to measure when the store is still empty.")
+@click.option("--labels-per-prediction", type=click.FloatRange(0), default=None,
+              help="Labels a prediction gets (corrections included), when the store cannot "
+                   "say. Default: as measured in the store, else 1.")
+@FORMAT
+@click.pass_context
+def storage_estimate(ctx: click.Context, rows_per_day: int, days: int, hot_days: int,
+                     price_hot: float, price_cold: float, sample: str | None,
+                     labels_per_prediction: float | None, fmt: str) -> None:
+    """Project the store's size and monthly cost, from bytes per row measured by writing a
+    sample with the config's columns (the store's newest rows when it has some)."""
+    with _monitor(ctx) as monitor:
+        found = monitor.storage_estimate(rows_per_day, days, hot_days, price_hot, price_cold,
+                                         sample, labels_per_prediction)
+    if fmt == "json":
+        click.echo(json.dumps(found.as_json(), indent=2))
+        return
+    out.print(f"Measured on {found.sample}: {found.bytes_per_prediction:.1f} bytes a "
+              f"prediction, {found.bytes_per_label:.1f} bytes a label, "
+              f"{found.labels_per_prediction:.2f} labels a prediction.")
+    out.print(f"{rows_per_day:,} predictions a day for {days} days: {_size(found.total_bytes)}"
+              f" ({_size(found.hot_bytes)} hot for {min(days, hot_days)} days, "
+              f"{_size(found.cold_bytes)} cold); about ${found.monthly_cost:,.2f} a month at "
+              f"${price_hot}/GB hot and ${price_cold}/GB cold.")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"
 
 
 @cli.command(name="check")

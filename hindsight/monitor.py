@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from hindsight.alerts.model import Alert
 from hindsight.config import Config, load_config
 from hindsight.errors import InputError
-from hindsight.jobs import drift, ingest, results
+from hindsight.jobs import drift, ingest, results, storage
 from hindsight.jobs.drift import read_reference
 from hindsight.jobs.ingest import IngestReport
 from hindsight.jobs.performance import metric_rows
@@ -128,6 +128,19 @@ class Monitor:
     def check(self, progress: Callable[[Table], None] | None = None) -> CheckReport:
         """Is the store consistent (see ``store.check``)? Reads every file's footer and ids."""
         return check_store(self.store, self.config, progress)
+
+    def storage_status(self) -> list[storage.TableStatus]:
+        """Files, bytes and rows of each table (see ``jobs.storage``)."""
+        return storage.status(self.store)
+
+    def storage_estimate(self, rows_per_day: int, days: int, hot_days: int, price_hot: float,
+                         price_cold: float, sample: str | Path | None = None,
+                         labels_per_prediction: float | None = None) -> storage.Estimate:
+        """The store's size after ``days`` days and its monthly price, from a measured sample:
+        the store's newest rows, else ``sample`` (a predictions file), else made-up rows."""
+        batch = read_file(sample, text_columns(self.config)) if sample is not None else None
+        return storage.estimate(self.store, self.config, rows_per_day, days, hot_days,
+                                price_hot, price_cold, batch, labels_per_prediction)
 
     def _read(self, paths: Sequence[str | Path], labels: bool) -> list[Batch]:
         names = text_columns(self.config, labels=labels)

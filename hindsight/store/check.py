@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 
 from hindsight.config import Config
 from hindsight.errors import StoreError
-from hindsight.store.partitions import COMMIT_PREFIX, COMPACTED_PREFIX, Store, Table
+from hindsight.store.compaction import debris
+from hindsight.store.partitions import COMMIT_PREFIX, Store, Table
 from hindsight.store.schema import ARRIVED_AT
 
 PARTITIONED = (Table.PREDICTIONS, Table.LABELS, Table.METRICS, Table.ALERTS, Table.RUNS,
@@ -189,10 +190,8 @@ def _commits(store: Store, table: Table) -> tuple[list[Finding], list[str]]:
     problems += [Finding(path, f"is replaced by {n} compaction commits",
                          "remove the newer commit and its merged file")
                  for path, n in claims.items() if n > 1]
-    named = {merged for merged, _ in commits.values()}
-    debris = [i.path for i in listing if i.base_name.startswith(".tmp-") or (
-        i.base_name.startswith(COMPACTED_PREFIX) and i.path not in named)]
-    notes = [f"{table.value}: {len(debris)} file(s) left by an interrupted write or compaction "
-             "(invisible to readers; 'hindsight compact' removes them after their grace)"
-             ] if debris else []
+    leftover = debris(store, listing, commits)
+    notes = [f"{table.value}: {len(leftover)} file(s) left by an interrupted write or "
+             "compaction (invisible to readers; 'hindsight compact' removes them after their "
+             "grace)"] if leftover else []
     return problems, notes

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 
 from hindsight.errors import StoreError
 from hindsight.store.partitions import (
@@ -140,16 +141,11 @@ def _finish(store: Store, table: Table, dt: date, now: datetime,
     old = {i.path for i in listing if i.mtime is not None and now - i.mtime > grace}
     commits = {i.path: store.read_commit(i.path) for i in listing
                if i.base_name.startswith(COMMIT_PREFIX)}
-    named = {merged for merged, _ in commits.values()}
     doomed: set[str] = set()
     for commit, (_, replaced) in commits.items():
         if commit in old:
             doomed.update(p for p in replaced if p in existing)
-    for info in listing:
-        debris = info.base_name.startswith(".tmp-") or (
-            info.base_name.startswith(COMPACTED_PREFIX) and info.path not in named)
-        if debris and info.path in old:
-            doomed.add(info.path)
+    doomed.update(p for p in debris(store, listing, commits) if p in old)
     for path in sorted(doomed):
         with contextlib.suppress(FileNotFoundError):
             store.fs.delete_file(path)
@@ -158,3 +154,18 @@ def _finish(store: Store, table: Table, dt: date, now: datetime,
         if merged not in remaining and not any(p in remaining for p in replaced):
             store.fs.delete_file(commit)
     return CompactionReport(files_removed=len(doomed))
+
+
+def debris(store: Store, listing: list[pafs.FileInfo],
+           commits: dict[str, tuple[str, list[str]]] | None = None) -> list[str]:
+    """Files of a listing no reader ever sees: temporary files of interrupted writes, and
+    merged files that no commit names (a compaction interrupted before its commit)."""
+    if commits is None:
+        commits = {}
+        for info in listing:
+            if info.base_name.startswith(COMMIT_PREFIX):
+                with contextlib.suppress(StoreError):  # an unreadable marker: check reports it
+                    commits[info.path] = store.read_commit(info.path)
+    named = {merged for merged, _ in commits.values()}
+    return [i.path for i in listing if i.base_name.startswith(".tmp-") or (
+        i.base_name.startswith(COMPACTED_PREFIX) and i.path not in named)]
