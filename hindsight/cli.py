@@ -279,6 +279,29 @@ def storage_status(ctx: click.Context, fmt: str) -> None:
     _show(table)
 
 
+@storage.command("retention")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@click.option("--as-of", "as_of", callback=_day, default=None,
+              help="Count ages from this date. Default: today (UTC).")
+@click.pass_context
+def storage_retention(ctx: click.Context, dry_run: bool, as_of: date | None) -> None:
+    """Delete date partitions older than storage.delete_after_days (whole days, never the
+    reference set, validations, the outbox or a table's newest partition)."""
+    today = as_of or datetime.now(UTC).date()
+    with _monitor(ctx) as monitor:
+        if not any(monitor.config.storage.delete_after_days.model_dump().values()):
+            out.print(f"No retention is configured in {monitor.config.source} "
+                      "(storage.delete_after_days): everything is kept.")
+            return
+        gone = monitor.retention(today, dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    table = _table(f"retention as of {today}: {verb} {len(gone)} partitions, "
+                   f"{_size(sum(p.bytes for p in gone))}", ("table", "date", "files", "size"))
+    for p in gone:
+        table.add_row(p.table, str(p.dt), f"{p.files:,}", _size(p.bytes))
+    _show(table)
+
+
 @storage.command("estimate")
 @click.option("--rows-per-day", type=click.IntRange(1), required=True,
               help="Predictions a day.")

@@ -143,6 +143,21 @@ class ServiceSettings(_Frozen):
                     "background; 0: never (run 'hindsight compact' instead)")
 
 
+class RetentionDays(_Frozen):
+    """How many days of each kind of table to keep; unset: keep forever."""
+
+    predictions: int | None = Field(default=None, ge=1, description="days of predictions")
+    labels: int | None = Field(default=None, ge=1, description="days of labels, by arrival")
+    results: int | None = Field(
+        default=None, ge=1, description="days of run results: metrics, alerts, runs, drift")
+
+
+class StorageSettings(_Frozen):
+    """What the store keeps (``hindsight storage retention``)."""
+
+    delete_after_days: RetentionDays = RetentionDays()
+
+
 class VersionSettings(_Frozen):
     """The versions that are promoted; anything else serving traffic is a pipeline change."""
 
@@ -203,6 +218,7 @@ class Config(_Frozen):
     versions: VersionSettings = VersionSettings()
     sinks: tuple[SinkSettings, ...] = ()
     service: ServiceSettings = ServiceSettings()
+    storage: StorageSettings = StorageSettings()
     _source: str = PrivateAttr(default=DEFAULT_CONFIG_FILE)
 
     @property
@@ -246,6 +262,15 @@ class Config(_Frozen):
                 f"alerts.baseline_days ({self.alerts.baseline_days}) must be shorter than "
                 f"label_window_days ({self.label_window_days}): the rest of the window is tested"
             )
+        keep = self.storage.delete_after_days
+        for kind in ("predictions", "labels"):
+            days = getattr(keep, kind)
+            # a run joins label_window_days of predictions with labels from a day earlier
+            if days is not None and days <= self.label_window_days + 1:
+                raise ValueError(
+                    f"storage.delete_after_days.{kind} is {days}: the daily run needs "
+                    f"label_window_days + 1 = {self.label_window_days + 1} days of {kind}; "
+                    "keep them longer")
         if self.cross_depth is not None and self.cross_depth > max(len(self.segments), 1):
             raise ValueError(
                 f"cross_depth is {self.cross_depth} but only {len(self.segments)} segments are "

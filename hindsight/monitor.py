@@ -34,7 +34,7 @@ from hindsight.jobs.validate import (
     validate,
 )
 from hindsight.jobs.versions import VersionSeen, versions_seen
-from hindsight.store import compaction
+from hindsight.store import compaction, retention
 from hindsight.store.check import CheckReport, check_store
 from hindsight.store.inputs import Batch, from_memory, read_file
 from hindsight.store.partitions import Store, Table
@@ -141,6 +141,14 @@ class Monitor:
         batch = read_file(sample, text_columns(self.config)) if sample is not None else None
         return storage.estimate(self.store, self.config, rows_per_day, days, hot_days,
                                 price_hot, price_cold, batch, labels_per_prediction)
+
+    def retention(self, today: date, dry_run: bool = False) -> list[retention.Retired]:
+        """Delete the partitions older than ``storage.delete_after_days`` allows, as of
+        ``today`` (``dry_run``: only say which)."""
+        keep = self.config.storage.delete_after_days
+        if dry_run:
+            return retention.expired(self.store, keep, today)
+        return retention.retire(self.store, keep, today)
 
     def _read(self, paths: Sequence[str | Path], labels: bool) -> list[Batch]:
         names = text_columns(self.config, labels=labels)

@@ -139,12 +139,13 @@ class Store:
                 end: date | None = None) -> list[pafs.FileInfo]:
         """Every file under a table, hidden and uncommitted ones included; of the date
         partitions only those with start <= dt <= end are listed at all (a day's look-up
-        does not walk a year of directories)."""
+        does not walk a year of directories). Hidden directories (a partition being retired)
+        are not partitions."""
         top = self.fs.get_file_info(pafs.FileSelector(self.table_dir(table),
                                                       allow_not_found=True))
         found = [i for i in top if i.type == pafs.FileType.File]
         for info in top:
-            if info.type != pafs.FileType.Directory:
+            if info.type != pafs.FileType.Directory or info.base_name.startswith("."):
                 continue
             dt = _partition_date(f"{info.path}/")
             if dt is not None and ((start is not None and dt < start)

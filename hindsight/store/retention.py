@@ -1,0 +1,79 @@
+"""Retention: delete whole date partitions older than a table's ``delete_after_days``.
+
+A partition goes in two steps, so that no reader ever sees part of a day: on a local store
+its directory is renamed to a hidden name (one atomic rename; listings skip hidden
+directories), then removed. A crash between the two leaves a hidden directory that the next
+retention removes. On an object store the files are deleted one by one: a reader listing
+meanwhile may see part of a day that no run's window reaches any more.
+
+Never deleted: the reference set, validations, the outbox, and the newest partition of each
+table (the latest run's alerts are what is open going into the next run).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pyarrow.fs as pafs
+
+from hindsight.config import RetentionDays
+from hindsight.store.partitions import Store, Table
+
+RETIRING = ".retiring-"
+RESULTS = (Table.METRICS, Table.ALERTS, Table.RUNS, Table.DRIFT)
+
+
+@dataclass(frozen=True, slots=True)
+class Retired:
+    table: str
+    dt: date
+    files: int
+    bytes: int
+
+
+def policy(keep: RetentionDays) -> dict[Table, int]:
+    """Days to keep per table, for the tables that have a limit."""
+    days = {Table.PREDICTIONS: keep.predictions, Table.LABELS: keep.labels}
+    days |= {table: keep.results for table in RESULTS}
+    return {table: n for table, n in days.items() if n is not None}
+
+
+def expired(store: Store, keep: RetentionDays, today: date) -> list[Retired]:
+    """The partitions a retention run as of ``today`` would delete."""
+    found = []
+    for table, days in policy(keep).items():
+        dates = store.partitions(table)
+        cutoff = today - timedelta(days=days)
+        for dt in dates[:-1]:  # never the newest
+            if dt >= cutoff:
+                break
+            files = store.listing(table, dt, dt)
+            found.append(Retired(table.value, dt, len(files), sum(i.size or 0 for i in files)))
+    return found
+
+
+def retire(store: Store, keep: RetentionDays, today: date) -> list[Retired]:
+    """Delete what ``expired`` lists, and what an interrupted retention left."""
+    gone = expired(store, keep, today)
+    for partition in gone:
+        directory = store.partition_dir(Table(partition.table), partition.dt)
+        if store.is_local:
+            parent, name = directory.rsplit("/", 1)
+            hidden = f"{parent}/{RETIRING}{name}-{uuid.uuid4().hex}"
+            store.fs.move(directory, hidden)  # from here on, no listing shows the day
+            store.fs.delete_dir(hidden)
+        else:
+            store.fs.delete_dir(directory)
+    for table in Table:
+        _sweep(store, table)
+    return gone
+
+
+def _sweep(store: Store, table: Table) -> None:
+    top = store.fs.get_file_info(pafs.FileSelector(store.table_dir(table),
+                                                   allow_not_found=True))
+    for info in top:
+        if info.type == pafs.FileType.Directory and info.base_name.startswith(RETIRING):
+            store.fs.delete_dir(info.path)
