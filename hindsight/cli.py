@@ -264,6 +264,7 @@ def storage_status(ctx: click.Context, fmt: str) -> None:
     compaction, debris of interrupted writes."""
     with _monitor(ctx) as monitor:
         found = monitor.storage_status()
+        retiring = monitor.retention(datetime.now(UTC).date(), dry_run=True)
     if fmt == "json":
         click.echo(json.dumps([{**asdict(s), "oldest": s.oldest and s.oldest.isoformat(),
                                 "newest": s.newest and s.newest.isoformat()} for s in found],
@@ -277,6 +278,10 @@ def storage_status(ctx: click.Context, fmt: str) -> None:
                       str(s.oldest or "-"), str(s.newest or "-"), f"{s.small_files:,}",
                       f"{s.debris:,}")
     _show(table)
+    if retiring:
+        out.print(f"The next 'hindsight storage retention' deletes {len(retiring)} partitions "
+                  f"({_size(sum(p.bytes for p in retiring))}), from "
+                  f"{min(p.dt for p in retiring)} to {max(p.dt for p in retiring)}.")
 
 
 @storage.command("retention")
