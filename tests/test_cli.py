@@ -233,3 +233,37 @@ def test_evaluate_with_no_false_alert_prints_no_stray_alert_table(
     assert main(["evaluate", "--incidents", "incidents.yaml"]) == 0
     shown = capsys.readouterr().out
     assert "False alerts: 0" in shown and "No alerts." not in shown
+
+
+def test_the_command_line_starts_without_loading_what_a_command_does_not_use(
+        project: Path) -> None:
+    """--help loads neither the engine, the HTTP client nor Arrow; reading alerts loads Arrow
+    but not the engine or the HTTP client."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from hindsight.cli import main; main(sys.argv[1:]); "
+             "print(' '.join(m for m in ('duckdb', 'httpx', 'pyarrow', 'uvicorn', 'pandas') "
+             "if m in sys.modules))")
+    loaded = {}
+    for args in (["--help"], ["alerts"]):
+        done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True,
+                              text=True, check=True, cwd=project)
+        loaded[args[0]] = set(done.stdout.split("\n")[-2].split())
+    assert loaded["--help"] == set()
+    assert loaded["alerts"] == {"pyarrow"}
+
+
+def test_drift_says_when_runs_had_no_predictions_to_compare(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": ["v1", "v2"], "ts": ["2026-01-01T00:00:00"] * 2,
+                             "pred": ["yes", "no"], "truth": ["yes", "no"],
+                             "country": ["CH", "DE"]}), project / "reference.parquet")
+    assert main(["reference", "reference.parquet"]) == 0
+    assert main(["run", "--date", "2026-01-01"]) == 0
+    capsys.readouterr()
+    assert main(["drift", "--start", "2026-01-01", "--end", "2026-01-01"]) == 0
+    assert "had no predictions of their day to compare" in capsys.readouterr().out
