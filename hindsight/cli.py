@@ -260,24 +260,35 @@ def storage() -> None:
 @FORMAT
 @click.pass_context
 def storage_status(ctx: click.Context, fmt: str) -> None:
-    """Files, bytes and rows per table, oldest and newest partition, small files awaiting
-    compaction, debris of interrupted writes."""
+    """Files, bytes and rows per table (and in the cold store), oldest and newest partition,
+    small files awaiting compaction, debris of interrupted writes; what the next tiering and
+    retention would move."""
+    from hindsight.store.tiering import due as tiering_due
+
     with _monitor(ctx) as monitor:
         found = monitor.storage_status()
-        retiring = monitor.retention(datetime.now(UTC).date(), dry_run=True)
+        today = datetime.now(UTC).date()
+        retiring = monitor.retention(today, dry_run=True)
+        hot_days = monitor.config.storage.hot_days
+        cooling = tiering_due(monitor.store, today, hot_days) if hot_days else []
     if fmt == "json":
         click.echo(json.dumps([{**asdict(s), "oldest": s.oldest and s.oldest.isoformat(),
                                 "newest": s.newest and s.newest.isoformat()} for s in found],
                               indent=2))
         return
     table = _table(f"the store at {monitor.config.store}",
-                   ("table", "files", "size", "rows", "oldest", "newest", "small files",
-                    "debris"))
+                   ("table", "files", "size", "of which cold", "rows", "oldest", "newest",
+                    "small files", "debris"))
     for s in found:
-        table.add_row(s.table, f"{s.files:,}", _size(s.bytes), f"{s.rows:,}",
-                      str(s.oldest or "-"), str(s.newest or "-"), f"{s.small_files:,}",
-                      f"{s.debris:,}")
+        table.add_row(s.table, f"{s.files:,}", _size(s.bytes),
+                      f"{s.cold_files:,} files, {_size(s.cold_bytes)}" if s.cold_files else "-",
+                      f"{s.rows:,}", str(s.oldest or "-"), str(s.newest or "-"),
+                      f"{s.small_files:,}", f"{s.debris:,}")
     _show(table)
+    if cooling:
+        out.print(f"The next 'hindsight storage tier' moves {len(cooling)} partitions to the "
+                  f"cold store, from {min(d for _, d in cooling)} to "
+                  f"{max(d for _, d in cooling)}.")
     if retiring:
         out.print(f"The next 'hindsight storage retention' deletes {len(retiring)} partitions "
                   f"({_size(sum(p.bytes for p in retiring))}), from "
@@ -305,6 +316,18 @@ def storage_retention(ctx: click.Context, dry_run: bool, as_of: date | None) -> 
     for p in gone:
         table.add_row(p.table, str(p.dt), f"{p.files:,}", _size(p.bytes))
     _show(table)
+
+
+@storage.command("tier")
+@click.option("--as-of", "as_of", callback=_day, default=None,
+              help="Count ages from this date. Default: today (UTC).")
+@click.pass_context
+def storage_tier(ctx: click.Context, as_of: date | None) -> None:
+    """Move prediction and label days older than storage.hot_days to storage.cold_store
+    (copy, read back and compare, commit; queries read both tiers)."""
+    with _monitor(ctx) as monitor:
+        report = monitor.tier(as_of or datetime.now(UTC).date())
+    out.print(report.summary())
 
 
 @storage.command("estimate")

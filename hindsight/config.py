@@ -153,9 +153,26 @@ class RetentionDays(_Frozen):
 
 
 class StorageSettings(_Frozen):
-    """What the store keeps (``hindsight storage retention``)."""
+    """What the store keeps (``hindsight storage retention``) and where old days go
+    (``hindsight storage tier``)."""
 
     delete_after_days: RetentionDays = RetentionDays()
+    hot_days: int | None = Field(
+        default=None, ge=1, description="days of predictions and labels kept in the store "
+                                        "before 'hindsight storage tier' moves them to cold_store")
+    cold_store: str | None = Field(
+        default=None, min_length=1, description="a local path (another disk, a network mount) "
+                                                "for days older than hot_days")
+
+    @model_validator(mode="after")
+    def _tiering_is_whole(self) -> Self:
+        if (self.hot_days is None) != (self.cold_store is None):
+            raise ValueError("storage.hot_days and storage.cold_store go together: set both "
+                             "to tier old days, or neither")
+        if self.cold_store is not None and "://" in self.cold_store:
+            raise ValueError(f"storage.cold_store {self.cold_store!r}: a local path is needed "
+                             "(the DuckDB engine reads local files only)")
+        return self
 
 
 class VersionSettings(_Frozen):
@@ -306,6 +323,11 @@ def load_config(path: str | Path | None = None) -> Config:
     config = parse_config(raw, source=str(file))
     if "://" not in config.store and not Path(config.store).is_absolute():
         config = config.model_copy(update={"store": str((file.parent / config.store).resolve())})
+    cold = config.storage.cold_store
+    if cold is not None and not Path(cold).is_absolute():
+        storage = config.storage.model_copy(
+            update={"cold_store": str((file.parent / cold).resolve())})
+        config = config.model_copy(update={"storage": storage})
     return config
 
 

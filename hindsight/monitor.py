@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from hindsight.alerts.model import Alert
 from hindsight.config import Config, load_config
-from hindsight.errors import InputError
+from hindsight.errors import ConfigError, InputError
 from hindsight.jobs import drift, ingest, results, storage
 from hindsight.jobs.drift import read_reference
 from hindsight.jobs.ingest import IngestReport
@@ -34,7 +34,7 @@ from hindsight.jobs.validate import (
     validate,
 )
 from hindsight.jobs.versions import VersionSeen, versions_seen
-from hindsight.store import compaction, retention
+from hindsight.store import compaction, retention, tiering
 from hindsight.store.check import CheckReport, check_store
 from hindsight.store.inputs import Batch, from_memory, read_file
 from hindsight.store.partitions import Store, Table
@@ -149,6 +149,15 @@ class Monitor:
         if dry_run:
             return retention.expired(self.store, keep, today)
         return retention.retire(self.store, keep, today)
+
+    def tier(self, today: date) -> tiering.TieringReport:
+        """Move partitions older than ``storage.hot_days`` to ``storage.cold_store``."""
+        settings = self.config.storage
+        if settings.cold_store is None or settings.hot_days is None:
+            raise ConfigError(f"{self.config.source}: no tiering configured; set "
+                              "storage.hot_days and storage.cold_store")
+        return tiering.tier(self.store, Store.open(settings.cold_store), today,
+                            settings.hot_days)
 
     def _read(self, paths: Sequence[str | Path], labels: bool) -> list[Batch]:
         names = text_columns(self.config, labels=labels)

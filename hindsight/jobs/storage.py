@@ -40,6 +40,8 @@ class TableStatus:
     newest: date | None
     small_files: int  # in partitions that compaction would merge
     debris: int  # temporary or uncommitted files, swept by compaction after their grace
+    cold_files: int = 0  # of ``files``, those kept in the cold store
+    cold_bytes: int = 0
 
 
 def status(store: Store, tables: tuple[Table, ...] = tuple(Table)) -> list[TableStatus]:
@@ -51,18 +53,21 @@ def _table_status(store: Store, table: Table) -> TableStatus:
     listing = store.listing(table)
     sizes = {i.path: i.size or 0 for i in listing}
     visible = store.files(table)
+    cold = [f.path for f in visible if f.path not in sizes]  # kept in the cold store
+    sizes |= {path: store.fs.get_file_info(path).size or 0 for path in cold}
     rows = 0
     for f in visible:
         with store.fs.open_input_file(f.path) as handle:
             rows += pq.read_metadata(handle).num_rows
     small: dict[date | None, int] = {}
     for f in visible:
-        if sizes[f.path] < SMALL_FILE_BYTES:
+        if f.path not in cold and sizes[f.path] < SMALL_FILE_BYTES:
             small[f.dt] = small.get(f.dt, 0) + 1
     days = sorted(f.dt for f in visible if f.dt is not None)
     return TableStatus(table.value, len(visible), sum(sizes[f.path] for f in visible), rows,
                        days[0] if days else None, days[-1] if days else None,
-                       sum(n for n in small.values() if n > 1), len(debris(store, listing)))
+                       sum(n for n in small.values() if n > 1), len(debris(store, listing)),
+                       len(cold), sum(sizes[path] for path in cold))
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from hindsight.config import Config
@@ -152,6 +153,10 @@ def _duplicates(store: Store, table: Table, paths: list[str],
                     "wrote into the store directly")]
 
 
+def _exists(store: Store, path: str) -> bool:
+    return bool(store.fs.get_file_info(path).type == pafs.FileType.File)
+
+
 def _short(path: str) -> str:
     """``dt=2026-11-28/part-1.parquet``: enough to find a file in its table."""
     return "/".join(path.rsplit("/", 2)[-2:])
@@ -176,7 +181,8 @@ def _commits(store: Store, table: Table) -> tuple[list[Finding], list[str]]:
                                     "the rows of the files it replaced: remove the merged one)"))
     merged_again = {p for _, replaced in commits.values() for p in replaced}
     for path, (merged, replaced) in commits.items():
-        if merged in existing or merged in merged_again:
+        if merged in existing or merged in merged_again or (
+                merged not in existing and _exists(store, merged)):  # in the cold store
             continue
         lost = [p for p in replaced if p not in existing]
         problems.append(

@@ -80,8 +80,10 @@ def compact(store: Store, tables: tuple[Table, ...] = COMPACTED_TABLES, *,
 
 def _merge(store: Store, table: Table, dt: date, small_bytes: int,
            target_bytes: int) -> CompactionReport:
-    sizes = {i.path: i.size for i in store.listing(table, dt, dt)}
-    small = [f for f in store.files(table, dt, dt) if sizes.get(f.path, 0) < small_bytes]
+    # only files of this partition: one kept in a cold tier is not merged back
+    sizes = {i.path: i.size or 0 for i in store.listing(table, dt, dt)}
+    small = [f for f in store.files(table, dt, dt)
+             if f.path in sizes and sizes[f.path] < small_bytes]
     report = CompactionReport()
     for group in _groups(small, sizes, target_bytes):
         if len(group) < 2:
@@ -150,8 +152,11 @@ def _finish(store: Store, table: Table, dt: date, now: datetime,
         with contextlib.suppress(FileNotFoundError):
             store.fs.delete_file(path)
     remaining = existing - doomed
+    directory = store.partition_dir(table, dt)
     for commit, (merged, replaced) in commits.items():  # its merged file replaced, and gone
-        if merged not in remaining and not any(p in remaining for p in replaced):
+        elsewhere = not merged.startswith(f"{directory}/")  # in a cold tier: the commit is
+        if not elsewhere and merged not in remaining and not any(  # what makes it visible
+                p in remaining for p in replaced):
             store.fs.delete_file(commit)
     return CompactionReport(files_removed=len(doomed))
 

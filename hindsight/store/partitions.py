@@ -117,14 +117,18 @@ class Store:
                 commits.append(info.path)
             elif not name.startswith(".") and name.endswith(".parquet"):
                 parquet.append(PartitionFile(info.path, dt))
-        merged: set[str] = set()
+        merged: dict[str, date | None] = {}
         replaced: set[str] = set()
         for commit in commits:
             merged_file, replaced_files = self._read_listed_commit(commit)
-            merged.add(merged_file)
+            merged[merged_file] = _partition_date(commit)
             replaced.update(replaced_files)
         visible = [f for f in parquet if f.path not in replaced and (
             f.path in merged or not _base_name(f.path).startswith(COMPACTED_PREFIX))]
+        # merged files kept in another tier (storage tiering) are visible through their commit
+        listed = {f.path for f in parquet}
+        visible += [PartitionFile(path, dt) for path, dt in merged.items()
+                    if path not in listed and path not in replaced]
         return sorted(visible, key=lambda f: f.path)
 
     def _read_listed_commit(self, path: str) -> tuple[str, list[str]]:
@@ -169,13 +173,18 @@ class Store:
                 f"cannot read the compaction commit {path}: {exc}. It is written whole or not "
                 "at all, so it was changed outside hindsight: restore it from a backup (it "
                 "names the merged file and the files that file replaces)") from exc
-        return (f"{directory}/{commit['merged']}",
+        return (commit.get("merged_at") or f"{directory}/{commit['merged']}",
                 [f"{directory}/{name}" for name in commit["replaces"]])
 
-    def write_commit(self, directory: str, merged: str, replaces: list[str]) -> str:
+    def write_commit(self, directory: str, merged: str, replaces: list[str],
+                     merged_at: str | None = None) -> str:
         """Commit a compaction atomically: from the rename on, readers see ``merged``
-        instead of ``replaces`` (file names inside ``directory``)."""
-        body = json.dumps({"merged": merged, "replaces": sorted(replaces)}).encode()
+        instead of ``replaces`` (file names inside ``directory``). ``merged_at``: the merged
+        file's full path when it lives elsewhere (a cold tier)."""
+        commit: dict[str, object] = {"merged": merged, "replaces": sorted(replaces)}
+        if merged_at is not None:
+            commit["merged_at"] = merged_at
+        body = json.dumps(commit).encode()
         final = f"{directory}/{COMMIT_PREFIX}{uuid.uuid4().hex}.json"
         temp = f"{directory}/.tmp-{uuid.uuid4().hex}.json"
         try:

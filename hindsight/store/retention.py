@@ -12,6 +12,7 @@ table (the latest run's alerts are what is open going into the next run).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -58,7 +59,10 @@ def retire(store: Store, keep: RetentionDays, today: date) -> list[Retired]:
     """Delete what ``expired`` lists, and what an interrupted retention left."""
     gone = expired(store, keep, today)
     for partition in gone:
-        directory = store.partition_dir(Table(partition.table), partition.dt)
+        table = Table(partition.table)
+        directory = store.partition_dir(table, partition.dt)
+        tiered = [f.path for f in store.files(table, partition.dt, partition.dt)
+                  if not f.path.startswith(f"{directory}/")]  # kept in the cold store
         if store.is_local:
             parent, name = directory.rsplit("/", 1)
             hidden = f"{parent}/{RETIRING}{name}-{uuid.uuid4().hex}"
@@ -66,6 +70,9 @@ def retire(store: Store, keep: RetentionDays, today: date) -> list[Retired]:
             store.fs.delete_dir(hidden)
         else:
             store.fs.delete_dir(directory)
+        for path in tiered:  # a crash before this leaves them unnamed: tiering sweeps them
+            with contextlib.suppress(FileNotFoundError):
+                store.fs.delete_file(path)
     for table in Table:
         _sweep(store, table)
     return gone
