@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import yaml
+from memory import own_peak_mib
 
 HERE = Path(__file__).resolve()
 KINDS = {
@@ -78,7 +78,7 @@ def measure(kind: str, config_file: Path) -> dict[str, float]:
         else:
             _bare_query(monitor, as_of, as_of - timedelta(days=config.label_window_days - 1))
         seconds = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = own_peak_mib()
     return {"seconds": seconds, "peak_mib": peak_mib}
 
 

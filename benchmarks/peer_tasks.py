@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from memory import own_peak_mib
 
 NUMERIC = [f"x{i}" for i in range(10)]
 CATEGORICAL = [f"c{i}" for i in range(5)]
@@ -279,7 +280,7 @@ def main() -> None:
     task, data = sys.argv[1], Path(sys.argv[2])
     os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
     seconds, values = TASKS[task](data)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = own_peak_mib()
     print(json.dumps({"seconds": seconds, "peak_mib": peak_mib, "values": values}))
 
 

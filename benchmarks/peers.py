@@ -117,13 +117,30 @@ def main() -> None:
             ratio = "" if tool == "hindsight" else f"   {seconds / ours:7.1f}x hindsight's time"
             print(f"  {task:32}: {seconds:8.2f} s   peak {peak:6.0f} MiB{ratio}")
     print()
-    for line in agreement(data, {task: r[-1]["values"] for task, r in runs.items()}):
-        print(line)
+    lines, failures = agreement(data, {task: r[-1]["values"] for task, r in runs.items()})
+    print("\n".join(lines))
+    if failures:
+        raise SystemExit("the tools disagree beyond the stated tolerances:\n  "
+                         + "\n  ".join(failures))
 
 
-def agreement(data: Path, values: dict[str, dict[str, float]]) -> list[str]:
+# What "agree" means, per comparison: exact methods to rounding; NannyML bins large samples.
+EXACT, BINNED, ESTIMATE = 1e-9, 1e-3, 0.01
+
+
+def agreement(data: Path,
+              values: dict[str, dict[str, float]]) -> tuple[list[str], list[str]]:
     """Do the numbers agree? Drift scores against scipy on the same method; accuracy across
-    tools and against a direct count; each estimate's error against realized accuracy."""
+    tools and against a direct count, overall and per cell (cells one side lacks counted);
+    each estimate's error against realized accuracy. Returns the report and what failed its
+    tolerance."""
+    failures: list[str] = []
+
+    def within(what: str, gap: float, tolerance: float) -> float:
+        if not gap <= tolerance:
+            failures.append(f"{what}: {gap:.2e} > {tolerance:.0e}")
+        return gap
+
     reference = pq.read_table(data / "reference.parquet")
     current = pq.read_table(data / "current.parquet")
     ks, w, w_sd = {}, {}, {}
@@ -138,19 +155,27 @@ def agreement(data: Path, values: dict[str, dict[str, float]]) -> list[str]:
     def worst(found: dict[str, float], key: str, truth: dict[str, float]) -> float:
         return max(abs(found[key.format(name)] - truth[name]) for name in NUMERIC)
 
+    gap = within("hindsight KS", worst(ours, "{}:ks", ks), EXACT)
     lines.append(f"  hindsight KS vs scipy.stats.ks_2samp, max |diff| over 10 features: "
-                 f"{worst(ours, '{}:ks', ks):.1e}")
+                 f"{gap:.1e}")
+    gap = within("hindsight Wasserstein", worst(ours, "{}:wasserstein_sd", w_sd), EXACT)
     lines.append(f"  hindsight Wasserstein/sd vs scipy.stats.wasserstein_distance/sd:    "
-                 f"{worst(ours, '{}:wasserstein_sd', w_sd):.1e}")
+                 f"{gap:.1e}")
     if "evidently-drift" in values:
         key = "ValueDrift(column={},method=Wasserstein distance (normed),threshold=0.1)"
+        gap = within("Evidently Wasserstein", worst(values["evidently-drift"], key, w_sd),
+                     EXACT)
         lines.append(f"  Evidently Wasserstein (normed) vs scipy:                           "
-                     f"{worst(values['evidently-drift'], key, w_sd):.1e}")
+                     f"{gap:.1e}")
     if "nannyml-drift" in values:
+        gap = within("NannyML KS", worst(values["nannyml-drift"], "{}:kolmogorov_smirnov",
+                                         ks), BINNED)
         lines.append(f"  NannyML KS vs scipy (NannyML bins large samples):                   "
-                     f"{worst(values['nannyml-drift'], '{}:kolmogorov_smirnov', ks):.1e}")
+                     f"{gap:.1e}")
+        gap = within("NannyML Wasserstein", worst(values["nannyml-drift"], "{}:wasserstein",
+                                                  w), BINNED)
         lines.append(f"  NannyML Wasserstein vs scipy (NannyML bins large samples):          "
-                     f"{worst(values['nannyml-drift'], '{}:wasserstein', w):.1e}")
+                     f"{gap:.1e}")
     truth = float(np.mean(current["y_pred"].to_numpy() == current["y_true"].to_numpy()))
     accuracy = {"direct count": truth, "hindsight": values["hindsight-performance"]["accuracy"]}
     if "evidently-classification" in values:
@@ -158,15 +183,21 @@ def agreement(data: Path, values: dict[str, dict[str, float]]) -> list[str]:
             "Accuracy(classification_name=default)"]
     if "nannyml-performance" in values:
         accuracy["nannyml"] = values["nannyml-performance"]["accuracy"]
-    same = len({round(v, 12) for v in accuracy.values()}) == 1
+    spread = max(accuracy.values()) - min(accuracy.values())
+    within("realized accuracy", spread, EXACT)
     lines.append("  realized accuracy: " + ", ".join(f"{k} {v:.6f}" for k, v in accuracy.items())
-                 + ("  (identical)" if same else "  (DIFFERENT)"))
+                 + f"  (spread {spread:.1e})")
     cells = values["hindsight-performance-segments"]
     if "nannyml-performance-segments" in values:
         theirs = values["nannyml-performance-segments"]
         both = [k for k in cells if k in theirs]
-        gap = max(abs(cells[k] - theirs[k]) for k in both)
-        lines.append(f"  accuracy per cell: hindsight {len(cells)} cells, nannyml {len(theirs)}; "
+        only_theirs = [k for k in theirs if k not in cells]
+        if only_theirs:
+            failures.append(f"{len(only_theirs)} cells NannyML has and hindsight lacks, "
+                            f"e.g. {only_theirs[0]}")
+        gap = within("accuracy per cell", max(abs(cells[k] - theirs[k]) for k in both), EXACT)
+        lines.append(f"  accuracy per cell: hindsight {len(cells)} cells, nannyml {len(theirs)} "
+                     f"({len(cells) - len(both)} without reference rows, which NannyML skips); "
                      f"max |diff| over the {len(both)} both have: {gap:.1e}")
     else:
         lines.append(f"  accuracy per cell: hindsight {len(cells)} cells")
@@ -175,11 +206,13 @@ def agreement(data: Path, values: dict[str, dict[str, float]]) -> list[str]:
         estimates["nannyml CBPE"] = values["nannyml-cbpe"]["accuracy"]
     reference_accuracy = float(np.mean(reference["y_pred"].to_numpy()
                                        == reference["y_true"].to_numpy()))
+    for name, value in estimates.items():
+        within(f"{name} estimate", abs(value - truth), ESTIMATE)
     lines.append(f"  accuracy estimate (realized {truth:.4f}; the reference's "
                  f"{reference_accuracy:.4f}): "
                  + ", ".join(f"{k} {v:.4f} (error {v - truth:+.4f})"
                              for k, v in estimates.items()))
-    return lines
+    return lines, failures
 
 
 if __name__ == "__main__":

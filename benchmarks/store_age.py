@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
+from memory import own_peak_mib
 
 HERE = Path(__file__).resolve()
 
@@ -94,10 +95,7 @@ def measure(kind: str, folder: Path) -> dict[str, float]:
             for start in range(0, batch.num_rows, step):
                 monitor.log_predictions(batch.slice(start, step))
         seconds = time.perf_counter() - started
-    peak = 0.0
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            peak = int(line.split()[1]) / 1024
+    peak = own_peak_mib()
     if kind == "ingest":
         shutil.rmtree(folder, ignore_errors=True)
     return {"seconds": seconds, "peak_mib": peak}
