@@ -150,6 +150,15 @@ class Monitor:
             return retention.expired(self.store, keep, today)
         return retention.retire(self.store, keep, today)
 
+    def maintain(self) -> None:
+        """What the config schedules for the store, as of today (the monitor's clock):
+        retention, then tiering. The service runs it once a UTC day, after a compaction."""
+        today = self._clock().date()
+        if any(self.config.storage.delete_after_days.model_dump().values()):
+            self.retention(today)
+        if self.config.storage.hot_days is not None:
+            self.tier(today)
+
     def tier(self, today: date) -> tiering.TieringReport:
         """Move partitions older than ``storage.hot_days`` to ``storage.cold_store``."""
         settings = self.config.storage

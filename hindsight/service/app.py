@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -39,10 +39,12 @@ log = logging.getLogger(__name__)
 
 
 class Compactor:
-    """Starts a compaction every ``every`` writes, one at a time, off the request path."""
+    """Starts a compaction every ``every`` writes, one at a time, off the request path; the
+    first of each UTC day also runs the retention and tiering the config asks for."""
 
     def __init__(self, monitor: Monitor, every: int, metrics: IngestMetrics) -> None:
         self._monitor, self._every, self._metrics = monitor, every, metrics
+        self._maintained: date | None = None
         self._writes = 0
         self._lock = threading.Lock()
         self._running: threading.Thread | None = None
@@ -68,9 +70,14 @@ class Compactor:
     def _compact(self) -> None:
         try:
             self._metrics.compacted.inc(self._monitor.compact().files_merged)
+            today = datetime.now(UTC).date()
+            if self._maintained != today:
+                self._monitor.maintain()
+                self._maintained = today
         except Exception:  # a failed compaction must not take the server down
             self._metrics.compaction_failures.inc()
-            log.exception("background compaction failed; the small files stay as they are")
+            log.exception("background compaction or retention or tiering failed; the store "
+                          "stays as it was (each step commits whole or not at all)")
 
 
 class IngestAnswer(BaseModel):

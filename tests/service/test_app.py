@@ -226,3 +226,29 @@ def test_one_alert_is_shown_whole_on_its_own_page(server: Server, monitor: Monit
         overview = http.get("/").text
         assert "/alert?key=" in overview
         assert http.get("/alert", params={"key": "nope"}).status_code == 404
+
+
+def test_the_service_tiers_and_retires_old_days_once_a_day_after_a_compaction(
+    make_config: Callable[..., Config], tmp_path: object,
+) -> None:
+    from pathlib import Path
+
+    cold = Path(str(tmp_path)) / "cold"
+    config = make_config(service={"compact_every_writes": 1}, label_window_days=7,
+                         alerts={"baseline_days": 3},
+                         storage={"hot_days": 10, "cold_store": str(cold),
+                                  "delete_after_days": {"predictions": 30}})
+    # the monitor's clock says 2026-02-01: January 1 is past retention, 2..21 go cold
+    with Monitor(config, clock=lambda: datetime(2026, 2, 1, tzinfo=UTC)) as monitor:
+        server = Server(monitor, TOKEN)
+        try:
+            with client(server) as http:
+                batch = [prediction(i, 1 + i % 31, "CH", "a") for i in range(62)]
+                assert http.post("/v1/predictions", json=batch).json()["stored"] == 62
+            server.app.state.compactor.wait(timeout=120)
+        finally:
+            server.stop()
+        days = monitor.store.partitions(Table.PREDICTIONS)
+        files = monitor.store.files(Table.PREDICTIONS, date(2026, 1, 5), date(2026, 1, 5))
+    assert days[0] == date(2026, 1, 2)  # retention: before 2026-01-02 deleted
+    assert len(files) == 1 and files[0].path.startswith(str(cold))  # tiered
