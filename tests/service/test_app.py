@@ -6,7 +6,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 import httpx
@@ -49,20 +49,6 @@ class Server:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=60)
-
-
-@pytest.fixture
-def monitor(make_config: Callable[..., Config]) -> Iterator[Monitor]:
-    config = make_config(service={"max_body_bytes": 200_000, "max_rows": 1000})
-    with Monitor(config, clock=lambda: datetime(2026, 2, 1, tzinfo=UTC)) as m:
-        yield m
-
-
-@pytest.fixture
-def server(monitor: Monitor) -> Iterator[Server]:
-    s = Server(monitor, TOKEN)
-    yield s
-    s.stop()
 
 
 def client(server: Server, token: str | None = TOKEN) -> httpx.Client:

@@ -9,14 +9,13 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import date
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from hindsight.config import Config
 from hindsight.monitor import Monitor
 from hindsight.service import views
 from hindsight.store.partitions import Table
@@ -25,17 +24,8 @@ from tests.service.test_app import TOKEN, Server, client
 
 
 @pytest.fixture
-def monitor(make_config: Callable[..., Config]) -> Iterator[Monitor]:
-    config = make_config(service={"max_body_bytes": 1 << 20, "write_wait_seconds": 0.2})
-    with Monitor(config, clock=lambda: datetime(2026, 2, 1, tzinfo=UTC)) as m:
-        yield m
-
-
-@pytest.fixture
-def server(monitor: Monitor) -> Iterator[Server]:
-    s = Server(monitor, TOKEN)
-    yield s
-    s.stop()
+def service_settings() -> dict[str, Any]:
+    return {"max_body_bytes": 1 << 20, "write_wait_seconds": 0.2}
 
 
 def post_raw(server: Server, body: bytes) -> httpx.Response:
