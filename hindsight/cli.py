@@ -305,7 +305,7 @@ def storage_retention(ctx: click.Context, dry_run: bool, as_of: date | None) -> 
     reference set, validations, the outbox or a table's newest partition)."""
     today = as_of or datetime.now(UTC).date()
     with _monitor(ctx) as monitor:
-        if not any(monitor.config.storage.delete_after_days.model_dump().values()):
+        if not monitor.config.storage.delete_after_days.configured:
             out.print(f"No retention is configured in {monitor.config.source} "
                       "(storage.delete_after_days): everything is kept.")
             return

@@ -151,6 +151,11 @@ class RetentionDays(_Frozen):
     results: int | None = Field(
         default=None, ge=1, description="days of run results: metrics, alerts, runs, drift")
 
+    @property
+    def configured(self) -> bool:
+        """Whether any table has a limit (else retention has nothing to do)."""
+        return any(days is not None for days in (self.predictions, self.labels, self.results))
+
 
 class StorageSettings(_Frozen):
     """What the store keeps (``hindsight storage retention``) and where old days go

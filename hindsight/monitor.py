@@ -154,7 +154,7 @@ class Monitor:
         """What the config schedules for the store, as of today (the monitor's clock):
         retention, then tiering. The service runs it once a UTC day, after a compaction."""
         today = self._clock().date()
-        if any(self.config.storage.delete_after_days.model_dump().values()):
+        if self.config.storage.delete_after_days.configured:
             self.retention(today)
         if self.config.storage.hot_days is not None:
             self.tier(today)

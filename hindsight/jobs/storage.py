@@ -53,15 +53,12 @@ def _table_status(store: Store, table: Table) -> TableStatus:
     listing = store.listing(table)
     sizes = {i.path: i.size or 0 for i in listing}
     visible = store.files(table)
-    cold = [f.path for f in visible if f.path not in sizes]  # kept in the cold store
+    cold = [f.path for f in visible if f.cold]  # not in the listing: sized one by one
     sizes |= {path: store.fs.get_file_info(path).size or 0 for path in cold}
-    rows = 0
-    for f in visible:
-        with store.fs.open_input_file(f.path) as handle:
-            rows += pq.read_metadata(handle).num_rows
+    rows = sum(store.footer(f.path).num_rows for f in visible)
     small: dict[date | None, int] = {}
     for f in visible:
-        if f.path not in cold and sizes[f.path] < SMALL_FILE_BYTES:
+        if not f.cold and sizes[f.path] < SMALL_FILE_BYTES:
             small[f.dt] = small.get(f.dt, 0) + 1
     days = sorted(f.dt for f in visible if f.dt is not None)
     return TableStatus(table.value, len(visible), sum(sizes[f.path] for f in visible), rows,

@@ -91,10 +91,9 @@ def _open_all(store: Store,
     problems = []
     for path in paths:
         try:
-            with store.fs.open_input_file(path) as handle:
-                opened[path] = pq.read_metadata(handle)
-        except (OSError, pa.ArrowException) as exc:
-            problems.append(Finding(path, f"cannot be read as Parquet ({exc})",
+            opened[path] = store.footer(path)
+        except StoreError as exc:
+            problems.append(Finding(path, f"cannot be read as Parquet ({exc.__cause__})",
                                     "restore the file from a backup, or move it out of the "
                                     "store (its rows are then lost) and log them again"))
     return opened, problems
@@ -181,8 +180,7 @@ def _commits(store: Store, table: Table) -> tuple[list[Finding], list[str]]:
                                     "the rows of the files it replaced: remove the merged one)"))
     merged_again = {p for _, replaced in commits.values() for p in replaced}
     for path, (merged, replaced) in commits.items():
-        if merged in existing or merged in merged_again or (
-                merged not in existing and _exists(store, merged)):  # in the cold store
+        if merged in existing or merged in merged_again or _exists(store, merged):  # cold
             continue
         lost = [p for p in replaced if p not in existing]
         problems.append(

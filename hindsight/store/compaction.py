@@ -80,10 +80,9 @@ def compact(store: Store, tables: tuple[Table, ...] = COMPACTED_TABLES, *,
 
 def _merge(store: Store, table: Table, dt: date, small_bytes: int,
            target_bytes: int) -> CompactionReport:
-    # only files of this partition: one kept in a cold tier is not merged back
     sizes = {i.path: i.size or 0 for i in store.listing(table, dt, dt)}
-    small = [f for f in store.files(table, dt, dt)
-             if f.path in sizes and sizes[f.path] < small_bytes]
+    small = [f for f in store.files(table, dt, dt)  # a cold file is not merged back
+             if not f.cold and sizes[f.path] < small_bytes]
     report = CompactionReport()
     for group in _groups(small, sizes, target_bytes):
         if len(group) < 2:

@@ -59,6 +59,7 @@ class Table(StrEnum):
 class PartitionFile:
     path: str
     dt: date | None
+    cold: bool = False  # kept in another store (tiering), visible through its partition's commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ class Store:
             f.path in merged or not _base_name(f.path).startswith(COMPACTED_PREFIX))]
         # merged files kept in another tier (storage tiering) are visible through their commit
         listed = {f.path for f in parquet}
-        visible += [PartitionFile(path, dt) for path, dt in merged.items()
+        visible += [PartitionFile(path, dt, cold=True) for path, dt in merged.items()
                     if path not in listed and path not in replaced]
         return sorted(visible, key=lambda f: f.path)
 
@@ -242,6 +243,14 @@ class Store:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def footer(self, path: str) -> pq.FileMetaData:
+        """One file's Parquet metadata (row count, schema) without reading its data."""
+        try:
+            with self.fs.open_input_file(path) as handle:
+                return pq.read_metadata(handle)
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"cannot read {path} as Parquet: {exc}") from exc
 
     def read(self, path: str, columns: list[str] | None = None) -> pa.Table:
         """One file; ``columns`` that it lacks are left out, not an error."""

@@ -61,8 +61,7 @@ def retire(store: Store, keep: RetentionDays, today: date) -> list[Retired]:
     for partition in gone:
         table = Table(partition.table)
         directory = store.partition_dir(table, partition.dt)
-        tiered = [f.path for f in store.files(table, partition.dt, partition.dt)
-                  if not f.path.startswith(f"{directory}/")]  # kept in the cold store
+        tiered = [f.path for f in store.files(table, partition.dt, partition.dt) if f.cold]
         if store.is_local:
             parent, name = directory.rsplit("/", 1)
             hidden = f"{parent}/{RETIRING}{name}-{uuid.uuid4().hex}"

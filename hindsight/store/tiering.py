@@ -77,8 +77,7 @@ def tier(store: Store, cold: Store, today: date, hot_days: int, *,
 
 
 def _hot_files(store: Store, table: Table, dt: date) -> list[str]:
-    directory = f"{store.partition_dir(table, dt)}/"
-    return [f.path for f in store.files(table, dt, dt) if f.path.startswith(directory)]
+    return [f.path for f in store.files(table, dt, dt) if not f.cold]
 
 
 def _move(store: Store, cold: Store, table: Table, dt: date) -> TieringReport:
