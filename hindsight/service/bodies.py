@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from hindsight.config import Config
 from hindsight.errors import InputError
-from hindsight.store.inputs import rows_to_table
+from hindsight.store.inputs import json_line, rows_to_table
 
 ARROW = "application/vnd.apache.arrow.stream"
 PARQUET = ("application/vnd.apache.parquet", "application/x-parquet")
@@ -86,7 +86,8 @@ def parse(body: bytes, content_type: str) -> pa.Table:
         if kind in PARQUET:
             return pq.read_table(io.BytesIO(body))
         if kind in NDJSON:
-            rows = [_row(line, i) for i, line in enumerate(body.splitlines()) if line.strip()]
+            rows = [json_line(line, f"body: line {i + 1}")
+                    for i, line in enumerate(body.splitlines()) if line.strip()]
         else:
             rows = json.loads(body or b"null")
             if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
@@ -102,15 +103,3 @@ def parse(body: bytes, content_type: str) -> pa.Table:
         raise InputError("body: no rows")
     return rows_to_table(rows, "body")
 
-
-def _row(line: bytes, index: int) -> dict[str, object]:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"body: line {index + 1} is not valid JSON ({exc.msg})") from exc
-    except RecursionError as exc:
-        raise InputError(f"body: line {index + 1}: JSON nested too deeply; a row is a flat "
-                         "object of column: value") from exc
-    if not isinstance(row, dict):
-        raise InputError(f"body: line {index + 1} is not a JSON object")
-    return row

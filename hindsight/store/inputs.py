@@ -119,25 +119,30 @@ def _first_unstorable(rows: list[dict[str, Any]]) -> tuple[int, str, object]:
     return 0, "?", None
 
 
+def json_line(line: str | bytes, where: str) -> dict[str, Any]:
+    """One line of JSON lines as a row; ``where`` names it ("rows.jsonl: line 2") in the
+    error, with the fix."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where} is not valid JSON ({exc.msg} at column {exc.colno}); fix "
+                         "that line: one JSON object per line") from exc
+    except RecursionError as exc:
+        raise InputError(f"{where} is nested too deeply; a row is a flat object of "
+                         "column: value") from exc
+    if not isinstance(row, dict):
+        raise InputError(f"{where} is not a JSON object; one object per line, e.g. "
+                         '{"id": "r1", ...}')
+    return row
+
+
 def _explain_json_lines(file: Path) -> None:
     """Name the first line that is not one JSON object (Arrow's reader counts rows from the
     start of a block, not lines of the file)."""
     with file.open(encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{file}: line {number} is not valid JSON ({exc.msg} at "
-                                 f"column {exc.colno}); fix that line: one JSON object per "
-                                 "line") from exc
-            except RecursionError as exc:
-                raise InputError(f"{file}: line {number} is nested too deeply; a row is a "
-                                 "flat object of column: value") from exc
-            if not isinstance(row, dict):
-                raise InputError(f"{file}: line {number} is not a JSON object; one object "
-                                 "per line, e.g. {\"id\": \"r1\", ...}")
+            if line.strip():
+                json_line(line, f"{file}: line {number}")
 
 
 def from_memory(data: Any, name: str = "batch") -> Batch:

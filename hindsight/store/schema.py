@@ -44,7 +44,7 @@ def text_columns(config: Config, *, labels: bool = False) -> list[str]:
 def normalize_predictions(batch: Batch, config: Config, *, with_label: bool = False) -> pa.Table:
     """The stored form of a predictions batch (``with_label`` for the reference set)."""
     cols = config.columns
-    value = _text if config.task == "classification" else _number
+    value = _value_caster(config)
     typed: dict[str, tuple[Caster, bool]] = {
         cols.id: (_text, True),
         cols.timestamp: (_timestamp, True),
@@ -75,7 +75,7 @@ def normalize_labels(batch: Batch, config: Config, received_at: datetime) -> pa.
     cols = config.columns
     typed: dict[str, tuple[Caster, bool]] = {
         cols.id: (_text, True),
-        cols.label: (_text if config.task == "classification" else _number, True),
+        cols.label: (_value_caster(config), True),
     }
     if cols.label_timestamp:
         typed[cols.label_timestamp] = (_timestamp, False)  # empty: the time of ingestion
@@ -109,6 +109,11 @@ def _apply(batch: Batch, typed: dict[str, tuple[Caster, bool]], kept: list[str],
             column = _feature_numbers(column, batch, name)
         out[name] = column
     return pa.table(out)
+
+
+def _value_caster(config: Config) -> Caster:
+    """Predictions and labels: classes are text, regression values finite numbers."""
+    return _text if config.task == "classification" else _number
 
 
 def _refuse_empty(column: pa.Array, batch: Batch, name: str) -> None:
