@@ -263,14 +263,11 @@ def storage_status(ctx: click.Context, fmt: str) -> None:
     """Files, bytes and rows per table (and in the cold store), oldest and newest partition,
     small files awaiting compaction, debris of interrupted writes; what the next tiering and
     retention would move."""
-    from hindsight.store.tiering import due as tiering_due
-
     with _monitor(ctx) as monitor:
         found = monitor.storage_status()
         today = datetime.now(UTC).date()
         retiring = monitor.retention(today, dry_run=True)
-        hot_days = monitor.config.storage.hot_days
-        cooling = tiering_due(monitor.store, today, hot_days) if hot_days else []
+        cooling = monitor.tiering_due(today)
     if fmt == "json":
         click.echo(json.dumps([{**asdict(s), "oldest": s.oldest and s.oldest.isoformat(),
                                 "newest": s.newest and s.newest.isoformat()} for s in found],
@@ -390,13 +387,13 @@ def check_command(ctx: click.Context, fmt: str) -> None:
         click.echo(json.dumps(report.as_json(), indent=2))
     else:
         counts = ", ".join(f"{table} {n:,}" for table, n in report.rows.items() if n)
-        out.print(Text(f"{report.files:,} files, rows: {counts or 'none'}."))
+        out.print(f"{report.files:,} files, rows: {counts or 'none'}.")
         for note in report.notes:
-            out.print(Text(f"note: {note}"))
+            out.print(f"note: {note}")
         for finding in report.problems:
-            out.print(Text(f"problem: {finding}"))
-        out.print(Text("The store is sound." if report.ok else
-                       f"{len(report.problems)} problem(s): nothing was changed."))
+            out.print(f"problem: {finding}")
+        out.print("The store is sound." if report.ok else
+                  f"{len(report.problems)} problem(s): nothing was changed.")
     if not report.ok:
         raise click.exceptions.Exit(STORE_PROBLEMS)
 

@@ -159,6 +159,11 @@ class Monitor:
         if self.config.storage.hot_days is not None:
             self.tier(today)
 
+    def tiering_due(self, today: date) -> list[tuple[Table, date]]:
+        """The partitions the next tiering as of ``today`` would move (none without one)."""
+        hot_days = self.config.storage.hot_days
+        return tiering.due(self.store, today, hot_days) if hot_days is not None else []
+
     def tier(self, today: date) -> tiering.TieringReport:
         """Move partitions older than ``storage.hot_days`` to ``storage.cold_store``."""
         settings = self.config.storage
