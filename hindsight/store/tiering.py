@@ -41,6 +41,10 @@ class TieringReport:
     bytes: int = 0
     swept: int = 0  # cold files no commit names (a tiering interrupted before its commit)
 
+    def __add__(self, other: TieringReport) -> TieringReport:
+        return TieringReport(self.partitions + other.partitions, self.rows + other.rows,
+                             self.bytes + other.bytes, self.swept + other.swept)
+
     def summary(self) -> str:
         return (f"moved {self.partitions} partitions ({self.rows:,} rows, {self.bytes:,} bytes) "
                 f"to the cold store; removed {self.swept} unnamed cold files")
@@ -69,11 +73,11 @@ def tier(store: Store, cold: Store, today: date, hot_days: int, *,
     report = TieringReport()
     with store.lock("compaction"):  # one tiering or compaction of a partition at a time
         for table, dt in due(store, today, hot_days):
-            report = _add(report, _move(store, cold, table, dt))
+            report += _move(store, cold, table, dt)
     compact(store, TIERED, now=now, grace=grace)  # deletes replaced hot files past the grace
     with store.lock("compaction"):
         swept = _sweep(store, cold, now or datetime.now(UTC), grace)
-    return _add(report, TieringReport(swept=swept))
+    return report + TieringReport(swept=swept)
 
 
 def _hot_files(store: Store, table: Table, dt: date) -> list[str]:
@@ -114,7 +118,3 @@ def _sweep(store: Store, cold: Store, now: datetime, grace: timedelta) -> int:
                 swept += 1
     return swept
 
-
-def _add(a: TieringReport, b: TieringReport) -> TieringReport:
-    return TieringReport(a.partitions + b.partitions, a.rows + b.rows, a.bytes + b.bytes,
-                         a.swept + b.swept)
