@@ -162,6 +162,11 @@ class StorageSettings(_Frozen):
     (``hindsight storage tier``)."""
 
     delete_after_days: RetentionDays = RetentionDays()
+    lookup_days: int | None = Field(
+        default=31, ge=1,
+        description="how far from a batch's own days ingest looks for what is already stored: "
+                    "an id re-sent with a timestamp this many days from its first is still "
+                    "recognised; null: the whole store (a look-up that grows with its age)")
     hot_days: int | None = Field(
         default=None, ge=1, description="days of predictions and labels kept in the store "
                                         "before 'hindsight storage tier' moves them to cold_store")
@@ -186,6 +191,10 @@ class VersionSettings(_Frozen):
     pinned: tuple[str, ...] = Field(
         default=(), description="promoted model versions and provider model ids",
     )
+    memory_days: int = Field(
+        default=90, ge=1,
+        description="a run compares today's versions with this many days of history: a "
+                    "version unseen for longer that serves again is new (a rollback is a change)")
 
 
 class DriftSettings(_Frozen):

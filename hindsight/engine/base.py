@@ -41,16 +41,22 @@ class CellCounts:
 
 
 class Engine(Protocol):
-    def stored_predictions(self, ids: pa.Array) -> pa.Table:
-        """Rows ``(id, prediction, at)`` already stored for any of ``ids``."""
+    def stored_predictions(self, ids: pa.Array, first_day: date | None = None,
+                           last_day: date | None = None) -> pa.Table:
+        """Rows ``(id, prediction, at)`` stored for any of ``ids`` in the partitions
+        ``first_day..last_day`` (unbounded ends: the whole store)."""
         ...
 
-    def stored_labels(self, ids: pa.Array) -> pa.Table:
-        """Every stored row ``(id, label, arrived_at)`` for any of ``ids``."""
+    def stored_labels(self, ids: pa.Array, first_day: date | None = None,
+                      last_day: date | None = None) -> pa.Table:
+        """Every row ``(id, label, arrived_at)`` stored for any of ``ids`` in the partitions
+        (days of arrival) ``first_day..last_day``."""
         ...
 
-    def version_history(self, as_of: date, columns: list[str]) -> pa.Table:
-        """Per version column and value: first_seen, last_seen, today, total."""
+    def version_history(self, as_of: date, columns: list[str],
+                        since: date | None = None) -> pa.Table:
+        """Per version column and value, over the predictions made on ``since..as_of``
+        (unbounded start: all): first_seen, last_seen, today, total."""
         ...
 
     def predictions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:

@@ -41,28 +41,30 @@ class DuckDBEngine:
 
     # --- ingest look-ups ---------------------------------------------------------------
 
-    def stored_predictions(self, ids: pa.Array) -> pa.Table:
+    def stored_predictions(self, ids: pa.Array, first_day: date | None = None,
+                           last_day: date | None = None) -> pa.Table:
         cols = self._config.columns
         return self._lookup(
-            Table.PREDICTIONS, ids,
+            Table.PREDICTIONS, ids, first_day, last_day,
             f"{ident(cols.id)} AS id, {ident(cols.prediction)} AS prediction, "
             f"{ident(cols.timestamp)} AS at",
             empty={"id": pa.string(), "prediction": pa.null(),
                    "at": pa.timestamp("us", "UTC")},
         )
 
-    def stored_labels(self, ids: pa.Array) -> pa.Table:
+    def stored_labels(self, ids: pa.Array, first_day: date | None = None,
+                      last_day: date | None = None) -> pa.Table:
         cols = self._config.columns
         return self._lookup(
-            Table.LABELS, ids,
+            Table.LABELS, ids, first_day, last_day,
             f"{ident(cols.id)} AS id, {ident(cols.label)} AS label, "
             f"{ident(ARRIVED_AT)} AS arrived_at",
             empty={"id": pa.string(), "label": pa.null(), "arrived_at": pa.timestamp("us", "UTC")},
         )
 
-    def _lookup(self, table: Table, ids: pa.Array, select: str,
-                empty: dict[str, pa.DataType]) -> pa.Table:
-        files = self._files(table)
+    def _lookup(self, table: Table, ids: pa.Array, first_day: date | None,
+                last_day: date | None, select: str, empty: dict[str, pa.DataType]) -> pa.Table:
+        files = self._files(table, first_day, last_day)
         if not files:
             return pa.schema(list(empty.items())).empty_table()
         self._con.register("batch_ids", pa.table({"id": ids}))
@@ -90,10 +92,12 @@ class DuckDBEngine:
             files=files, start=_end_of(first_day - timedelta(days=1)), stop=_end_of(last_day),
         )
 
-    def version_history(self, as_of: date, columns: list[str]) -> pa.Table:
-        """Per version column and value, up to the end of ``as_of``: first and last seen,
-        predictions on ``as_of`` (today) and in all (total)."""
-        files = self._files(Table.PREDICTIONS, None, as_of)
+    def version_history(self, as_of: date, columns: list[str],
+                        since: date | None = None) -> pa.Table:
+        """Per version column and value, from ``since`` (default: the first day stored) to
+        the end of ``as_of``: first and last seen, predictions on ``as_of`` (today) and in all
+        (total)."""
+        files = self._files(Table.PREDICTIONS, since, as_of)
         if not files or not columns:
             return pa.table({"column": pa.array([], pa.string()),
                              "value": pa.array([], pa.string()),

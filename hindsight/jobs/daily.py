@@ -72,8 +72,10 @@ def run_daily(as_of: date, config: Config, store: Store, engine: Engine,
         outcome = found.results.get(kind, NOTHING_TESTED) if found else NOTHING_TESTED
         alerts += advance(_of_kind(previous, kind), outcome, as_of,
                           config.alerts.resolve_after_runs)
-    seen = versions.versions_seen(engine.version_history(as_of, config.columns.versions()),
-                                  config)
+    # bounded history: a run's cost does not grow with the store's age
+    history = engine.version_history(as_of, config.columns.versions(),
+                                     since=as_of - timedelta(days=config.versions.memory_days))
+    seen = versions.versions_seen(history, config)
     alerts += advance(_of_kind(previous, "model_version"), versions.version_changes(as_of, seen),
                       as_of, config.alerts.resolve_after_runs)
     if found is not None:

@@ -5,13 +5,18 @@ idempotent by id: a prediction already stored is skipped, a label that changes n
 skipped, so re-sending a batch changes no count. The look-up of what is stored and the write
 of what is new happen under the store's lock for that table, so idempotency holds across
 threads and processes, not only within one call.
+
+The look-up reads the partitions within ``storage.lookup_days`` of the batch's own days, so
+its cost follows the batch, not the store's age. A re-sent row keeps its timestamp and lands in
+its own day, so re-sending is always recognised; an id re-sent with a timestamp further than
+that from its first would be stored again (``hindsight check`` reports such ids).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -42,7 +47,8 @@ class IngestReport:
         text = (f"{what}: {self.rows} rows read, {self.stored} stored, "
                 f"{self.already_stored} already stored")
         if self.orphans:
-            text += f", {self.orphans} for ids with no stored prediction (kept, counted as orphans)"
+            text += (f", {self.orphans} for ids with no prediction stored within "
+                     "storage.lookup_days of their arrival (kept, counted as orphans)")
         if self.early:
             text += (f", {self.early} stamped more than {LABEL_LEAD_DAYS} day before their "
                      "prediction's day (kept, but no run joins them: check the clocks)")
@@ -58,18 +64,28 @@ def log_predictions(batches: Sequence[Batch], config: Config, store: Store,
     table, origins = _combine(batches, [normalize_predictions(b, config) for b in batches])
     table, origins = _unique_by(table, origins, [cols.id], cols.prediction, "prediction")
     with store.lock(Table.PREDICTIONS.value):
-        new = _fresh_predictions(table, origins, config, engine)
+        days = pc.cast(table[cols.timestamp], pa.date32())
+        new = _fresh_predictions(table, origins, config, engine, _lookup_span(days, config))
         _write_by_day(store, Table.PREDICTIONS, new, pc.cast(new[cols.timestamp], pa.date32()))
     flagged = unpinned(config, {c: pc.unique(table[c]).drop_null().to_pylist()
                                 for c in cols.versions()})
     return replace(_report(batches, new.num_rows), unpinned=tuple(flagged))
 
 
-def _fresh_predictions(table: pa.Table, origins: list[str], config: Config,
-                       engine: Engine) -> pa.Table:
+def _lookup_span(days: pa.ChunkedArray, config: Config) -> tuple[date | None, date | None]:
+    """The partitions ingest looks in for what a batch made on ``days`` may repeat."""
+    reach = config.storage.lookup_days
+    first, last = pc.min_max(days).values()
+    if reach is None or not first.is_valid:
+        return None, None
+    return first.as_py() - timedelta(days=reach), last.as_py() + timedelta(days=reach)
+
+
+def _fresh_predictions(table: pa.Table, origins: list[str], config: Config, engine: Engine,
+                       span: tuple[date | None, date | None]) -> pa.Table:
     """The rows whose id is not stored yet; an id stored with another prediction is refused."""
     cols = config.columns
-    stored = engine.stored_predictions(table[cols.id].combine_chunks())
+    stored = engine.stored_predictions(table[cols.id].combine_chunks(), *span)
     known = dict(zip(stored["id"].to_pylist(), stored["prediction"].to_pylist(), strict=True))
     fresh = []
     for i, (key, value) in enumerate(
@@ -91,10 +107,11 @@ def log_labels(batches: Sequence[Batch], config: Config, store: Store, engine: E
     normalized = [normalize_labels(b, config, received_at) for b in batches]
     table, origins = _combine(batches, normalized)
     table, origins = _unique_by(table, origins, [cols.id, ARRIVED_AT], cols.label, "label")
+    span = _lookup_span(pc.cast(table[ARRIVED_AT], pa.date32()), config)
     with store.lock(Table.LABELS.value):
-        new = _fresh_labels(table, origins, config, engine)
+        new = _fresh_labels(table, origins, config, engine, span)
         _write_by_day(store, Table.LABELS, new, pc.cast(new[ARRIVED_AT], pa.date32()))
-    known = engine.stored_predictions(pc.unique(new[cols.id].combine_chunks()))
+    known = engine.stored_predictions(pc.unique(new[cols.id].combine_chunks()), *span)
     orphans = new.num_rows - int(pc.sum(pc.is_in(new[cols.id], known["id"])).as_py() or 0)
     return replace(_report(batches, new.num_rows, orphans), early=_early(new, known, config))
 
@@ -111,12 +128,12 @@ def _early(labels: pa.Table, predictions: pa.Table, config: Config) -> int:
     return int(pc.sum(pc.less(arrived, first)).as_py() or 0)
 
 
-def _fresh_labels(table: pa.Table, origins: list[str], config: Config,
-                  engine: Engine) -> pa.Table:
+def _fresh_labels(table: pa.Table, origins: list[str], config: Config, engine: Engine,
+                  span: tuple[date | None, date | None]) -> pa.Table:
     """The rows that change a label in force; the same id and instant with another label is
     refused (a correction needs a later timestamp)."""
     cols = config.columns
-    stored = engine.stored_labels(table[cols.id].combine_chunks())
+    stored = engine.stored_labels(table[cols.id].combine_chunks(), *span)
     at_time: dict[tuple[str, datetime], str] = {}
     in_force: dict[str, tuple[datetime, str]] = {}
     for key, label, arrived in zip(stored["id"].to_pylist(), stored["label"].to_pylist(),

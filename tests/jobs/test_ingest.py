@@ -100,7 +100,54 @@ def test_labels_for_unknown_ids_are_kept_and_counted_as_orphans(monitor: Monitor
     monitor.log_predictions([prediction(1, 1, "CH", "a")])
     report = monitor.log_labels([label(1, "a", day=2), label(99, "a", day=2)])
     assert (report.stored, report.orphans) == (2, 1)
-    assert "1 for ids with no stored prediction" in report.summary("labels")
+    assert "1 for ids with no prediction stored within" in report.summary("labels")
+
+
+def _unreadable_partition(monitor: Monitor, table: Table, day: int) -> None:
+    """A partition that fails any query that reads it: proof that a look-up stayed away."""
+    directory = Path(monitor.store.partition_dir(table, __import__("datetime").date(2026, 1, day)))
+    directory.mkdir(parents=True)
+    (directory / "part-broken.parquet").write_bytes(b"not parquet")
+
+
+def test_the_ingest_look_up_reads_only_days_within_lookup_days(
+    make_config: Any,
+) -> None:
+    with Monitor(make_config(storage={"lookup_days": 3})) as m:
+        m.log_predictions([prediction(1, 20, "CH", "a")])
+        m.log_labels([label(1, "a", day=21)])
+        _unreadable_partition(m, Table.PREDICTIONS, 2)
+        _unreadable_partition(m, Table.LABELS, 2)
+        # days 17..23 are read, day 2 is not: these succeed
+        again = m.log_predictions([prediction(1, 20, "CH", "a"), prediction(2, 21, "CH", "a")])
+        labels = m.log_labels([label(1, "a", day=22), label(2, "b", day=22)])
+        assert (again.stored, again.already_stored) == (1, 1)
+        assert (labels.stored, labels.already_stored, labels.orphans) == (1, 1, 0)
+        with pytest.raises(Exception, match="part-broken"):
+            m.log_predictions([prediction(3, 5, "CH", "a")])  # day 5 reaches back to day 2
+
+
+def test_an_id_resent_within_lookup_days_with_another_timestamp_is_recognised(
+    make_config: Any,
+) -> None:
+    with Monitor(make_config(storage={"lookup_days": 3})) as m:
+        m.log_predictions([prediction(1, 10, "CH", "a")])
+        near = m.log_predictions([prediction(1, 13, "CH", "a")])
+        with pytest.raises(InputError, match="already stored with prediction 'a', not 'b'"):
+            m.log_predictions([prediction(1, 7, "CH", "b")])
+        far = m.log_predictions([prediction(1, 14, "CH", "a")])  # beyond the reach: stored again
+        assert (near.stored, far.stored) == (0, 1)
+        from hindsight.store.check import check_store
+
+        report = check_store(m.store, m.config)
+        assert any("r1" in f.problem for f in report.problems), report.problems
+
+
+def test_lookup_days_null_reads_the_whole_store(make_config: Any) -> None:
+    with Monitor(make_config(storage={"lookup_days": None})) as m:
+        m.log_predictions([prediction(1, 1, "CH", "a")])
+        late = m.log_predictions([prediction(1, 28, "CH", "a")])
+        assert (late.stored, late.already_stored) == (0, 1)
 
 
 def _log_in_a_process(config_file: str, rows: list[dict[str, object]], start: Any) -> int:

@@ -55,6 +55,23 @@ def test_a_version_change_mid_day_is_alerted_that_day_with_its_share(
         ("llm", "gpt-4o-2024-08-06", 8)}
 
 
+def test_a_version_back_after_memory_days_is_new_again_while_history_keeps_it(
+    make_config: Callable[..., Config],
+) -> None:
+    with Monitor(make_config(columns=VERSIONED, versions={"memory_days": 5}),
+                 clock=lambda: datetime(2026, 2, 1, tzinfo=UTC)) as m:
+        m.log_predictions([logged(1, 1, "v1", "gpt-4o-2024-08-06"),
+                           logged(2, 3, "v2", "gpt-4o-2024-08-06"),
+                           logged(3, 7, "v2", "gpt-4o-2024-08-06"),
+                           logged(4, 7, "v1", "gpt-4o-2024-08-06")])   # a rollback, 6 days on
+        back = [a for a in m.run(date(2026, 1, 7)).alerts if a.kind == "model_version"]
+        _, seen = m.versions()
+    assert [(a.segment, a.state) for a in back] == [({"version": "v1"}, "opened")]
+    # the listing keeps the whole history: v1 was first seen on day 1
+    assert {(v.value, v.first_seen.day, v.total) for v in seen if v.column == "version"} == {
+        ("v1", 1, 2), ("v2", 3, 2)}
+
+
 def test_a_serving_variants_daily_share_is_the_escalation_rate(
     make_config: Callable[..., Config],
 ) -> None:
