@@ -171,17 +171,15 @@ class StorageSettings(_Frozen):
         default=None, ge=1, description="days of predictions and labels kept in the store "
                                         "before 'hindsight storage tier' moves them to cold_store")
     cold_store: str | None = Field(
-        default=None, min_length=1, description="a local path (another disk, a network mount) "
-                                                "for days older than hot_days")
+        default=None, min_length=1,
+        description="where days older than hot_days go: another disk or mount when the store "
+                    "is local, another bucket or prefix when it is an object store")
 
     @model_validator(mode="after")
     def _tiering_is_whole(self) -> Self:
         if (self.hot_days is None) != (self.cold_store is None):
             raise ValueError("storage.hot_days and storage.cold_store go together: set both "
                              "to tier old days, or neither")
-        if self.cold_store is not None and "://" in self.cold_store:
-            raise ValueError(f"storage.cold_store {self.cold_store!r}: a local path is needed "
-                             "(the DuckDB engine reads local files only)")
         return self
 
 
@@ -293,6 +291,12 @@ class Config(_Frozen):
                 f"alerts.baseline_days ({self.alerts.baseline_days}) must be shorter than "
                 f"label_window_days ({self.label_window_days}): the rest of the window is tested"
             )
+        cold = self.storage.cold_store
+        if cold is not None and _scheme(cold) != _scheme(self.store):
+            raise ValueError(
+                f"storage.cold_store {cold!r} and store {self.store!r} are on different kinds "
+                "of storage: the cold store must be reachable the same way as the store (both "
+                "local paths, or both s3:// URLs with the same credentials)")
         keep = self.storage.delete_after_days
         for kind in ("predictions", "labels"):
             days = getattr(keep, kind)
@@ -338,11 +342,17 @@ def load_config(path: str | Path | None = None) -> Config:
     if "://" not in config.store and not Path(config.store).is_absolute():
         config = config.model_copy(update={"store": str((file.parent / config.store).resolve())})
     cold = config.storage.cold_store
-    if cold is not None and not Path(cold).is_absolute():
+    if cold is not None and "://" not in cold and not Path(cold).is_absolute():
         storage = config.storage.model_copy(
             update={"cold_store": str((file.parent / cold).resolve())})
         config = config.model_copy(update={"storage": storage})
     return config
+
+
+def _scheme(location: str) -> str:
+    """``s3``, ``gs``... for a URL; empty for a local path."""
+    scheme, separator, _ = location.partition("://")
+    return scheme.lower() if separator else ""
 
 
 def parse_config(raw: dict[str, Any], source: str = DEFAULT_CONFIG_FILE) -> Config:

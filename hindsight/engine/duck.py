@@ -2,13 +2,17 @@
 
 One scan joins predictions with the labels in force and counts them at the finest grain
 (day x every segment x prediction x label); every coarser cell is a rollup of that small table.
+
+An object store is read through the store's own pyarrow filesystem, registered with DuckDB as
+an fsspec filesystem: the credentials and endpoint are the ones the store was opened with, and
+nothing depends on DuckDB's httpfs extension (which cannot be installed offline).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import combinations
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -20,6 +24,9 @@ from hindsight.errors import StoreError
 from hindsight.store.partitions import Store, Table
 from hindsight.store.schema import ARRIVED_AT
 
+if TYPE_CHECKING:
+    from hindsight.engine.remote import StoreFileSystem
+
 
 def _end_of(day: date) -> datetime:
     """The first instant after ``day`` in UTC: the as-of boundary."""
@@ -28,12 +35,18 @@ def _end_of(day: date) -> datetime:
 
 class DuckDBEngine:
     def __init__(self, store: Store, config: Config) -> None:
-        if not store.is_local:
-            raise StoreError(f"store {store.root!r}: the DuckDB engine reads local stores only")
         self._store = store
         self._config = config
         self._con = duckdb.connect()
         self._con.execute("SET TimeZone = 'UTC'")
+        self._scheme = ""
+        self._remote: StoreFileSystem | None = None
+        if not store.is_local:
+            from hindsight.engine.remote import StoreFileSystem
+
+            self._remote = StoreFileSystem(store.fs)
+            self._con.register_filesystem(self._remote)
+            self._scheme = StoreFileSystem.prefix
         self._seg = [f"s{i}" for i in range(len(config.segments))]
 
     def close(self) -> None:
@@ -330,15 +343,19 @@ class DuckDBEngine:
 
     def _files(self, table: Table, start: date | None = None,
                end: date | None = None) -> list[str]:
-        return [f.path for f in self._store.files(table, start, end)]
+        return [self._scheme + f.path for f in self._store.files(table, start, end)]
 
     def _execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        if self._remote is not None:
+            self._remote.forget()
         try:
             self._con.execute(sql, params or None)
         except duckdb.Error as exc:
             raise StoreError(f"query over the store {self._store.root} failed: {exc}") from exc
 
     def _query(self, sql: str, **params: Any) -> pa.Table:
+        if self._remote is not None:
+            self._remote.forget()
         try:
             return self._con.sql(sql, params=params or None).to_arrow_table()
         except duckdb.Error as exc:

@@ -1,10 +1,11 @@
 """The on-disk contract: one Parquet table per kind, Hive-partitioned by ``dt=YYYY-MM-DD``.
 
-Files are zstd-compressed and written atomically: to a hidden temporary name in the target
-directory, then renamed, so a reader never sees half a file and a crash leaves no visible debris.
-Readers skip hidden files. On a local store the file is fsynced before the rename and its
-directory after it, so a write that returned survives a power cut, not only a killed process;
-an object store's PUT is durable once it returns.
+Files are zstd-compressed and written atomically, so a reader never sees half a file and a crash
+leaves no visible debris. On a local disk: to a hidden temporary name in the target directory
+(readers skip hidden files), fsynced, renamed, and the directory fsynced, so a write that
+returned survives a power cut, not only a killed process. On an object store, which has no
+rename: under its final name in one upload, which is visible whole or not at all and durable
+once it returns.
 
 Writers that must check the store before they write (ingest's idempotency) hold ``Store.lock``,
 an advisory lock file shared by every process on the store's machine.
@@ -22,7 +23,7 @@ import fcntl
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -145,7 +146,13 @@ class Store:
         """Every file under a table, hidden and uncommitted ones included; of the date
         partitions only those with start <= dt <= end are listed at all (a day's look-up
         does not walk a year of directories). Hidden directories (a partition being retired)
-        are not partitions."""
+        are not partitions. On an object store, where each listing is a request and keys are
+        listed a thousand at a time, the whole table is listed in one go and filtered here."""
+        if not self.is_local:
+            return [i for i in self.fs.get_file_info(pafs.FileSelector(
+                        self.table_dir(table), recursive=True, allow_not_found=True))
+                    if i.type == pafs.FileType.File and _listed(i.path, self.table_dir(table),
+                                                                 start, end)]
         top = self.fs.get_file_info(pafs.FileSelector(self.table_dir(table),
                                                       allow_not_found=True))
         found = [i for i in top if i.type == pafs.FileType.File]
@@ -179,21 +186,17 @@ class Store:
 
     def write_commit(self, directory: str, merged: str, replaces: list[str],
                      merged_at: str | None = None) -> str:
-        """Commit a compaction atomically: from the rename on, readers see ``merged``
-        instead of ``replaces`` (file names inside ``directory``). ``merged_at``: the merged
-        file's full path when it lives elsewhere (a cold tier)."""
+        """Commit a compaction atomically: from the moment it is written, readers see
+        ``merged`` instead of ``replaces`` (file names inside ``directory``). ``merged_at``:
+        the merged file's full path when it lives elsewhere (a cold tier)."""
         commit: dict[str, object] = {"merged": merged, "replaces": sorted(replaces)}
         if merged_at is not None:
             commit["merged_at"] = merged_at
         body = json.dumps(commit).encode()
         final = f"{directory}/{COMMIT_PREFIX}{uuid.uuid4().hex}.json"
-        temp = f"{directory}/.tmp-{uuid.uuid4().hex}.json"
         try:
-            with self.fs.open_output_stream(temp) as stream:
-                stream.write(body)
-            self._publish(temp, final)
+            self._write_whole(final, lambda path: _write_bytes(self.fs, path, body))
         except OSError as exc:
-            _remove_quietly(self.fs, temp)
             raise StoreError(f"cannot write the compaction commit {final}: {exc}") from exc
         return final
 
@@ -202,22 +205,33 @@ class Store:
         """Write one file atomically. A fixed ``name`` replaces that file; default: a new part."""
         directory = self.partition_dir(table, dt) if dt is not None else self.table_dir(table)
         final = f"{directory}/{name or f'part-{uuid.uuid4().hex}.parquet'}"
-        temp = f"{directory}/.tmp-{uuid.uuid4().hex}.parquet"
         try:
-            self.fs.create_dir(directory, recursive=True)
-            pq.write_table(data, temp, filesystem=self.fs, compression="zstd")
-            self._publish(temp, final)
+            self._write_whole(final, lambda path: pq.write_table(
+                data, path, filesystem=self.fs, compression="zstd"))
         except (OSError, pa.ArrowException) as exc:
-            _remove_quietly(self.fs, temp)
             raise StoreError(f"cannot write {final}: {exc}") from exc
         return final
 
-    def _publish(self, temp: str, final: str) -> None:
-        """Rename a written temporary file into place, durably on a local disk: the file's
-        bytes reach the disk before its name, and the name before we return."""
+    def _write_whole(self, final: str, write: Callable[[str], None]) -> None:
+        """Make ``final`` appear whole or not at all. An object store's upload already does
+        (its object is created when the upload completes); a local file is written under a
+        hidden name and renamed."""
         if not self.is_local:
-            self.fs.move(temp, final)
+            write(final)
             return
+        directory = final.rsplit("/", 1)[0]
+        temp = f"{directory}/.tmp-{uuid.uuid4().hex}{Path(final).suffix}"
+        try:
+            self.fs.create_dir(directory, recursive=True)
+            write(temp)
+            self._publish(temp, final)
+        except BaseException:
+            _remove_quietly(self.fs, temp)
+            raise
+
+    def _publish(self, temp: str, final: str) -> None:
+        """Rename a written temporary file into place durably: the file's bytes reach the
+        disk before its name, and the name before we return."""
         _fsync(temp)
         self.fs.move(temp, final)
         # the new name, and each directory this write may have created, up to the store's root
@@ -271,6 +285,16 @@ def _base_name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
+def _listed(path: str, table_dir: str, start: date | None, end: date | None) -> bool:
+    """Whether a key under a table belongs in a listing of partitions ``start..end``."""
+    inside = path[len(table_dir) + 1:].split("/")
+    if len(inside) > 1 and inside[0].startswith("."):
+        return False  # a hidden prefix: a partition being retired
+    dt = _partition_date(path) if len(inside) > 1 else None
+    return dt is None or not ((start is not None and dt < start)
+                              or (end is not None and dt > end))
+
+
 def _partition_date(path: str) -> date | None:
     for part in reversed(path.split("/")[:-1]):
         key, sep, value = part.partition("=")
@@ -292,6 +316,11 @@ def _fsync(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_bytes(fs: pafs.FileSystem, path: str, body: bytes) -> None:
+    with fs.open_output_stream(path) as stream:
+        stream.write(body)
 
 
 def _remove_quietly(fs: pafs.FileSystem, path: str) -> None:

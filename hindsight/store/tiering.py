@@ -67,9 +67,9 @@ def tier(store: Store, cold: Store, today: date, hot_days: int, *,
          now: datetime | None = None, grace: timedelta = GRACE) -> TieringReport:
     """Move every partition that is due; then finish what earlier runs left (replaced hot
     files past the grace, unnamed cold files past the grace)."""
-    if not cold.is_local:
-        raise StoreError(f"cold store {cold.root!r}: tiering needs a local path (the DuckDB "
-                         "engine reads local files only)")
+    if type(cold.fs) is not type(store.fs):
+        raise StoreError(f"cold store {cold.root!r}: it must be reachable the same way as the "
+                         f"store {store.root!r} (both local, or both on the same object store)")
     report = TieringReport()
     with store.lock("compaction"):  # one tiering or compaction of a partition at a time
         for table, dt in due(store, today, hot_days):
