@@ -1,43 +1,52 @@
-"""S3-compatible servers on 127.0.0.1 for the object-store tests, started by the tests."""
+"""S3-compatible servers on 127.0.0.1 for the object-store tests, started by the tests: moto's
+server mode and Ceph's radosgw (Debian's packages, installed by ``.ci/run``)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 import pytest
 
-# No client may probe an instance-metadata address or a real account.
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "hindsight-test",
-    "AWS_SECRET_ACCESS_KEY": "hindsight-test-secret",
+HERE = Path(__file__).resolve().parent
+ACCESS_KEY, SECRET_KEY = "hindsight-test", "hindsight-test-secret"
+# No client may probe an instance-metadata address or a real account. radosgw (Ceph 16)
+# refuses the checksums newer AWS SDKs send by default: only when required.
+ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+    "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+    "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
 }
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's server mode: a real HTTP S3 API on a free loopback port."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    saved = {key: os.environ.get(key) for key in [*CREDENTIALS, "AWS_ENDPOINT_URL"]}
-    os.environ.update(CREDENTIALS, AWS_ENDPOINT_URL=f"http://{host}:{port}")
-    try:
-        yield os.environ["AWS_ENDPOINT_URL"]
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
+@pytest.fixture(scope="session", params=["moto", "radosgw"])
+def s3_endpoint(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The endpoint of a running S3 server; the environment points every client at it."""
+    start = _moto if request.param == "moto" else _radosgw
+    with start(tmp_path_factory.mktemp(request.param)) as endpoint:
+        saved = {key: os.environ.get(key) for key in [*ENVIRONMENT, "AWS_ENDPOINT_URL"]}
+        os.environ.update(ENVIRONMENT, AWS_ENDPOINT_URL=endpoint)
+        try:
+            yield endpoint
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 @pytest.fixture
@@ -46,5 +55,65 @@ def bucket(s3_endpoint: str) -> str:
     import boto3
 
     name = f"hindsight-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id=ACCESS_KEY,
+                 aws_secret_access_key=SECRET_KEY,
+                 region_name="us-east-1").create_bucket(Bucket=name)
     return f"s3://{name}"
+
+
+@contextmanager
+def _moto(directory: Path) -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@contextmanager
+def _radosgw(directory: Path) -> Iterator[str]:
+    missing = [t for t in ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin")
+               if shutil.which(t) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: .ci/run installs Debian's radosgw, "
+                    "ceph-mon and ceph-osd (apt-get install radosgw ceph-mon ceph-osd)")
+    port = _free_port()
+    cluster = directory / "ceph"
+    try:
+        subprocess.run([str(HERE / "ceph.sh"), str(cluster), str(port)], check=True,
+                       capture_output=True, timeout=300)
+        endpoint = f"http://127.0.0.1:{port}"
+        _wait_for_http(endpoint, deadline=time.monotonic() + 300)
+        subprocess.run(["radosgw-admin", "-c", str(cluster / "ceph.conf"), "user", "create",
+                        "--uid=hindsight", "--display-name=hindsight",
+                        f"--access-key={ACCESS_KEY}", f"--secret={SECRET_KEY}"],
+                       check=True, capture_output=True, timeout=300)
+        yield endpoint
+    finally:
+        for pid_file in (cluster / "run").glob("*.pid"):
+            with suppress(ValueError, ProcessLookupError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_http(url: str, deadline: float) -> None:
+    import httpx
+
+    while True:
+        try:
+            httpx.get(url, timeout=5)
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
