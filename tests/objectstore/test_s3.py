@@ -15,7 +15,7 @@ from hindsight.store.partitions import Store, Table
 
 pytestmark = pytest.mark.slow
 
-SCENARIO = Scenario(per_day=2_000, days=16, failure_start=6, failure_cell_per_day=200,
+SCENARIO = Scenario(per_day=2_000, days=12, failure_start=4, failure_cell_per_day=200,
                     failure_accuracy=0.3, reference_rows=3_000, seed=11)
 
 
@@ -38,7 +38,7 @@ def results(monitor: Monitor) -> list[object]:
     read in another order) may differ in the last bits."""
     summaries = monitor.backfill(SCENARIO.end - timedelta(days=4), SCENARIO.end)
     metrics = [monitor.metrics(SCENARIO.start + timedelta(days=d), SCENARIO.end)[1]
-               for d in (3, 8, 15)]
+               for d in (2, 6, 11)]
     return _rounded([[(s.as_of, s.overall, s.cells, s.segments_failing) for s in summaries],
                      sorted((a.as_json() for a in monitor.alerts()), key=str),
                      [[(m.date, m.segment, m.metric, m.value, m.n_predictions, m.n_labelled)
