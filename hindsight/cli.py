@@ -59,11 +59,20 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=err, transient=False)
 
 
+ENGINE = click.option(
+    "--engine", type=click.Choice(["duckdb", "spark"]), default=None,
+    help="What runs the queries. Default: the config's engine (duckdb unless it says spark).")
+
+
 @contextmanager
-def _monitor(ctx: click.Context) -> Iterator[Monitor]:
+def _monitor(ctx: click.Context, engine: str | None = None) -> Iterator[Monitor]:
+    from hindsight.config import load_config
     from hindsight.monitor import Monitor
 
-    monitor = Monitor.from_config(ctx.obj["config"])
+    config = load_config(ctx.obj["config"])
+    if engine is not None:
+        config = config.model_copy(update={"engine": engine})
+    monitor = Monitor(config)
     try:
         yield monitor
     finally:
@@ -115,11 +124,12 @@ def reference(ctx: click.Context, paths: tuple[str, ...]) -> None:
 @cli.command()
 @click.option("--date", "day", callback=_day, default=None,
               help="Run as of the end of this UTC date. Default: yesterday.")
+@ENGINE
 @click.pass_context
-def run(ctx: click.Context, day: date | None) -> None:
+def run(ctx: click.Context, day: date | None, engine: str | None) -> None:
     """Run the daily job as of a date."""
     as_of = day or datetime.now(UTC).date() - timedelta(days=1)
-    with _monitor(ctx) as monitor:
+    with _monitor(ctx, engine) as monitor:
         summary = monitor.run(as_of)
         out.print(_summary_line(summary))
         if summary.alerts:
@@ -131,12 +141,13 @@ def run(ctx: click.Context, day: date | None) -> None:
 @cli.command()
 @click.option("--start", callback=_day, required=True, help="First date (YYYY-MM-DD).")
 @click.option("--end", callback=_day, required=True, help="Last date (YYYY-MM-DD).")
+@ENGINE
 @click.pass_context
-def backfill(ctx: click.Context, start: date, end: date) -> None:
+def backfill(ctx: click.Context, start: date, end: date, engine: str | None) -> None:
     """Replay the daily job for every date in a range, each as of its own date."""
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
-    with _monitor(ctx) as monitor, _progress() as bar:
+    with _monitor(ctx, engine) as monitor, _progress() as bar:
         task = bar.add_task("daily runs", total=(end - start).days + 1)
 
         def advance(summary: RunSummary) -> None:
@@ -568,12 +579,13 @@ def evaluate(ctx: click.Context, incidents: str, start: date | None, end: date |
 @click.option("--segment", "segments", multiple=True, metavar="COLUMN=VALUE",
               help="Only cells inside this segment; repeat to cross segments.")
 @FORMAT
+@ENGINE
 @click.pass_context
 def metrics(ctx: click.Context, day: date, as_of: date | None, segments: tuple[str, ...],
-            fmt: str) -> None:
+            fmt: str, engine: str | None) -> None:
     """Metrics of the predictions made on a date."""
     wanted = _parse_segments(segments)
-    with _monitor(ctx) as monitor:
+    with _monitor(ctx, engine) as monitor:
         _check_segment_columns(wanted, monitor.config.segments)
         seen_as_of, rows = monitor.metrics(day, as_of, wanted or None)
         if wanted and not rows:

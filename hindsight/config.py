@@ -195,6 +195,16 @@ class VersionSettings(_Frozen):
                     "version unseen for longer that serves again is new (a rollback is a change)")
 
 
+class SparkSettings(_Frozen):
+    """``engine: spark``: where the Spark session runs. ``SPARK_REMOTE`` in the environment
+    (Spark Connect) takes precedence over ``master``."""
+
+    master: str = Field(default="local[*]", min_length=1,
+                        description="the Spark master URL: local[N], spark://..., yarn, k8s://...")
+    conf: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Spark settings, e.g. spark.executor.memory: 8g")
+
+
 class DriftSettings(_Frozen):
     """Prediction drift against the reference set, and feature drift to explain it."""
 
@@ -248,6 +258,10 @@ class Config(_Frozen):
     sinks: tuple[SinkSettings, ...] = ()
     service: ServiceSettings = ServiceSettings()
     storage: StorageSettings = StorageSettings()
+    engine: Literal["duckdb", "spark"] = Field(
+        default="duckdb", description="what runs the daily job's queries: the embedded "
+                                      "DuckDB, or Spark (pip install 'hindsight[spark]')")
+    spark: SparkSettings = SparkSettings()
     _source: str = PrivateAttr(default=DEFAULT_CONFIG_FILE)
 
     @property

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from hindsight.alerts.delivery import DeliveryReport
     from hindsight.alerts.rules import PerformanceRule
     from hindsight.alerts.sinks import Sink
+    from hindsight.engine.base import Engine
     from hindsight.engine.duck import DuckDBEngine
     from hindsight.jobs.daily import RunSummary
 
@@ -53,17 +54,31 @@ class Monitor:
                  clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
         self.store = Store.open(config.store)
-        self._engine: DuckDBEngine | None = None
+        self._engine: Engine | None = None
+        self._lookups: DuckDBEngine | None = None
         self._rule = rule
         self._clock = clock or (lambda: datetime.now(UTC))
 
     @property
-    def engine(self) -> DuckDBEngine:
+    def engine(self) -> Engine:
+        """What runs the jobs' queries: ``config.engine`` (DuckDB unless it says spark)."""
         if self._engine is None:
+            if self.config.engine == "spark":
+                from hindsight.engine.spark import SparkEngine
+
+                self._engine = SparkEngine(self.store, self.config)
+            else:
+                self._engine = self.lookups
+        return self._engine
+
+    @property
+    def lookups(self) -> DuckDBEngine:
+        """Ingest's id look-ups: always the embedded engine (milliseconds, no cluster)."""
+        if self._lookups is None:
             from hindsight.engine.duck import DuckDBEngine
 
-            self._engine = DuckDBEngine(self.store, self.config)
-        return self._engine
+            self._lookups = DuckDBEngine(self.store, self.config)
+        return self._lookups
 
     @property
     def rule(self) -> PerformanceRule:
@@ -85,8 +100,8 @@ class Monitor:
         return cls(load_config(path))
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.close()
+        for engine in {id(e): e for e in (self._engine, self._lookups) if e is not None}.values():
+            engine.close()
 
     def __enter__(self) -> Monitor:
         return self
@@ -99,22 +114,22 @@ class Monitor:
     def log_predictions(self, data: Any, name: str = "predictions") -> IngestReport:
         """Log a pandas/polars DataFrame, a pyarrow Table or a list of row dicts."""
         return ingest.log_predictions([from_memory(data, name)], self.config, self.store,
-                                      self.engine)
+                                      self.lookups)
 
     def log_labels(self, data: Any, name: str = "labels") -> IngestReport:
         return ingest.log_labels([from_memory(data, name)], self.config, self.store,
-                                 self.engine, self._clock())
+                                 self.lookups, self._clock())
 
     def log_reference(self, data: Any, name: str = "reference") -> IngestReport:
         return ingest.log_reference([from_memory(data, name)], self.config, self.store)
 
     def log_prediction_files(self, paths: Sequence[str | Path]) -> IngestReport:
         return ingest.log_predictions(self._read(paths, labels=False), self.config, self.store,
-                                      self.engine)
+                                      self.lookups)
 
     def log_label_files(self, paths: Sequence[str | Path]) -> IngestReport:
         return ingest.log_labels(self._read(paths, labels=True), self.config, self.store,
-                                 self.engine, self._clock())
+                                 self.lookups, self._clock())
 
     def log_reference_files(self, paths: Sequence[str | Path]) -> IngestReport:
         return ingest.log_reference(self._read(paths, labels=False), self.config, self.store)

@@ -41,6 +41,10 @@ class CellCounts:
 
 
 class Engine(Protocol):
+    def close(self) -> None:
+        """Release the engine's connections."""
+        ...
+
     def stored_predictions(self, ids: pa.Array, first_day: date | None = None,
                            last_day: date | None = None) -> pa.Table:
         """Rows ``(id, prediction, at)`` stored for any of ``ids`` in the partitions
@@ -61,6 +65,11 @@ class Engine(Protocol):
 
     def predictions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
         """The given columns of the predictions made on ``first_day..last_day``."""
+        ...
+
+    def daily_versions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
+        """Per day, version column and value: predictions (n) and those whose answer that
+        day was also given to a different input (repeated)."""
         ...
 
     def cell_counts(self, as_of: date, first_day: date, last_day: date,

@@ -28,6 +28,28 @@ if TYPE_CHECKING:
     from hindsight.engine.remote import StoreFileSystem
 
 
+def grain_sql(joined: str, config: Config) -> str:
+    """The finest grain of a run's counts from ``joined`` (day, s0.., prediction, label,
+    age, p_correct): plain SQL that DuckDB and Spark both run, so the engines count alike.
+    Classification: one scan, two groupings: the cells' finest grain (cell_row 1), and labels
+    by age per day (cell_row 0)."""
+    seg = "".join(f", s{i}" for i in range(len(config.segments)))
+    if config.task == "classification":
+        return (
+            f"SELECT day{seg}, prediction, label, age, hit, count(*) AS n, "
+            "sum(p_correct) AS expected, count(p_correct) AS scored, "
+            f"GROUPING(age) AS cell_row FROM (SELECT *, prediction = label AS hit "
+            f"FROM ({joined}) j) g GROUP BY GROUPING SETS ((day{seg}, prediction, label), "
+            "(day, age, hit))"
+        )
+    return (
+        f"SELECT day{seg}, count(*) AS n, count(label) AS n_lab, "
+        "sum(abs(prediction - label)) AS sae, "
+        "sum((prediction - label) * (prediction - label)) AS sse "
+        f"FROM ({joined}) j GROUP BY day{seg}"
+    )
+
+
 def _end_of(day: date) -> datetime:
     """The first instant after ``day`` in UTC: the as-of boundary."""
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
@@ -222,6 +244,14 @@ class DuckDBEngine:
         )
         return self._rollup(joined, params)
 
+    def rollup(self, grain: pa.Table) -> CellCounts:
+        """Every cell and cross from a grain another engine computed (``grain_sql``)."""
+        self._con.register("grain", grain)
+        try:
+            return self._rollup_grain()
+        finally:
+            self._con.unregister("grain")
+
     def reference_counts(self) -> CellCounts | None:
         files = self._files(Table.REFERENCE)
         if not files:
@@ -243,16 +273,16 @@ class DuckDBEngine:
         )
 
     def _rollup(self, joined: str, params: dict[str, Any]) -> CellCounts:
+        self._execute("DROP TABLE IF EXISTS grain")
+        self._execute(f"CREATE TEMP TABLE grain AS {grain_sql(joined, self._config)}", params)
+        try:
+            return self._rollup_grain()
+        finally:
+            self._execute("DROP TABLE grain")
+
+    def _rollup_grain(self) -> CellCounts:
         seg = "".join(f", {s}" for s in self._seg)
         if self._config.task == "classification":
-            # One scan, two groupings: the cells' finest grain, and labels by age per day.
-            grain = (
-                f"SELECT day{seg}, prediction, label, age, prediction = label AS hit, "
-                "count(*) AS n, sum(p_correct) AS expected, count(p_correct) AS scored, "
-                f"GROUPING(age) AS cell_row FROM ({joined}) "
-                f"GROUP BY GROUPING SETS ((day{seg}, prediction, label), "
-                "(day, age, prediction = label))"
-            )
             measures = (
                 "sum(n)::BIGINT AS n_predictions, "
                 "coalesce(sum(n) FILTER (label IS NOT NULL), 0)::BIGINT AS n_labelled, "
@@ -261,17 +291,11 @@ class DuckDBEngine:
                 "coalesce(sum(scored), 0)::BIGINT AS n_scored"
             )
         else:
-            grain = (
-                f"SELECT day{seg}, count(*) AS n, count(label) AS n_lab, "
-                "sum(abs(prediction - label)) AS sae, sum((prediction - label) ^ 2) AS sse "
-                f"FROM ({joined}) GROUP BY ALL"
-            )
             measures = (
                 "sum(n)::BIGINT AS n_predictions, sum(n_lab)::BIGINT AS n_labelled, "
-                "coalesce(sum(sae), 0) AS sum_abs_error, coalesce(sum(sse), 0) AS sum_sq_error"
+                "coalesce(sum(sae), 0)::DOUBLE AS sum_abs_error, "
+                "coalesce(sum(sse), 0)::DOUBLE AS sum_sq_error"
             )
-        self._execute("DROP TABLE IF EXISTS grain")
-        self._execute(f"CREATE TEMP TABLE grain AS {grain}", params)
         classification = self._config.task == "classification"
         rows = "(SELECT * FROM grain WHERE cell_row = 1)" if classification else "grain"
         cells = self._query(
@@ -295,7 +319,6 @@ class DuckDBEngine:
                 "sum(n_predicted)::BIGINT AS n_predicted, sum(n_true)::BIGINT AS n_true FROM c "
                 f"GROUP BY GROUPING SETS ({self._grouping_sets(extra=', class')}) ORDER BY ALL"
             )
-        self._execute("DROP TABLE grain")
         return CellCounts(cells, classes, label_ages)
 
     def _crosses(self) -> list[tuple[int, ...]]:
