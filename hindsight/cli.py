@@ -468,6 +468,54 @@ def deliver_command(ctx: click.Context) -> None:
         _print_delivery(monitor.deliver())
 
 
+@cli.group()
+def pipeline() -> None:
+    """Schedule the daily job elsewhere: Kubeflow Pipelines, cron, a Kubernetes CronJob."""
+
+
+SCHEDULE = click.option("--schedule", default="30 2 * * *", show_default=True,
+                        help="When to run, as five cron fields in UTC.")
+
+
+@pipeline.command("kubeflow")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
+              help="Where to write the compiled pipeline (YAML).")
+@SCHEDULE
+@click.pass_context
+def pipeline_kubeflow(ctx: click.Context, out_path: str, schedule: str) -> None:
+    """Compile the daily job to a Kubeflow pipeline (steps count, judge, deliver)."""
+    from hindsight.config import load_config
+    from hindsight.pipelines.cron import check_schedule
+    from hindsight.pipelines.kubeflow import compile_pipeline
+
+    config = load_config(ctx.obj["config"])
+    cron = check_schedule(schedule)
+    compile_pipeline(config, Path(out_path))
+    err.print(f"Wrote {out_path}: steps count -> judge -> deliver in {config.pipeline.image} "
+              f"({config.pipeline.cpu} CPU, {config.pipeline.memory} each).")
+    # Kubeflow's recurring runs take six fields, seconds first
+    out.print(f"Schedule it: kfp.Client().create_recurring_run(experiment_id=..., "
+              f"job_name='hindsight-daily', pipeline_package_path={out_path!r}, "
+              f"cron_expression='0 {cron}')")
+
+
+@pipeline.command("cron")
+@SCHEDULE
+@click.option("--kubernetes", is_flag=True,
+              help="Print a ConfigMap and a CronJob manifest instead of a crontab line.")
+@click.pass_context
+def pipeline_cron(ctx: click.Context, schedule: str, kubernetes: bool) -> None:
+    """Print a crontab line (or a Kubernetes CronJob) that runs and delivers every day."""
+    from hindsight.config import load_config, resolve_config_path
+    from hindsight.pipelines.cron import config_text, cronjob_manifest, crontab_line
+
+    config = load_config(ctx.obj["config"])
+    if kubernetes:
+        click.echo(cronjob_manifest(config, schedule, config_text(config)), nl=False)
+    else:
+        click.echo(crontab_line(schedule, str(resolve_config_path(ctx.obj["config"]))))
+
+
 @cli.command()
 @click.option("--as-of", "as_of", callback=_day, default=None,
               help="Up to the end of this date. Default: the latest prediction day.")

@@ -205,6 +205,17 @@ class SparkSettings(_Frozen):
         default_factory=dict, description="Spark settings, e.g. spark.executor.memory: 8g")
 
 
+class PipelineSettings(_Frozen):
+    """``hindsight pipeline``: the image and resources of each step of the daily job."""
+
+    image: str = Field(default="hindsight:0.1.0", min_length=1,
+                       description="the image the steps run in (built from the Dockerfile)")
+    cpu: str = Field(default="2", pattern=r"^[0-9]+(\.[0-9]+)?m?$",
+                     description="CPU request of each step, in Kubernetes units (2, 500m)")
+    memory: str = Field(default="8Gi", pattern=r"^[0-9]+(\.[0-9]+)?([KMGT]i?)?$",
+                        description="memory request of each step, in Kubernetes units (8Gi)")
+
+
 class DriftSettings(_Frozen):
     """Prediction drift against the reference set, and feature drift to explain it."""
 
@@ -262,6 +273,7 @@ class Config(_Frozen):
         default="duckdb", description="what runs the daily job's queries: the embedded "
                                       "DuckDB, or Spark (pip install 'hindsight[spark]')")
     spark: SparkSettings = SparkSettings()
+    pipeline: PipelineSettings = PipelineSettings()
     _source: str = PrivateAttr(default=DEFAULT_CONFIG_FILE)
 
     @property

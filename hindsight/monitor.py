@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from hindsight.alerts.sinks import Sink
     from hindsight.engine.base import Engine
     from hindsight.engine.duck import DuckDBEngine
-    from hindsight.jobs.daily import RunSummary
+    from hindsight.jobs.daily import DayCounts, RunSummary
 
 
 class Monitor:
@@ -197,10 +197,28 @@ class Monitor:
     def run(self, as_of: date) -> RunSummary:
         """The daily job as of a date. Its openings and resolutions are queued for every sink
         (delivery is a separate step: a sink that is down never blocks the job)."""
-        from hindsight.alerts.delivery import enqueue
         from hindsight.jobs import daily
 
-        summary = daily.run_daily(as_of, self.config, self.store, self.engine, self.rule)
+        return self._queued(daily.run_daily(as_of, self.config, self.store, self.engine,
+                                            self.rule))
+
+    def count(self, as_of: date) -> DayCounts:
+        """The first step of a run, as a pipeline runs it: the engine's counts."""
+        from hindsight.jobs import daily
+
+        return daily.count_day(as_of, self.config, self.store, self.engine)
+
+    def judge(self, counts: DayCounts) -> RunSummary:
+        """The second step: metrics, alerts and results from a counting step's output;
+        openings and resolutions are queued for the sinks, as ``run`` does."""
+        from hindsight.jobs import daily
+
+        return self._queued(daily.judge_day(counts, self.config, self.store, self.engine,
+                                            self.rule))
+
+    def _queued(self, summary: RunSummary) -> RunSummary:
+        from hindsight.alerts.delivery import enqueue
+
         if self.config.sinks:
             enqueue(self.store, summary.alerts, [s.name for s in self.config.sinks],
                     self._clock())

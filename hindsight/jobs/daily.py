@@ -3,20 +3,24 @@ that date, so a backfill over history replays exactly what would have been alert
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from hindsight.alerts.lifecycle import advance, open_segments
 from hindsight.alerts.model import Alert, alerts_to_table
 from hindsight.alerts.rules import PerformanceRule, RuleResult, RunWindow
 from hindsight.config import Config, feature_columns
-from hindsight.engine.base import Engine
+from hindsight.engine.base import CellCounts, Engine
+from hindsight.errors import InputError
 from hindsight.jobs import drift, versions
 from hindsight.jobs.explain import Explainer
 from hindsight.jobs.performance import metric_rows
@@ -52,14 +56,83 @@ class RunSummary:
         return sum(1 for a in self.alerts if a.state in states)
 
 
+@dataclass(frozen=True, slots=True)
+class DayCounts:
+    """The engine's part of a run: the window's counts and the reference's. A pipeline passes
+    them from its counting step to its judging step as Parquet files (``save``/``load``)."""
+
+    as_of: date
+    counts: CellCounts
+    reference: CellCounts | None
+    seconds: float
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, table in self._tables().items():
+            if table is not None:
+                pq.write_table(table, directory / f"{name}.parquet")
+        (directory / "day.json").write_text(json.dumps(
+            {"as_of": self.as_of.isoformat(), "seconds": self.seconds}))
+
+    @classmethod
+    def load(cls, directory: Path) -> DayCounts:
+        try:
+            day = json.loads((directory / "day.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{directory}: not the output of a counting step ({exc})") from exc
+
+        def table(name: str) -> pa.Table | None:
+            path = directory / f"{name}.parquet"
+            return pq.read_table(path) if path.exists() else None
+
+        cells = table("cells")
+        if cells is None:
+            raise InputError(f"{directory}: cells.parquet is missing; run the counting step")
+        reference = table("reference_cells")
+        return cls(date.fromisoformat(day["as_of"]),
+                   CellCounts(cells, table("classes"), table("label_ages")),
+                   None if reference is None else CellCounts(reference,
+                                                             table("reference_classes")),
+                   float(day["seconds"]))
+
+    def _tables(self) -> dict[str, pa.Table | None]:
+        reference = self.reference
+        return {"cells": self.counts.cells, "classes": self.counts.classes,
+                "label_ages": self.counts.label_ages,
+                "reference_cells": reference.cells if reference else None,
+                "reference_classes": reference.classes if reference else None}
+
+
 def run_daily(as_of: date, config: Config, store: Store, engine: Engine,
               rule: PerformanceRule) -> RunSummary:
-    started = time.perf_counter()
-    window = RunWindow(as_of=as_of, first_day=as_of - timedelta(days=config.label_window_days - 1))
     reference_rows = drift.read_reference(store, config)
-    counts = engine.cell_counts(as_of, window.first_day, as_of,
+    day = count_day(as_of, config, store, engine, reference_rows)
+    return judge_day(day, config, store, engine, rule, reference_rows)
+
+
+def count_day(as_of: date, config: Config, store: Store, engine: Engine,
+              reference_rows: pa.Table | None = None) -> DayCounts:
+    """The engine's heavy part of the run of ``as_of``: the window's and the reference's
+    counts per cell."""
+    started = time.perf_counter()
+    first_day = as_of - timedelta(days=config.label_window_days - 1)
+    if reference_rows is None:
+        reference_rows = drift.read_reference(store, config)
+    counts = engine.cell_counts(as_of, first_day, as_of,
                                 drift.calibration_table(reference_rows, config))
-    reference = engine.reference_counts()
+    return DayCounts(as_of, counts, engine.reference_counts(),
+                     time.perf_counter() - started)
+
+
+def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
+              rule: PerformanceRule, reference_rows: pa.Table | None = None) -> RunSummary:
+    """The rest of the run: metrics, the alert rules (performance, drift, versions) and the
+    results written to the store."""
+    started = time.perf_counter() - day.seconds
+    as_of, counts, reference = day.as_of, day.counts, day.reference
+    window = RunWindow(as_of=as_of, first_day=as_of - timedelta(days=config.label_window_days - 1))
+    if reference_rows is None:
+        reference_rows = drift.read_reference(store, config)
     metrics = metric_rows(counts, config.task)
     previous = _previous_alerts(store, as_of)
     result = rule.evaluate(window, counts.cells, reference.cells if reference else None,

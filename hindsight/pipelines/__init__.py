@@ -1,0 +1,1 @@
+"""Exports of the daily job to schedulers: Kubeflow Pipelines, cron, Kubernetes CronJobs."""
