@@ -104,3 +104,19 @@ def test_the_store_age_benchmark_compares_old_and_young_stores_and_checks_they_a
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "metric rows are identical" in done.stdout and "daily run" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_scale_out_benchmark_compares_engines_and_a_bucket(tmp_path: Path) -> None:
+    engines = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "scale_out.py"), "--per-day", "1500", "--repeat", "1",
+         "--dir", str(tmp_path / "data")],
+        check=True, capture_output=True, text=True, timeout=900,
+    )
+    assert "spark local[2] / duckdb" in engines.stdout
+    bucket = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "scale_out.py"), "--bucket", "moto",
+         "--bucket-per-day", "1500", "--repeat", "1", "--dir", str(tmp_path / "data")],
+        check=True, capture_output=True, text=True, timeout=900,
+    )
+    assert "bucket" in bucket.stdout and "x" in bucket.stdout.splitlines()[-1]

@@ -5,8 +5,11 @@ service taking many small requests leaves thousands of small files a day, and ev
 pays per file. Compaction rewrites them as one file:
 
 1. the merged rows are written as ``compacted-<id>.parquet``: invisible, as no commit names it;
-2. a commit marker names the merged file and the files it replaces (one atomic rename): from
-   here on, a listing shows the merged file instead of them, never both, never neither;
+2. a commit marker names the merged file and the files it replaces, written whole (a rename
+   on disk, one upload in a bucket): from here on, a listing shows the merged file instead
+   of them, never both, never neither. The marker is the partition's manifest of changes:
+   a reader lists the partition (it must, to find the day's files) and reads the few markers
+   there, once per query;
 3. the replaced files are deleted only ``grace`` after the commit, so a reader that listed them
    before the commit can still read them. Merged files that no commit names (a crash between
    1 and 2) and temporary files older than ``grace`` are removed the same way.

@@ -8,14 +8,15 @@ way, so readers never count a row twice or miss one:
 2. the written file is read back and must equal what was merged, row for row (else it is
    removed and the partition stays hot);
 3. a commit marker in the hot partition names the cold file and the hot files it replaces (one
-   atomic rename): from here on, every listing shows the cold file instead of them;
+   atomic write: a rename on disk, one upload in a bucket): from here on, every listing shows
+   the cold file instead of them;
 4. the replaced hot files are deleted after the compaction grace, by the next compaction or
    tiering, so a query that listed them before the commit still reads them.
 
 A crash before 3 leaves a cold file nothing names: invisible, and removed by a later tiering
 once older than the grace. Readers find the cold files through the markers: the hot partition
-keeps its marker (a few hundred bytes a day). The cold store must be a local path (another
-disk, a network mount): the DuckDB engine reads local files only.
+keeps its marker (a few hundred bytes a day). The cold store is reached the way the store is:
+another disk or mount for a local store, another bucket or prefix for one in a bucket.
 """
 
 from __future__ import annotations
