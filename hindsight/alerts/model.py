@@ -27,8 +27,18 @@ ALERT_SCHEMA = pa.schema(
         ("opened_on", pa.date32()),
         ("passing_runs", pa.int64()),
         ("explains", pa.list_(pa.string())),
+        ("at", pa.timestamp("us", "UTC")),
     ]
 )
+
+
+def end_of_day(day: dt.date) -> dt.datetime:
+    """The first instant after ``day`` in UTC: when a daily run of ``day`` sees the world.
+
+    >>> end_of_day(dt.date(2026, 11, 30)).isoformat()
+    '2026-12-01T00:00:00+00:00'
+    """
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
 
 
 def segment_key(segment: dict[str, str]) -> str:
@@ -59,6 +69,7 @@ class Alert:
     opened_on: dt.date | None = None
     passing_runs: int = 0  # consecutive runs an open alert's segment was tested and fine
     explains: tuple[str, ...] = ()  # every failing segment this alert covers, largest first
+    at: dt.datetime | None = None  # the check that produced this row; a daily run's: its end
 
     @property
     def key(self) -> str:
@@ -69,6 +80,7 @@ class Alert:
         row = asdict(self)
         for name in ("date", "window_start", "window_end", "opened_on"):
             row[name] = row[name].isoformat() if row[name] else None
+        row["at"] = (self.at or end_of_day(self.date)).astimezone(dt.UTC).isoformat()
         row["key"] = self.key
         row["explains"] = list(self.explains)
         return row
@@ -80,6 +92,8 @@ def alert_from_json(row: dict[str, Any]) -> Alert:
     for name in ("date", "window_start", "window_end", "opened_on"):
         if fields.get(name) is not None:
             fields[name] = dt.date.fromisoformat(fields[name])
+    if fields.get("at") is not None:
+        fields["at"] = dt.datetime.fromisoformat(fields["at"])
     fields["explains"] = tuple(fields.get("explains") or ())
     return Alert(**fields)
 
@@ -87,7 +101,7 @@ def alert_from_json(row: dict[str, Any]) -> Alert:
 def alerts_to_table(alerts: list[Alert]) -> pa.Table:
     rows = [
         {**asdict(a), "segment": segment_key(a.segment), "key": a.key,
-         "explains": list(a.explains)} for a in alerts
+         "explains": list(a.explains), "at": a.at or end_of_day(a.date)} for a in alerts
     ]
     return pa.Table.from_pylist(rows, schema=ALERT_SCHEMA)
 
@@ -101,6 +115,7 @@ def alerts_from_table(table: pa.Table) -> list[Alert]:
             window_end=row["window_end"], aggregate=row["aggregate"], state=row["state"],
             opened_on=row["opened_on"], passing_runs=row["passing_runs"],
             explains=tuple(row.get("explains") or ()),  # absent in stores written before it
+            at=row.get("at") or end_of_day(row["date"]),  # likewise
         )
         for row in table.to_pylist()
     ]

@@ -10,7 +10,7 @@ JSON object ``{column: value}`` with sorted keys (``{}`` is the whole population
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
 
 import pyarrow as pa
@@ -65,6 +65,11 @@ class Engine(Protocol):
 
     def predictions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
         """The given columns of the predictions made on ``first_day..last_day``."""
+        ...
+
+    def predictions_between(self, start: datetime, stop: datetime,
+                            columns: list[str]) -> pa.Table:
+        """The given columns of the predictions made in ``[start, stop)``."""
         ...
 
     def daily_versions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:

@@ -116,7 +116,14 @@ class DuckDBEngine:
 
     def predictions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
         """The given columns of the predictions made on ``first_day..last_day``."""
-        files = self._files(Table.PREDICTIONS, first_day, last_day)
+        return self.predictions_between(_end_of(first_day - timedelta(days=1)),
+                                        _end_of(last_day), columns)
+
+    def predictions_between(self, start: datetime, stop: datetime,
+                            columns: list[str]) -> pa.Table:
+        """The given columns of the predictions made in ``[start, stop)``."""
+        files = self._files(Table.PREDICTIONS, start.astimezone(UTC).date(),
+                            (stop.astimezone(UTC) - timedelta(microseconds=1)).date())
         if not files:
             return pa.table({name: pa.array([]) for name in columns})
         timestamp = ident(self._config.columns.timestamp)
@@ -124,7 +131,7 @@ class DuckDBEngine:
             f"SELECT {', '.join(ident(c) for c in columns)} "
             "FROM read_parquet($files, union_by_name = true) "
             f"WHERE {timestamp} >= $start AND {timestamp} < $stop",
-            files=files, start=_end_of(first_day - timedelta(days=1)), stop=_end_of(last_day),
+            files=files, start=start, stop=stop,
         )
 
     def version_history(self, as_of: date, columns: list[str],

@@ -12,7 +12,7 @@ pyspark is an optional extra (``pip install 'hindsight[spark]'``), imported only
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -95,14 +95,19 @@ class SparkEngine:
     # --- the daily job ---------------------------------------------------------------------
 
     def predictions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
-        frame = self._read(Table.PREDICTIONS, first_day, last_day)
+        return self.predictions_between(_end_of(first_day - timedelta(days=1)),
+                                        _end_of(last_day), columns)
+
+    def predictions_between(self, start: datetime, stop: datetime,
+                            columns: list[str]) -> pa.Table:
+        frame = self._read(Table.PREDICTIONS, start.astimezone(UTC).date(),
+                           (stop.astimezone(UTC) - timedelta(microseconds=1)).date())
         if frame is None:
             return pa.table({name: pa.array([]) for name in columns})
         ts = q(self._config.columns.timestamp)
         return self._arrow(
             f"SELECT {', '.join(q(c) for c in columns)} FROM {self._view(frame, 'p')} "
-            f"WHERE {ts} >= :start AND {ts} < :stop",
-            start=_end_of(first_day - timedelta(days=1)), stop=_end_of(last_day))
+            f"WHERE {ts} >= :start AND {ts} < :stop", start=start, stop=stop)
 
     def version_history(self, as_of: date, columns: list[str],
                         since: date | None = None) -> pa.Table:

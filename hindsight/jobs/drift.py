@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -198,19 +199,44 @@ class SliceSignals:
     signals: tuple[Signal, ...]
 
 
-def prediction_signals(cut: Sequence[Slice], config: Config) -> list[SliceSignals]:
+class ReferenceFits:
+    """Detectors fitted to the reference's slices (its sorted numbers and bins, its class
+    shares), kept across the days of a backfill: only the current window's side changes from
+    one day to the next. Keyed by slice and signal; valid for one reference set."""
+
+    def __init__(self) -> None:
+        self._fitted: dict[tuple[str, str], WassersteinDetector | CategoryDetector | None] = {}
+        self._lock = threading.Lock()
+
+    def get(self, segment: str, name: str, then: pa.ChunkedArray
+            ) -> WassersteinDetector | CategoryDetector | None:
+        key = (segment, name)
+        with self._lock:
+            if key in self._fitted:
+                return self._fitted[key]
+        fitted = _fit(name, then)
+        with self._lock:
+            self._fitted[key] = fitted
+        return fitted
+
+
+def prediction_signals(cut: Sequence[Slice], config: Config,
+                       fits: ReferenceFits | None = None) -> list[SliceSignals]:
     """Score each signal of the predictions against the reference, for every slice with
     ``drift.min_samples`` on both sides, with its bootstrapped noise quantile (Bonferroni-
-    adjusted across everything tested); the slices in parallel."""
+    adjusted across everything tested); the slices in parallel. ``fits``: the reference's
+    detectors, kept across runs (a backfill's days)."""
     settings = config.drift
     testable = [s for s in cut if min(s.now.num_rows, s.then.num_rows) >= settings.min_samples]
     chosen = _prediction_signals(config)
     level = 1.0 - (1.0 - settings.quantile) / max(len(testable) * len(chosen), 1)
+    fits = fits or ReferenceFits()
 
     def one(piece: Slice) -> SliceSignals:
         return SliceSignals(piece.segment, piece.now.num_rows, piece.then.num_rows, tuple(
             _signal(name, piece.now[column], piece.then[column], settings.replicates, level,
-                    settings.quantile) for name, column in chosen))
+                    settings.quantile, fits.get(piece.segment, name, piece.then[column]))
+            for name, column in chosen))
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return list(pool.map(one, testable))
@@ -275,22 +301,32 @@ class Signal:
                 f"{quantile:.0%} quantile of baseline noise ({self.shown_threshold:.4g}), {size}")
 
 
-def _signal(name: str, now: pa.ChunkedArray, then: pa.ChunkedArray, replicates: int,
-            level: float, quantile: float) -> Signal:
+def _fit(name: str, then: pa.ChunkedArray) -> WassersteinDetector | CategoryDetector | None:
+    """The reference side of a signal; None when it has no finite value to compare with."""
     if name == "classes":
-        detector = CategoryDetector.fit(category_counts(then.drop_null()))
+        return CategoryDetector.fit(category_counts(then.drop_null()))
+    reference = _numbers(then.drop_null())
+    if reference.size == 0:
+        return None
+    # a grid finer than the reference can resolve only costs time
+    return WassersteinDetector.fit(reference, grid=int(np.clip(reference.size // 20, 50, 2000)))
+
+
+def _signal(name: str, now: pa.ChunkedArray, then: pa.ChunkedArray, replicates: int,
+            level: float, quantile: float,
+            fitted: WassersteinDetector | CategoryDetector | None) -> Signal:
+    if isinstance(fitted, CategoryDetector):
+        detector = fitted
         counts = category_counts(now.drop_null())
         noise = detector.bootstrap(sum(counts.values()), replicates,
                                    reference_size=len(then) - then.null_count)
         score = detector.score(counts)
         return Signal(name, "total_variation", score, tail_quantile(noise, level),
                       tail_quantile(noise, quantile), score)
-    reference, current = _numbers(then.drop_null()), _numbers(now.drop_null())
-    if reference.size == 0 or current.size == 0:
+    current = _numbers(now.drop_null())
+    if fitted is None or current.size == 0:
         return Signal(name, "wasserstein", 0.0, 0.0, 0.0, 0.0)  # nothing to compare
-    # a grid finer than the reference can resolve only costs time
-    numeric = WassersteinDetector.fit(reference, grid=int(np.clip(reference.size // 20, 50,
-                                                                  2000)))
+    numeric = fitted
     noise = numeric.bootstrap(current.size, replicates)
     score = numeric.score(current)
     effect = score / numeric.spread if numeric.spread > 0 else 0.0
