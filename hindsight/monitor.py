@@ -226,12 +226,16 @@ class Monitor:
 
     def backfill(self, start: date, end: date,
                  progress: Callable[[RunSummary], None] | None = None) -> list[RunSummary]:
-        """Replay history; nothing is queued for the sinks (no one wants last month paged)."""
+        """Replay history; nothing is queued for the sinks (no one wants last month paged).
+        What the reference set alone determines (its rows, calibration, counts and drift
+        detectors) is derived once for all the days: it is the same for each of them."""
         from hindsight.jobs import daily
 
+        reference = daily.Reference.read(self.config, self.store, self.engine)
         return daily.backfill(
             start, end,
-            lambda day: daily.run_daily(day, self.config, self.store, self.engine, self.rule),
+            lambda day: daily.run_daily(day, self.config, self.store, self.engine, self.rule,
+                                        reference),
             progress)
 
     def sinks(self) -> list[Sink]:

@@ -120,3 +120,13 @@ def test_the_scale_out_benchmark_compares_engines_and_a_bucket(tmp_path: Path) -
         check=True, capture_output=True, text=True, timeout=900,
     )
     assert "bucket" in bucket.stdout and "x" in bucket.stdout.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_the_backfill_benchmark_compares_shared_and_per_day_work(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "backfill.py"), "--per-day", "800", "--days", "6",
+         "--dir", str(tmp_path / "data")],
+        check=True, capture_output=True, text=True, timeout=600,
+    )
+    assert "per-day / backfill" in done.stdout

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hindsight.alerts.lifecycle import advance, open_segments
-from hindsight.alerts.model import Alert, alerts_to_table
+from hindsight.alerts.model import Alert, alerts_to_table, end_of_day
 from hindsight.alerts.rules import PerformanceRule, RuleResult, RunWindow
 from hindsight.config import Config, feature_columns
 from hindsight.engine.base import CellCounts, Engine
@@ -103,41 +103,60 @@ class DayCounts:
                 "reference_classes": reference.classes if reference else None}
 
 
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """Everything a run derives from the reference set alone: its rows (the columns the job
+    uses), the score's calibration, its counts per cell and its drift detectors. The same for
+    every day of a backfill, so derived once for all of them."""
+
+    rows: pa.Table | None
+    calibration: pa.Table | None
+    counts: CellCounts | None
+    fits: drift.ReferenceFits
+
+    @classmethod
+    def read(cls, config: Config, store: Store, engine: Engine) -> Reference:
+        rows = drift.read_reference(store, config)
+        return cls(rows, drift.calibration_table(rows, config), engine.reference_counts(),
+                   drift.ReferenceFits())
+
+
 def run_daily(as_of: date, config: Config, store: Store, engine: Engine,
-              rule: PerformanceRule) -> RunSummary:
-    reference_rows = drift.read_reference(store, config)
-    day = count_day(as_of, config, store, engine, reference_rows)
-    return judge_day(day, config, store, engine, rule, reference_rows)
+              rule: PerformanceRule, reference: Reference | None = None) -> RunSummary:
+    """The run of ``as_of``. ``reference``: derived once by a caller running several days;
+    by default, read now."""
+    reference = reference or Reference.read(config, store, engine)
+    day = count_day(as_of, config, store, engine, reference)
+    return judge_day(day, config, store, engine, rule, reference)
 
 
 def count_day(as_of: date, config: Config, store: Store, engine: Engine,
-              reference_rows: pa.Table | None = None) -> DayCounts:
+              reference: Reference | None = None) -> DayCounts:
     """The engine's heavy part of the run of ``as_of``: the window's and the reference's
     counts per cell."""
     started = time.perf_counter()
     first_day = as_of - timedelta(days=config.label_window_days - 1)
-    if reference_rows is None:
-        reference_rows = drift.read_reference(store, config)
-    counts = engine.cell_counts(as_of, first_day, as_of,
-                                drift.calibration_table(reference_rows, config))
-    return DayCounts(as_of, counts, engine.reference_counts(),
-                     time.perf_counter() - started)
+    reference = reference or Reference.read(config, store, engine)
+    counts = engine.cell_counts(as_of, first_day, as_of, reference.calibration)
+    return DayCounts(as_of, counts, reference.counts, time.perf_counter() - started)
 
 
 def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
-              rule: PerformanceRule, reference_rows: pa.Table | None = None) -> RunSummary:
+              rule: PerformanceRule, reference: Reference | None = None) -> RunSummary:
     """The rest of the run: metrics, the alert rules (performance, drift, versions) and the
     results written to the store."""
     started = time.perf_counter() - day.seconds
-    as_of, counts, reference = day.as_of, day.counts, day.reference
+    as_of, counts = day.as_of, day.counts
     window = RunWindow(as_of=as_of, first_day=as_of - timedelta(days=config.label_window_days - 1))
-    if reference_rows is None:
-        reference_rows = drift.read_reference(store, config)
+    if reference is None:
+        rows = drift.read_reference(store, config)
+        reference = Reference(rows, None, day.reference, drift.ReferenceFits())
+    reference_rows = reference.rows
     metrics = metric_rows(counts, config.task)
     previous = _previous_alerts(store, as_of)
-    result = rule.evaluate(window, counts.cells, reference.cells if reference else None,
+    result = rule.evaluate(window, counts.cells, day.reference.cells if day.reference else None,
                            open_segments(_of_kind(previous, "performance")), counts.label_ages)
-    found = _drift(as_of, config, engine, reference_rows)
+    found = _drift(as_of, config, engine, reference_rows, reference.fits)
     explain = Explainer(config, engine, reference_rows, found.rows if found else ())
     alerts = [explain(a) for a in advance(_of_kind(previous, "performance"), result, as_of,
                                           config.alerts.resolve_after_runs)]
@@ -151,6 +170,7 @@ def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
     seen = versions.versions_seen(history, config)
     alerts += advance(_of_kind(previous, "model_version"), versions.version_changes(as_of, seen),
                       as_of, config.alerts.resolve_after_runs)
+    alerts = [replace(a, at=end_of_day(as_of)) for a in alerts]  # the run's instant
     if found is not None:
         store.write(Table.DRIFT, drift.drift_table(as_of, found.rows), dt=as_of,
                     name=RESULT_FILE)
@@ -188,8 +208,8 @@ class _DriftFound:
     results: dict[str, RuleResult]
 
 
-def _drift(as_of: date, config: Config, engine: Engine,
-           reference: pa.Table | None) -> _DriftFound | None:
+def _drift(as_of: date, config: Config, engine: Engine, reference: pa.Table | None,
+           fits: drift.ReferenceFits) -> _DriftFound | None:
     """Prediction drift and feature drift of the run date; None without a reference set."""
     if reference is None:
         return None
@@ -204,7 +224,7 @@ def _drift(as_of: date, config: Config, engine: Engine,
     cut = drift.slices(current, reference, config.segments,
                        min(config.min_samples, config.drift.min_samples))
     with ThreadPoolExecutor(max_workers=1) as beside:  # both sort and draw without the GIL
-        signals = beside.submit(drift.prediction_signals, cut, config)
+        signals = beside.submit(drift.prediction_signals, cut, config, fits)
         rows = drift.feature_drift([s for s in cut if min(len(s.now), len(s.then))
                                     >= config.min_samples], features)
         top = {segment: drift.top_moved(rows, segment)

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,59 @@ def test_metrics_can_be_filtered_to_a_segment_and_its_crosses(monitor: Monitor) 
     assert {tuple(sorted(r.segment)) for r in rows} == {("country",), ("country", "tier")}
     accuracy = next(r for r in rows if r.metric == "accuracy" and len(r.segment) == 1)
     assert (accuracy.value, accuracy.n_labelled) == (0.5, 40)
+
+
+def test_a_backfill_sharing_the_reference_equals_each_day_run_from_scratch(
+    tmp_path: Path,
+) -> None:
+    """The backfill derives the reference's rows, calibration, counts and detectors once;
+    every result must equal a run of that day by a fresh monitor (which derives them anew)."""
+    import shutil
+
+    from hindsight.config import parse_config
+    from hindsight.simulate import Scenario, Simulator, demo_config
+    from hindsight.store.partitions import Table
+
+    scenario = Scenario(per_day=1_500, days=12, failure_start=5, failure_cell_per_day=150,
+                        failure_accuracy=0.3, reference_rows=3_000, seed=31)
+    raw = {**demo_config(str(tmp_path / "shared")), "label_window_days": 6, "min_samples": 20,
+           "alerts": {"baseline_days": 2}, "drift": {"min_samples": 200}}
+    shared = Monitor(parse_config(raw))
+    simulator = Simulator(scenario)
+    shared.log_reference(simulator.reference())
+    for day in simulator.days():
+        shared.log_predictions(day.predictions)
+        if day.labels.num_rows:
+            shared.log_labels(day.labels)
+    shutil.copytree(tmp_path / "shared", tmp_path / "scratch")
+    start = scenario.start + timedelta(days=3)
+    shared.backfill(start, scenario.end)
+    for offset in range((scenario.end - start).days + 1):
+        with Monitor(parse_config({**raw, "store": str(tmp_path / "scratch")})) as fresh:
+            fresh.run(start + timedelta(days=offset))
+    with Monitor(parse_config({**raw, "store": str(tmp_path / "scratch")})) as scratch:
+        for table in (Table.METRICS, Table.ALERTS, Table.DRIFT):
+            for day in shared.store.partitions(table):
+                [a] = shared.store.files(table, day, day)
+                [b] = scratch.store.files(table, day, day)
+                _same(shared.store.read(a.path), scratch.store.read(b.path), f"{table} {day}")
+        assert any(a.kind == "prediction_drift" for a in scratch.alerts()) or any(
+            a.kind == "performance" for a in scratch.alerts())
+    shared.close()
+
+
+def _same(a: object, b: object, what: str) -> None:
+    """Equal tables; floats within 1e-12 (DuckDB sums floats in parallel, in no fixed order)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    assert isinstance(a, pa.Table) and isinstance(b, pa.Table)
+    assert a.schema == b.schema and a.num_rows == b.num_rows, what
+    for name in a.column_names:
+        if pa.types.is_floating(a.schema.field(name).type):
+            gap = pc.max(pc.abs(pc.subtract(pc.fill_null(a[name], 0.0),
+                                            pc.fill_null(b[name], 0.0)))).as_py()
+            assert (gap or 0.0) <= 1e-12, (what, name, gap)
+            assert pc.is_null(a[name]).equals(pc.is_null(b[name])), (what, name)
+        else:
+            assert a[name].equals(b[name]), (what, name)
