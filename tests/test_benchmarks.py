@@ -130,3 +130,13 @@ def test_the_backfill_benchmark_compares_shared_and_per_day_work(tmp_path: Path)
         check=True, capture_output=True, text=True, timeout=600,
     )
     assert "per-day / backfill" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_cells_benchmark_agrees_with_a_cube_and_pandas(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "cells.py"), "--per-day", "1000", "--repeat", "1",
+         "--dir", str(tmp_path / "data")],
+        check=True, capture_output=True, text=True, timeout=600,
+    )
+    assert "all three give the same" in done.stdout
