@@ -14,7 +14,8 @@ RUN useradd --create-home --uid 10001 hindsight
 WORKDIR /opt/hindsight
 COPY pyproject.toml README.md ./
 COPY hindsight ./hindsight
-RUN pip install --no-compile .
+# kubeflow: the pipeline's steps run kfp's executor in this image
+RUN pip install --no-compile . "kfp==2.17.3"
 
 USER 10001
 WORKDIR /work

@@ -54,6 +54,7 @@ def test_the_kubeflow_pipeline_compiles_with_the_configs_image_and_resources(
     assert all(t["cachingOptions"].get("enableCache", False) is False for t in tasks.values())
     executors = spec["deploymentSpec"]["executors"]
     assert len(executors) == 3
+    assert "pip install" not in out.read_text()  # the image has kfp: nothing installed at run
     for executor in executors.values():
         container = executor["container"]
         assert container["image"] == "registry.example/hindsight:1.2.3"

@@ -8,7 +8,7 @@ Three steps, each in the hindsight image with the config's resource requests:
    the results written to the store and the alerts queued for the sinks;
 3. ``deliver``: what the sinks have pending is sent.
 
-The config (its YAML text) and the run date are the pipeline's parameters; an empty run date is
+The config (as one line of JSON, which is YAML) and the run date are the pipeline's parameters; an empty run date is
 yesterday (UTC) when the step starts, which is what a recurring run wants. No step is cached:
 each reads a store that changes. kfp is an optional extra (``pip install
 'hindsight[kubeflow]'``), imported only here.
@@ -88,9 +88,10 @@ def pipeline_function(config: Config, config_yaml: str) -> Any:
                           "steps run elsewhere: give an absolute path on a shared volume or a "
                           "bucket URL")
     settings = config.pipeline
-    count = dsl.component(count_step, base_image=settings.image)
-    judge = dsl.component(judge_step, base_image=settings.image)
-    deliver = dsl.component(deliver_step, base_image=settings.image)
+    # the image carries hindsight and kfp (the Dockerfile installs both): no pip at run time
+    count = dsl.component(count_step, base_image=settings.image, install_kfp_package=False)
+    judge = dsl.component(judge_step, base_image=settings.image, install_kfp_package=False)
+    deliver = dsl.component(deliver_step, base_image=settings.image, install_kfp_package=False)
 
     def sized(task: Any) -> Any:
         task.set_cpu_request(settings.cpu).set_memory_request(settings.memory)
