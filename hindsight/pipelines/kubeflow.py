@@ -8,9 +8,9 @@ Three steps, each in the hindsight image with the config's resource requests:
    the results written to the store and the alerts queued for the sinks;
 3. ``deliver``: what the sinks have pending is sent.
 
-The config (as one line of JSON, which is YAML) and the run date are the pipeline's parameters; an empty run date is
-yesterday (UTC) when the step starts, which is what a recurring run wants. No step is cached:
-each reads a store that changes. kfp is an optional extra (``pip install
+The config (one line of JSON, which is YAML) and the run date are the pipeline's parameters;
+an empty run date is yesterday (UTC) when the step starts, which is what a recurring run wants.
+No step is cached: each reads a store that changes. kfp is an optional extra (``pip install
 'hindsight[kubeflow]'``), imported only here.
 """
 
