@@ -63,3 +63,17 @@ def prediction(i: int, day: int, country: str, predicted: str, tier: str = "free
 def label(i: int, actual: str, day: int, hour: int = 12) -> dict[str, Any]:
     return {"request_id": f"r{i}", "actual": actual,
             "actual_at": f"2026-01-{day:02d}T{hour:02d}:00:00Z"}
+
+
+def log_simulation(monitor: Monitor, scenario: Any) -> Monitor:
+    """Log a simulated scenario into a monitor: its reference set, then each day's
+    predictions and the labels that arrived that day."""
+    from hindsight.simulate import Simulator
+
+    simulator = Simulator(scenario)
+    monitor.log_reference(simulator.reference())
+    for day in simulator.days():
+        monitor.log_predictions(day.predictions)
+        if day.labels.num_rows:
+            monitor.log_labels(day.labels)
+    return monitor

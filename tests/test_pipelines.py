@@ -14,8 +14,9 @@ import yaml
 from hindsight.cli import main
 from hindsight.config import load_config
 from hindsight.monitor import Monitor
-from hindsight.simulate import Scenario, Simulator, demo_config
+from hindsight.simulate import Scenario, demo_config
 from hindsight.store.partitions import Table
+from tests.conftest import log_simulation
 
 SCENARIO = Scenario(per_day=600, days=8, failure_start=3, failure_cell_per_day=150,
                     failure_accuracy=0.2, reference_rows=1_500, seed=3)
@@ -30,12 +31,7 @@ def project(tmp_path: Path) -> Path:
                sinks=[{"name": "file", "type": "log", "path": str(tmp_path / "alerts.log")}])
     (tmp_path / "hindsight.yaml").write_text(yaml.safe_dump(raw))
     with Monitor(load_config(tmp_path / "hindsight.yaml")) as monitor:
-        simulator = Simulator(SCENARIO)
-        monitor.log_reference(simulator.reference())
-        for day in simulator.days():
-            monitor.log_predictions(day.predictions)
-            if day.labels.num_rows:
-                monitor.log_labels(day.labels)
+        log_simulation(monitor, SCENARIO)
     return tmp_path
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from hindsight.config import Config, parse_config
 from hindsight.monitor import Monitor
-from hindsight.simulate import Scenario, Simulator, demo_config
+from hindsight.simulate import Scenario, demo_config
+from tests.conftest import log_simulation
 
 pytestmark = pytest.mark.slow
 
@@ -39,13 +40,7 @@ def config(store: Path, engine: str) -> Config:
 def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Monitor, Monitor]]:
     root = tmp_path_factory.mktemp("parity")
     clock = lambda: datetime(2026, 12, 1, tzinfo=UTC)  # noqa: E731
-    duck = Monitor(config(root / "duck", "duckdb"), clock=clock)
-    simulator = Simulator(SCENARIO)
-    duck.log_reference(simulator.reference())
-    for day in simulator.days():
-        duck.log_predictions(day.predictions)
-        if day.labels.num_rows:
-            duck.log_labels(day.labels)
+    duck = log_simulation(Monitor(config(root / "duck", "duckdb"), clock=clock), SCENARIO)
     shutil.copytree(root / "duck", root / "spark")
     spark = Monitor(config(root / "spark", "spark"), clock=clock)
     yield duck, spark

@@ -8,7 +8,7 @@ import pytest
 
 from hindsight.monitor import Monitor
 from hindsight.store.partitions import Table
-from tests.conftest import label, prediction
+from tests.conftest import label, log_simulation, prediction
 
 
 def seed_collapse(monitor: Monitor) -> None:
@@ -75,20 +75,14 @@ def test_a_backfill_sharing_the_reference_equals_each_day_run_from_scratch(
     import shutil
 
     from hindsight.config import parse_config
-    from hindsight.simulate import Scenario, Simulator, demo_config
+    from hindsight.simulate import Scenario, demo_config
     from hindsight.store.partitions import Table
 
     scenario = Scenario(per_day=1_500, days=12, failure_start=5, failure_cell_per_day=150,
                         failure_accuracy=0.3, reference_rows=3_000, seed=31)
     raw = {**demo_config(str(tmp_path / "shared")), "label_window_days": 6, "min_samples": 20,
            "alerts": {"baseline_days": 2}, "drift": {"min_samples": 200}}
-    shared = Monitor(parse_config(raw))
-    simulator = Simulator(scenario)
-    shared.log_reference(simulator.reference())
-    for day in simulator.days():
-        shared.log_predictions(day.predictions)
-        if day.labels.num_rows:
-            shared.log_labels(day.labels)
+    shared = log_simulation(Monitor(parse_config(raw)), scenario)
     shutil.copytree(tmp_path / "shared", tmp_path / "scratch")
     start = scenario.start + timedelta(days=3)
     shared.backfill(start, scenario.end)

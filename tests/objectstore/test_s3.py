@@ -10,8 +10,9 @@ import pytest
 
 from hindsight.config import parse_config
 from hindsight.monitor import Monitor
-from hindsight.simulate import Scenario, Simulator, demo_config
+from hindsight.simulate import Scenario, demo_config
 from hindsight.store.partitions import Store, Table
+from tests.conftest import log_simulation
 
 pytestmark = pytest.mark.slow
 
@@ -23,14 +24,8 @@ def filled(store: str, cold: str) -> Monitor:
     raw = demo_config(store)
     raw.update(label_window_days=10, min_samples=20, alerts={"baseline_days": 3},
                storage={"hot_days": 10, "cold_store": cold})
-    monitor = Monitor(parse_config(raw), clock=lambda: datetime(2026, 12, 1, tzinfo=UTC))
-    simulator = Simulator(SCENARIO)
-    monitor.log_reference(simulator.reference())
-    for day in simulator.days():
-        monitor.log_predictions(day.predictions)
-        if day.labels.num_rows:
-            monitor.log_labels(day.labels)
-    return monitor
+    return log_simulation(
+        Monitor(parse_config(raw), clock=lambda: datetime(2026, 12, 1, tzinfo=UTC)), SCENARIO)
 
 
 def results(monitor: Monitor) -> list[object]:
