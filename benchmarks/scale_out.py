@@ -162,8 +162,11 @@ def _start_server(kind: str, directory: Path) -> tuple[str, object]:
             process.wait(timeout=30)
     else:
         cluster = directory / "ceph"
-        subprocess.run([str(ROOT / "tests/objectstore/ceph.sh"), str(cluster), str(port)],
-                       check=True, capture_output=True)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            monitor_port = probe.getsockname()[1]
+        subprocess.run([str(ROOT / "tests/objectstore/ceph.sh"), str(cluster), str(port),
+                        str(monitor_port)], check=True, capture_output=True)
 
         def stop() -> None:
             for pid_file in (cluster / "run").glob("*.pid"):

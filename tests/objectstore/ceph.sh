@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# A one-node Ceph on 127.0.0.1 for the object-store tests: one monitor (v2 port 3300), one
-# OSD on memstore (no disk), and radosgw serving S3 on 127.0.0.1:$2. Everything lives in $1.
-# Authentication inside the cluster is off; radosgw's S3 users still sign their requests.
-# Usage: ceph.sh DIR PORT; the daemons write their pid files to DIR/run.
+# A one-node Ceph on 127.0.0.1 for the object-store tests: one monitor on port $3, one OSD on
+# memstore (no disk; it takes free ports from 6800 up), and radosgw serving S3 on
+# 127.0.0.1:$2. Everything lives in $1. Authentication inside the cluster is off; radosgw's
+# S3 users still sign their requests.
+# Usage: ceph.sh DIR S3_PORT MON_PORT; the daemons write their pid files to DIR/run.
 set -euo pipefail
 D=$1
 PORT=$2
+MON_PORT=$3
 rm -rf "$D"
 mkdir -p "$D"/run "$D"/log "$D"/mon "$D"/osd/ceph-0
 FSID=$(python3 -c 'import uuid; print(uuid.uuid4())')
 cat > "$D/ceph.conf" <<CONF
 [global]
 fsid = $FSID
-mon host = v2:127.0.0.1:3300
+mon host = v2:127.0.0.1:$MON_PORT
 mon initial members = a
 public addr = 127.0.0.1
 ms bind ipv4 = true
@@ -46,7 +48,7 @@ rgw frontends = beast endpoint=127.0.0.1:$PORT
 CONF
 C=(-c "$D/ceph.conf")
 ceph-authtool --create-keyring "$D/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
-monmaptool --create --addv a "[v2:127.0.0.1:3300]" --fsid "$FSID" "$D/monmap" >/dev/null
+monmaptool --create --addv a "[v2:127.0.0.1:$MON_PORT]" --fsid "$FSID" "$D/monmap" >/dev/null
 ceph-mon "${C[@]}" --mkfs -i a --monmap "$D/monmap" --keyring "$D/keyring"
 ceph-mon "${C[@]}" -i a
 ceph "${C[@]}" --connect-timeout 60 osd create >/dev/null

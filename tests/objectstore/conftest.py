@@ -82,11 +82,16 @@ def _radosgw(directory: Path) -> Iterator[str]:
     if missing:
         pytest.fail(f"{', '.join(missing)} not installed: .ci/run installs Debian's radosgw, "
                     "ceph-mon and ceph-osd (apt-get install radosgw ceph-mon ceph-osd)")
-    port = _free_port()
+    port, monitor_port = _free_port(), _free_port()
     cluster = directory / "ceph"
     try:
-        subprocess.run([str(HERE / "ceph.sh"), str(cluster), str(port)], check=True,
-                       capture_output=True, timeout=300)
+        started = subprocess.run([str(HERE / "ceph.sh"), str(cluster), str(port),
+                                  str(monitor_port)], capture_output=True, text=True,
+                                 timeout=300, check=False)
+        if started.returncode:
+            logs = "".join(f"\n--- {log.name}\n" + log.read_text()[-2000:]
+                           for log in sorted((cluster / "log").glob("*.log")))
+            pytest.fail(f"ceph.sh failed ({started.returncode}): {started.stderr}{logs}")
         endpoint = f"http://127.0.0.1:{port}"
         _wait_for_http(endpoint, deadline=time.monotonic() + 300)
         subprocess.run(["radosgw-admin", "-c", str(cluster / "ceph.conf"), "user", "create",
