@@ -66,7 +66,7 @@ class Monitor:
             if self.config.engine == "spark":
                 from hindsight.engine.spark import SparkEngine
 
-                self._engine = SparkEngine(self.store, self.config)
+                self._engine = SparkEngine(self.store, self.config, self.lookups)
             else:
                 self._engine = self.lookups
         return self._engine

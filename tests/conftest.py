@@ -11,6 +11,7 @@ from hypothesis import settings
 
 from hindsight.config import Config, parse_config
 from hindsight.monitor import Monitor
+from hindsight.simulate import Scenario
 
 # CI replays the same examples every run: a red build is then a regression, not a draw.
 settings.register_profile("ci", derandomize=True, deadline=None)
@@ -65,7 +66,7 @@ def label(i: int, actual: str, day: int, hour: int = 12) -> dict[str, Any]:
             "actual_at": f"2026-01-{day:02d}T{hour:02d}:00:00Z"}
 
 
-def log_simulation(monitor: Monitor, scenario: Any) -> Monitor:
+def log_simulation(monitor: Monitor, scenario: Scenario) -> Monitor:
     """Log a simulated scenario into a monitor: its reference set, then each day's
     predictions and the labels that arrived that day."""
     from hindsight.simulate import Simulator

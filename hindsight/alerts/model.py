@@ -9,6 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from hindsight.engine.base import end_of_day
+
 ALERT_SCHEMA = pa.schema(
     [
         ("date", pa.date32()),
@@ -30,15 +32,6 @@ ALERT_SCHEMA = pa.schema(
         ("at", pa.timestamp("us", "UTC")),
     ]
 )
-
-
-def end_of_day(day: dt.date) -> dt.datetime:
-    """The first instant after ``day`` in UTC: when a daily run of ``day`` sees the world.
-
-    >>> end_of_day(dt.date(2026, 11, 30)).isoformat()
-    '2026-12-01T00:00:00+00:00'
-    """
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
 
 
 def segment_key(segment: dict[str, str]) -> str:

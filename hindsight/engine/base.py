@@ -10,7 +10,7 @@ JSON object ``{column: value}`` with sorted keys (``{}`` is the whole population
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 
 import pyarrow as pa
@@ -20,6 +20,24 @@ MISSING_SEGMENT_VALUE = "(missing)"
 # first prediction day joined: a run's cost follows its window, not the store's age. A label
 # stamped earlier than that before its prediction (a clock off by more than a day) is not joined.
 LABEL_LEAD_DAYS = 1
+
+
+def end_of_day(day: date) -> datetime:
+    """The first instant after ``day`` in UTC: what a run "as of ``day``" sees up to.
+
+    >>> end_of_day(date(2026, 11, 30)).isoformat()
+    '2026-12-01T00:00:00+00:00'
+    """
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
+
+
+def partition_days(start: datetime, stop: datetime) -> tuple[date, date]:
+    """The date partitions that can hold a prediction made in ``[start, stop)``.
+
+    >>> partition_days(end_of_day(date(2026, 11, 29)), end_of_day(date(2026, 11, 30)))
+    (datetime.date(2026, 11, 30), datetime.date(2026, 11, 30))
+    """
+    return start.astimezone(UTC).date(), (stop.astimezone(UTC) - timedelta(microseconds=1)).date()
 
 
 @dataclass(frozen=True, slots=True)

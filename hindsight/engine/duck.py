@@ -10,7 +10,7 @@ nothing depends on DuckDB's httpfs extension (which cannot be installed offline)
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,13 @@ import duckdb
 import pyarrow as pa
 
 from hindsight.config import Config
-from hindsight.engine.base import LABEL_LEAD_DAYS, MISSING_SEGMENT_VALUE, CellCounts
+from hindsight.engine.base import (
+    LABEL_LEAD_DAYS,
+    MISSING_SEGMENT_VALUE,
+    CellCounts,
+    end_of_day,
+    partition_days,
+)
 from hindsight.engine.sql import ident, literal
 from hindsight.errors import StoreError
 from hindsight.store.partitions import Store, Table
@@ -48,11 +54,6 @@ def grain_sql(joined: str, config: Config) -> str:
         "sum((prediction - label) * (prediction - label)) AS sse "
         f"FROM ({joined}) j GROUP BY day{seg}"
     )
-
-
-def _end_of(day: date) -> datetime:
-    """The first instant after ``day`` in UTC: the as-of boundary."""
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
 
 
 class DuckDBEngine:
@@ -116,14 +117,13 @@ class DuckDBEngine:
 
     def predictions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
         """The given columns of the predictions made on ``first_day..last_day``."""
-        return self.predictions_between(_end_of(first_day - timedelta(days=1)),
-                                        _end_of(last_day), columns)
+        return self.predictions_between(end_of_day(first_day - timedelta(days=1)),
+                                        end_of_day(last_day), columns)
 
     def predictions_between(self, start: datetime, stop: datetime,
                             columns: list[str]) -> pa.Table:
         """The given columns of the predictions made in ``[start, stop)``."""
-        files = self._files(Table.PREDICTIONS, start.astimezone(UTC).date(),
-                            (stop.astimezone(UTC) - timedelta(microseconds=1)).date())
+        files = self._files(Table.PREDICTIONS, *partition_days(start, stop))
         if not files:
             return pa.table({name: pa.array([]) for name in columns})
         timestamp = ident(self._config.columns.timestamp)
@@ -159,7 +159,7 @@ class DuckDBEngine:
             'SELECT "column", value, min(ts) AS first_seen, max(ts) AS last_seen, '
             "count(*) FILTER (ts >= $start)::BIGINT AS today, count(*)::BIGINT AS total "
             f"FROM ({parts}) GROUP BY ALL ORDER BY ALL",
-            files=files, start=_end_of(as_of - timedelta(days=1)), stop=_end_of(as_of),
+            files=files, start=end_of_day(as_of - timedelta(days=1)), stop=end_of_day(as_of),
         )
 
     def daily_versions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
@@ -193,7 +193,7 @@ class DuckDBEngine:
             'SELECT day, "column", value, sum(n)::BIGINT AS n, '
             "sum(n) FILTER (inputs > 1)::BIGINT AS repeated FROM a "
             "GROUP BY ALL ORDER BY ALL",
-            files=files, start=_end_of(first_day - timedelta(days=1)), stop=_end_of(last_day),
+            files=files, start=end_of_day(first_day - timedelta(days=1)), stop=end_of_day(last_day),
         )
 
     def cell_counts(self, as_of: date, first_day: date, last_day: date,
@@ -229,8 +229,8 @@ class DuckDBEngine:
             source = f"SELECT *, NULL::DOUBLE AS p_correct FROM ({source})"
         params |= {
             "predictions": prediction_files,
-            "start": _end_of(first_day - timedelta(days=1)),
-            "stop": _end_of(last_day),
+            "start": end_of_day(first_day - timedelta(days=1)),
+            "stop": end_of_day(last_day),
         }
         if label_files:
             labels = (
@@ -239,8 +239,8 @@ class DuckDBEngine:
                 "FROM read_parquet($labels, union_by_name = true) "
                 f"WHERE {ident(ARRIVED_AT)} >= $since AND {ident(ARRIVED_AT)} < $as_of GROUP BY 1"
             )
-            params |= {"labels": label_files, "as_of": _end_of(as_of),
-                       "since": _end_of(first_day - timedelta(days=LABEL_LEAD_DAYS + 1))}
+            params |= {"labels": label_files, "as_of": end_of_day(as_of),
+                       "since": end_of_day(first_day - timedelta(days=LABEL_LEAD_DAYS + 1))}
         else:
             labels = ("SELECT NULL::VARCHAR AS id, NULL AS label, NULL::TIMESTAMPTZ AS "
                       "first_arrived WHERE false")

@@ -12,14 +12,20 @@ pyspark is an optional extra (``pip install 'hindsight[spark]'``), imported only
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from hindsight.config import Config
-from hindsight.engine.base import LABEL_LEAD_DAYS, MISSING_SEGMENT_VALUE, CellCounts
-from hindsight.engine.duck import DuckDBEngine, _end_of, grain_sql
+from hindsight.engine.base import (
+    LABEL_LEAD_DAYS,
+    MISSING_SEGMENT_VALUE,
+    CellCounts,
+    end_of_day,
+    partition_days,
+)
+from hindsight.engine.duck import DuckDBEngine, grain_sql
 from hindsight.errors import ConfigError, StoreError
 from hindsight.store.partitions import Store, Table
 from hindsight.store.schema import ARRIVED_AT
@@ -72,15 +78,18 @@ def session(config: Config) -> SparkSession:
 
 
 class SparkEngine:
-    def __init__(self, store: Store, config: Config) -> None:
+    def __init__(self, store: Store, config: Config, embedded: DuckDBEngine) -> None:
+        """``embedded``: the caller's DuckDB engine, for ingest look-ups and the rollup of the
+        grain (its owner closes it)."""
         self._store = store
         self._config = config
         self._spark = session(config)
-        self._duck = DuckDBEngine(store, config)  # ingest look-ups and the rollup of the grain
+        self._duck = embedded
         self._seg = [f"s{i}" for i in range(len(config.segments))]
 
     def close(self) -> None:
-        self._duck.close()  # the session is the process's: other engines may share it
+        """Nothing to release: the session is the process's (other engines may share it) and
+        the embedded engine is its owner's."""
 
     # --- ingest look-ups: small, on the embedded engine -----------------------------------
 
@@ -95,13 +104,12 @@ class SparkEngine:
     # --- the daily job ---------------------------------------------------------------------
 
     def predictions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
-        return self.predictions_between(_end_of(first_day - timedelta(days=1)),
-                                        _end_of(last_day), columns)
+        return self.predictions_between(end_of_day(first_day - timedelta(days=1)),
+                                        end_of_day(last_day), columns)
 
     def predictions_between(self, start: datetime, stop: datetime,
                             columns: list[str]) -> pa.Table:
-        frame = self._read(Table.PREDICTIONS, start.astimezone(UTC).date(),
-                           (stop.astimezone(UTC) - timedelta(microseconds=1)).date())
+        frame = self._read(Table.PREDICTIONS, *partition_days(start, stop))
         if frame is None:
             return pa.table({name: pa.array([]) for name in columns})
         ts = q(self._config.columns.timestamp)
@@ -123,7 +131,7 @@ class SparkEngine:
             "SELECT `column`, value, min(ts) AS first_seen, max(ts) AS last_seen, "
             "count(CASE WHEN ts >= :start THEN 1 END) AS today, count(*) AS total "
             f"FROM ({parts}) v GROUP BY `column`, value ORDER BY `column`, value",
-            start=_end_of(as_of - timedelta(days=1)), stop=_end_of(as_of))
+            start=end_of_day(as_of - timedelta(days=1)), stop=end_of_day(as_of))
 
     def daily_versions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
         frame = self._read(Table.PREDICTIONS, first_day, last_day)
@@ -145,7 +153,7 @@ class SparkEngine:
             "SELECT day, `column`, value, sum(n) AS n, "
             "sum(CASE WHEN inputs > 1 THEN n END) AS repeated FROM a "
             "GROUP BY day, `column`, value ORDER BY day, `column`, value",
-            start=_end_of(first_day - timedelta(days=1)), stop=_end_of(last_day))
+            start=end_of_day(first_day - timedelta(days=1)), stop=end_of_day(last_day))
 
     def cell_counts(self, as_of: date, first_day: date, last_day: date,
                     calibration: pa.Table | None = None) -> CellCounts:
@@ -159,8 +167,8 @@ class SparkEngine:
             f"{self._value(cols.prediction)} AS prediction, {score} AS score"
             f"{self._segment_columns()} FROM {self._view(predictions, 'p')} "
             f"WHERE {q(cols.timestamp)} >= :start AND {q(cols.timestamp)} < :stop")
-        params: dict[str, Any] = {"start": _end_of(first_day - timedelta(days=1)),
-                                  "stop": _end_of(last_day)}
+        params: dict[str, Any] = {"start": end_of_day(first_day - timedelta(days=1)),
+                                  "stop": end_of_day(last_day)}
         p_correct = "CAST(NULL AS DOUBLE)"
         if calibration is not None and cols.score:
             lower = calibration["lower"].to_pylist()
@@ -178,8 +186,8 @@ class SparkEngine:
                 f"max_by({self._value(cols.label)}, {arrived}) AS label, "
                 f"min({arrived}) AS first_arrived FROM {self._view(labels, 'l')} "
                 f"WHERE {arrived} >= :since AND {arrived} < :as_of GROUP BY 1")
-            params |= {"as_of": _end_of(as_of),
-                       "since": _end_of(first_day - timedelta(days=LABEL_LEAD_DAYS + 1))}
+            params |= {"as_of": end_of_day(as_of),
+                       "since": end_of_day(first_day - timedelta(days=LABEL_LEAD_DAYS + 1))}
         else:
             kind = "STRING" if self._config.task == "classification" else "DOUBLE"
             label_sql = (f"SELECT CAST(NULL AS STRING) AS id, CAST(NULL AS {kind}) AS label, "

@@ -16,10 +16,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hindsight.alerts.lifecycle import advance, open_segments
-from hindsight.alerts.model import Alert, alerts_to_table, end_of_day
+from hindsight.alerts.model import Alert, alerts_to_table
 from hindsight.alerts.rules import PerformanceRule, RuleResult, RunWindow
 from hindsight.config import Config, feature_columns
-from hindsight.engine.base import CellCounts, Engine
+from hindsight.engine.base import CellCounts, Engine, end_of_day
 from hindsight.errors import InputError
 from hindsight.jobs import drift, versions
 from hindsight.jobs.explain import Explainer

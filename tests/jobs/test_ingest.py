@@ -6,7 +6,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from hindsight.errors import InputError
+from hindsight.errors import InputError, StoreError
 from hindsight.monitor import Monitor
 from hindsight.store.partitions import Table
 from tests.conftest import label, prediction
@@ -123,7 +123,7 @@ def test_the_ingest_look_up_reads_only_days_within_lookup_days(
         labels = m.log_labels([label(1, "a", day=22), label(2, "b", day=22)])
         assert (again.stored, again.already_stored) == (1, 1)
         assert (labels.stored, labels.already_stored, labels.orphans) == (1, 1, 0)
-        with pytest.raises(Exception, match="part-broken"):
+        with pytest.raises(StoreError, match="part-broken"):
             m.log_predictions([prediction(3, 5, "CH", "a")])  # day 5 reaches back to day 2
 
 

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from hindsight.config import parse_config
+from hindsight.errors import ConfigError
 from hindsight.monitor import Monitor
 from hindsight.simulate import Scenario, demo_config
 from hindsight.store.partitions import Store, Table
@@ -81,7 +82,7 @@ def test_a_cold_store_on_another_kind_of_storage_is_refused(bucket: str,
                                                             tmp_path: Path) -> None:
     raw = demo_config(f"{bucket}/m")
     raw["storage"] = {"hot_days": 30, "cold_store": str(tmp_path / "cold")}
-    with pytest.raises(Exception, match="different kinds of storage"):
+    with pytest.raises(ConfigError, match="different kinds of storage"):
         parse_config(raw)
 
 
