@@ -53,8 +53,10 @@ def _table_status(store: Store, table: Table) -> TableStatus:
     listing = store.listing(table)
     sizes = {i.path: i.size or 0 for i in listing}
     visible = store.files(table)
-    cold = [f.path for f in visible if f.cold]  # not in the listing: sized one by one
-    sizes |= {path: store.fs.get_file_info(path).size or 0 for path in cold}
+    cold = [f.path for f in visible if f.cold]
+    # Cold files, and files a writer added after the listing, are sized one by one.
+    sizes |= {f.path: store.fs.get_file_info(f.path).size or 0
+              for f in visible if f.path not in sizes}
     rows = sum(store.footer(f.path).num_rows for f in visible)
     small: dict[date | None, int] = {}
     for f in visible:

@@ -84,8 +84,10 @@ def compact(store: Store, tables: tuple[Table, ...] = COMPACTED_TABLES, *,
 def _merge(store: Store, table: Table, dt: date, small_bytes: int,
            target_bytes: int) -> CompactionReport:
     sizes = {i.path: i.size or 0 for i in store.listing(table, dt, dt)}
-    small = [f for f in store.files(table, dt, dt)  # a cold file is not merged back
-             if not f.cold and sizes[f.path] < small_bytes]
+    # A file a writer added after the size listing waits for the next compaction; a cold file
+    # is never merged back.
+    small = [f for f in store.files(table, dt, dt)
+             if not f.cold and f.path in sizes and sizes[f.path] < small_bytes]
     report = CompactionReport()
     for group in _groups(small, sizes, target_bytes):
         if len(group) < 2:

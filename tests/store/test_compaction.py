@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -59,6 +60,32 @@ def test_small_files_become_one_and_every_reader_counts_the_same_rows(
         # the engine and idempotent ingest see the same store
         assert monitor.log_predictions([prediction(0, 5, "DE", "a")]).stored == 0
         assert monitor.engine.stored_predictions(pa.array(["r0", "r35"])).num_rows == 2
+
+
+def test_a_file_a_writer_adds_while_compaction_lists_waits_for_the_next_compaction(
+        make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compaction lists sizes, then the visible files: a batch logged between the two is
+    left alone this time and merged the next, with no row lost or doubled."""
+    with Monitor(make_config()) as monitor:
+        _log_in_small_requests(monitor, 4)
+        store = monitor.store
+        listing = Store.listing
+
+        def listing_then_a_writer(self: Store, *args: object, **kwargs: object) -> object:
+            infos = listing(self, *args, **kwargs)
+            if sys._getframe(1).f_code.co_name != "_merge":  # the size listing of a merge
+                return infos
+            monkeypatch.setattr(Store, "listing", listing)
+            monitor.log_predictions([prediction(1000, 5, "DE", "a")])
+            return infos
+
+        monkeypatch.setattr(Store, "listing", listing_then_a_writer)
+        first = compact(store, grace=timedelta(minutes=10))
+        assert (first.files_merged, first.files_written) == (4, 1)
+        assert len(store.files(Table.PREDICTIONS)) == 2
+        second = compact(store, grace=timedelta(minutes=10))
+        assert (second.files_merged, second.files_written) == (2, 1)
+        assert len(_rows(store)) == 13
 
 
 def test_replaced_files_go_only_after_the_grace_and_the_view_never_changes(
