@@ -46,6 +46,65 @@ def _sorted_distances(a: FloatArray, b: FloatArray) -> tuple[float, float]:
     return w1, float(np.max(np.abs(gap[run_ends])))
 
 
+def _weighted_distance(a: FloatArray, weights: FloatArray, b: FloatArray) -> float:
+    """Wasserstein-1 between sorted ``a`` carrying ``weights`` and sorted ``b`` (equal
+    weights), from one merge: the CDF gap is a running sum of signed masses."""
+    both = np.concatenate([a, b])
+    order = np.argsort(both, kind="stable")
+    mass = np.concatenate([weights / weights.sum(), np.full(b.size, -1.0 / b.size)])[order]
+    gap = np.cumsum(mass)
+    return float(np.sum(np.abs(gap[:-1]) * np.diff(both[order])))
+
+
+def effective_size(weights: npt.ArrayLike) -> float:
+    """Kish's effective sample size of weighted rows: what a weighted reference is worth.
+
+    >>> effective_size([1.0, 1.0, 1.0, 1.0])
+    4.0
+    >>> effective_size([3.0, 1.0, 0.0, 0.0])
+    1.6
+    """
+    w = np.asarray(weights, np.float64)
+    return float(w.sum() ** 2 / np.sum(w * w)) if np.any(w > 0) else 0.0
+
+
+def rake(codes: Sequence[npt.ArrayLike], targets: Sequence[npt.ArrayLike],
+         iterations: int = 100, tolerance: float = 1e-10) -> FloatArray:
+    """Row weights (summing to the row count) under which, for every column, the weighted
+    share of each code matches the target shares: iterative proportional fitting (raking).
+    ``codes[j]`` holds column j's code per row (0..len(targets[j]) - 1). A target share on a
+    code no row has cannot be met: each column's targets are renormalised over the codes
+    present, and rows of a code whose target is zero get weight zero.
+
+    With one column this is post-stratification: each row weighs target / observed share.
+
+    >>> rake([[0, 0, 0, 1]], [[0.5, 0.5]]).tolist()
+    [0.6666666666666666, 0.6666666666666666, 0.6666666666666666, 2.0]
+    """
+    columns = [np.asarray(c, np.int64) for c in codes]
+    n = columns[0].size if columns else 0
+    weights = np.ones(n)
+    aims = []
+    for column, target in zip(columns, targets, strict=True):
+        aim = np.asarray(target, np.float64).copy()
+        present = np.bincount(column, minlength=aim.size) > 0
+        aim[~present] = 0.0
+        if aim.sum() <= 0:
+            return np.zeros(n)  # nothing the target asks for is in the rows
+        aims.append(aim / aim.sum())
+    for _ in range(iterations):
+        worst = 0.0
+        for column, aim in zip(columns, aims, strict=True):
+            have = np.bincount(column, weights, minlength=aim.size) / max(weights.sum(), 1e-300)
+            worst = max(worst, float(np.max(np.abs(have - aim))))
+            ratio = np.divide(aim, have, out=np.zeros_like(aim), where=have > 0)
+            weights = weights * ratio[column]
+        if worst < tolerance:
+            break
+    total = weights.sum()
+    return np.asarray(weights * n / total if total > 0 else weights, np.float64)
+
+
 def ks_statistic(u: npt.ArrayLike, v: npt.ArrayLike) -> float:
     """The two-sample Kolmogorov-Smirnov statistic: the largest gap between the two CDFs.
 
@@ -180,19 +239,29 @@ class WassersteinDetector:
     edges: FloatArray  # fine quantile grid of the reference, outer edges included
     cdf: FloatArray  # the reference's CDF at the inner edges
     spread: float  # the reference's standard deviation, for effect sizes
+    order: npt.NDArray[np.int64]  # the sorting permutation of the values as given to fit
+    bins: npt.NDArray[np.int64]  # each sorted value's bin on the grid
 
     @classmethod
     def fit(cls, reference: npt.ArrayLike, grid: int = 2000) -> Self:
-        values = np.sort(np.asarray(reference, np.float64))
+        given = np.asarray(reference, np.float64)
+        order = np.argsort(given, kind="stable")
+        values = given[order]
         if values.size < 2:
             raise ValueError("the reference needs at least two values")
         edges = np.unique(np.quantile(values, np.linspace(0, 1, grid + 1)))
         cdf = np.searchsorted(values, edges[1:-1], side="right") / values.size
-        return cls(values, edges, cdf, float(np.std(values)))
+        bins = np.searchsorted(edges[1:-1], values, side="left")
+        return cls(values, edges, cdf, float(np.std(values)), order, bins)
 
-    def score(self, current: npt.ArrayLike) -> float:
-        return _sorted_distances(self.reference,
-                                 np.sort(np.asarray(current, np.float64)))[0]
+    def score(self, current: npt.ArrayLike, weights: npt.ArrayLike | None = None) -> float:
+        """The distance of ``current`` from the reference; with ``weights`` (one per
+        reference value, in the order given to ``fit``), from the reference so weighted."""
+        now = np.sort(np.asarray(current, np.float64))
+        if weights is None:
+            return _sorted_distances(self.reference, now)[0]
+        return _weighted_distance(self.reference,
+                                  np.asarray(weights, np.float64)[self.order], now)
 
     def noise(self, size: int, replicates: int = 1000, quantile: float = 0.99,
               seed: int = 0, two_sample: bool = True) -> float:
@@ -201,11 +270,20 @@ class WassersteinDetector:
         return tail_quantile(self.bootstrap(size, replicates, seed, two_sample), quantile)
 
     def bootstrap(self, size: int, replicates: int = 1000, seed: int = 0,
-                  two_sample: bool = True) -> FloatArray:
+                  two_sample: bool = True, weights: npt.ArrayLike | None = None) -> FloatArray:
         """Distances a current sample of ``size`` shows from noise alone. ``two_sample``: the
         reference is itself a sample, so draw it afresh too (its own noise is part of any
-        comparison); otherwise compare with the reference as if it were the truth."""
-        probabilities = np.diff(np.concatenate([[0.0], self.cdf, [1.0]]))
+        comparison; a weighted reference is worth its effective size); otherwise compare
+        with the reference as if it were the truth. ``weights`` as in ``score``."""
+        if weights is None:
+            probabilities = np.diff(np.concatenate([[0.0], self.cdf, [1.0]]))
+            reference_size, base_cdf = self.reference.size, self.cdf
+        else:
+            ordered = np.asarray(weights, np.float64)[self.order]
+            probabilities = np.bincount(self.bins, ordered, minlength=self.edges.size - 1)
+            probabilities = probabilities / probabilities.sum()
+            reference_size = max(int(effective_size(ordered)), 1)
+            base_cdf = np.cumsum(probabilities)[:-1]
         rng = np.random.default_rng(seed)
 
         def drawn_cdf(n: int) -> FloatArray:
@@ -215,7 +293,7 @@ class WassersteinDetector:
             cumulative = np.cumsum(counts, axis=1, dtype=np.float64)
             return np.asarray(cumulative[:, :-1] / cumulative[:, -1:], np.float64)
 
-        base = drawn_cdf(self.reference.size) if two_sample else self.cdf
+        base = drawn_cdf(reference_size) if two_sample else base_cdf
         gap = np.abs(drawn_cdf(size) - base)
         # The trapezoid rule over the grid: both CDFs are 0 at the lowest edge and 1 at the
         # highest, so the gap is 0 at both ends (a left sum overstates skewed tails by ~3%).

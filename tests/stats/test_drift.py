@@ -12,11 +12,13 @@ from scipy.spatial.distance import jensenshannon
 from hindsight.stats.drift import (
     CategoryDetector,
     WassersteinDetector,
+    effective_size,
     jensen_shannon,
     ks_statistic,
     numeric_drift,
     psi,
     quantile_edges,
+    rake,
     shares,
     total_variation,
     wasserstein,
@@ -108,3 +110,60 @@ def test_two_sample_noise_agrees_with_resampling_both_sides(seed: int) -> None:
              for _ in range(1500)]
     ours = detector.noise(800, replicates=4000, quantile=0.9, seed=seed)
     assert ours == pytest.approx(np.quantile(naive, 0.9), rel=0.1)
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(0.01, 100)), min_size=2,
+                max_size=200), samples)
+def test_the_weighted_wasserstein_matches_scipy(
+        reference: list[tuple[float, float]], current: list[float]) -> None:
+    values, weights = (np.array(x) for x in zip(*reference, strict=True))
+    detector = WassersteinDetector.fit(values)  # unsorted: weights follow the given order
+    expected = stats.wasserstein_distance(values, current, u_weights=weights)
+    assert detector.score(current, weights) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+@settings(deadline=None, max_examples=5)
+@given(seed=st.integers(0, 1000))
+def test_weighted_noise_agrees_with_resampling_the_weighted_reference(seed: int) -> None:
+    """Half the reference is one stratum, half another; the window is 90% the first. The
+    noise of a window drawn from the reweighted reference matches the naive loop."""
+    rng = np.random.default_rng(seed)
+    stratum = np.repeat([0, 1], 2000)
+    reference = np.where(stratum == 0, rng.normal(0, 1, 4000), rng.gamma(2, 1.5, 4000) + 3)
+    weights = rake([stratum], [[0.9, 0.1]])
+    detector = WassersteinDetector.fit(reference)
+    chance = weights / weights.sum()
+    naive = [stats.wasserstein_distance(reference, rng.choice(reference, 800, p=chance),
+                                        u_weights=weights) for _ in range(1500)]
+    ours = np.quantile(detector.bootstrap(800, 4000, seed, two_sample=False,
+                                          weights=weights), 0.9)
+    assert ours == pytest.approx(np.quantile(naive, 0.9), rel=0.1)
+    # two-sample: the reweighted reference is worth its effective size, not its rows
+    both = [stats.wasserstein_distance(
+        *(rng.choice(reference, size, p=chance) for size in (int(effective_size(weights)), 800)))
+        for _ in range(1500)]
+    ours_both = np.quantile(detector.bootstrap(800, 4000, seed, weights=weights), 0.9)
+    assert ours_both == pytest.approx(np.quantile(both, 0.9), rel=0.1)
+
+
+def test_raking_meets_every_margin_and_keeps_the_seed_s_odds_ratio() -> None:
+    """A 2x2 seed of counts [[1, 1], [1, 2]] raked to halves on both margins: IPF keeps the
+    seed's odds ratio (2), so the corner cells hold sqrt(2) / (1 + sqrt(2)) / 2 each."""
+    rows = np.array([0, 0, 1, 1, 1])
+    cols = np.array([0, 1, 0, 1, 1])
+    weights = rake([rows, cols], [[0.5, 0.5], [0.5, 0.5]])
+    cell = np.zeros((2, 2))
+    np.add.at(cell, (rows, cols), weights / weights.sum())
+    assert cell.sum(axis=1) == pytest.approx([0.5, 0.5], abs=1e-9)
+    assert cell.sum(axis=0) == pytest.approx([0.5, 0.5], abs=1e-9)
+    corner = np.sqrt(2) / (1 + np.sqrt(2)) / 2
+    assert cell[0, 0] == pytest.approx(corner, abs=1e-9)
+    assert cell[0, 0] * cell[1, 1] / (cell[0, 1] * cell[1, 0]) == pytest.approx(2.0)
+
+
+def test_raking_renormalises_over_present_codes_and_zeroes_codes_not_targeted() -> None:
+    """Code 3 has no row, so the targets become (1/3, 0, 2/3) over codes 0-2; the row of
+    code 1 is not wanted at all."""
+    weights = rake([[0, 0, 1, 2]], [[0.25, 0.0, 0.5, 0.25]])
+    assert weights.tolist() == pytest.approx([2 / 3, 2 / 3, 0.0, 8 / 3])
