@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from hindsight.alerts.delivery import DeliveryReport
     from hindsight.alerts.model import Alert
     from hindsight.jobs.daily import RunSummary
+    from hindsight.jobs.intraday import CheckResult
     from hindsight.jobs.results import MetricRow
     from hindsight.monitor import Monitor
     from hindsight.store.partitions import Table
@@ -138,24 +139,55 @@ def run(ctx: click.Context, day: date | None, engine: str | None) -> None:
             _print_delivery(monitor.deliver())
 
 
+def _duration(_: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    from hindsight.config import parse_duration
+
+    if value is None:
+        return None
+    try:
+        parsed = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    assert isinstance(parsed, timedelta)
+    return parsed
+
+
 @cli.command()
 @click.option("--start", callback=_day, required=True, help="First date (YYYY-MM-DD).")
 @click.option("--end", callback=_day, required=True, help="Last date (YYYY-MM-DD).")
+@click.option("--every", callback=_duration, default=None,
+              help="Also replay the intra-day drift checks this often (as 1h), each day's "
+                   "before its daily run, as the service would have run them.")
+@click.option("--window", callback=_duration, default=None,
+              help="The checks' trailing window (default: drift.window, at least --every).")
 @ENGINE
 @click.pass_context
-def backfill(ctx: click.Context, start: date, end: date, engine: str | None) -> None:
+def backfill(ctx: click.Context, start: date, end: date, every: timedelta | None,
+             window: timedelta | None, engine: str | None) -> None:
     """Replay the daily job for every date in a range, each as of its own date."""
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
+    if window is not None and every is None:
+        raise click.BadParameter("--window needs --every")
+    checks = {"opened": 0, "resolved": 0, "run": 0}
     with _monitor(ctx, engine) as monitor, _progress() as bar:
         task = bar.add_task("daily runs", total=(end - start).days + 1)
 
         def advance(summary: RunSummary) -> None:
             bar.update(task, advance=1, description=f"run {summary.as_of}")
 
-        summaries = monitor.backfill(start, end, advance)
+        def checked(result: CheckResult) -> None:
+            checks["run"] += 1
+            checks["opened"] += result.count("opened")
+            checks["resolved"] += result.count("resolved")
+            bar.update(task, description=f"check {result.at:%Y-%m-%d %H:%M}")
+
+        summaries = monitor.backfill(start, end, advance, every, window, checked)
     opened = sum(s.count("opened") for s in summaries)
     resolved = sum(s.count("resolved") for s in summaries)
+    if every is not None:
+        out.print(f"{checks['run']} intra-day checks: {checks['opened']} alerts opened, "
+                  f"{checks['resolved']} resolved.")
     out.print(f"{len(summaries)} runs: {opened} alerts opened, {resolved} resolved, "
               f"{summaries[-1].count('opened', 'ongoing')} open after the last run. "
               f"See 'hindsight alerts --start {start} --state opened'.")
@@ -746,10 +778,10 @@ def _print_alerts(found: Sequence[Alert], fmt: str) -> None:
     if not found:
         out.print("No alerts.")
         return
-    table = _table(f"{len(found)} alert(s)", ("date", "kind", "state", "alert"),
+    table = _table(f"{len(found)} alert(s)", ("date", "at", "kind", "state", "alert"),
                    show_lines=True)
     for a in found:
-        table.add_row(str(a.date), a.kind, a.state, a.message)
+        table.add_row(str(a.date), f"{a.at:%H:%M}" if a.at else "", a.kind, a.state, a.message)
     _show(table)
 
 

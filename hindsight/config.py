@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     PrivateAttr,
     ValidationError,
     model_validator,
@@ -28,6 +32,36 @@ CONFIG_ENV_VAR = "HINDSIGHT_CONFIG"
 RESERVED_PREFIX = "_hindsight_"
 
 ColumnName = Annotated[str, Field(min_length=1)]
+
+
+_UNITS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+
+
+def parse_duration(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    found = re.fullmatch(r"\s*(\d+)\s*([dhms])\s*", value)
+    if found is None:
+        raise ValueError(f"{value!r} is not a duration: write a whole number and a unit "
+                         "(s, m, h or d), as 5m, 1h or 1d")
+    return timedelta(seconds=int(found[1]) * _UNITS[found[2]])
+
+
+def duration_text(value: timedelta) -> str:
+    """The shortest spelling the config reads back.
+
+    >>> duration_text(timedelta(minutes=90)), duration_text(timedelta(days=1))
+    ('90m', '1d')
+    """
+    seconds = int(value.total_seconds())
+    unit = next(u for u, size in _UNITS.items() if seconds % size == 0)
+    return f"{seconds // _UNITS[unit]}{unit}"
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration),
+                     PlainSerializer(duration_text, return_type=str)]
+SHORTEST_CHECK = timedelta(minutes=5)
+DAY = timedelta(days=1)
 
 
 class _Frozen(BaseModel):
@@ -243,6 +277,38 @@ class DriftSettings(_Frozen):
     feature_psi_alert: float = Field(
         default=0.25, gt=0, description="PSI of an alert_features feature that alerts",
     )
+    every: Duration | None = Field(
+        default=None,
+        description="how often the service checks prediction drift within a day (5m to 1d, "
+                    "a whole number of checks a day); unset: only the daily run checks it",
+    )
+    window: Duration = Field(
+        default=timedelta(hours=1),
+        description="the trailing predictions each intra-day check scores (at least 'every'; "
+                    "doubled, up to a day, until it holds min_samples)",
+    )
+
+    @model_validator(mode="after")
+    def _checks_fit_in_a_day(self) -> Self:
+        problem = schedule_problem(self.every, self.window)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+def schedule_problem(every: timedelta | None, window: timedelta) -> str | None:
+    """What is wrong with intra-day checks every ``every`` over a trailing ``window``."""
+    if every is not None:
+        if not SHORTEST_CHECK <= every <= DAY or DAY % every:
+            return (f"drift.every {duration_text(every)}: checks must come 5m to 1d apart "
+                    "and fit a day a whole number of times (as 5m, 10m, 15m, 1h, 2h, 6h or 1d)")
+        if window < every:
+            return (f"drift.window {duration_text(window)} is shorter than drift.every "
+                    f"{duration_text(every)}: predictions between checks would never be "
+                    "scored; make the window at least as long")
+    if not SHORTEST_CHECK <= window <= DAY:
+        return f"drift.window {duration_text(window)}: use 5m to 1d"
+    return None
 
 
 class Config(_Frozen):

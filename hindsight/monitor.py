@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from hindsight.engine.base import Engine
     from hindsight.engine.duck import DuckDBEngine
     from hindsight.jobs.daily import DayCounts, RunSummary
+    from hindsight.jobs.intraday import CheckResult, ReferenceMix
 
 
 class Monitor:
@@ -58,6 +59,7 @@ class Monitor:
         self._lookups: DuckDBEngine | None = None
         self._rule = rule
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._mix: tuple[tuple[str, ...], ReferenceMix | None] | None = None
 
     @property
     def engine(self) -> Engine:
@@ -217,26 +219,68 @@ class Monitor:
                                             self.rule))
 
     def _queued(self, summary: RunSummary) -> RunSummary:
+        self._enqueue(summary.alerts)
+        return summary
+
+    def _enqueue(self, alerts: Sequence[Alert]) -> None:
         from hindsight.alerts.delivery import enqueue
 
         if self.config.sinks:
-            enqueue(self.store, summary.alerts, [s.name for s in self.config.sinks],
-                    self._clock())
-        return summary
+            enqueue(self.store, alerts, [s.name for s in self.config.sinks], self._clock())
+
+    def check_drift(self, at: datetime, every: timedelta | None = None,
+                    window: timedelta | None = None) -> CheckResult | None:
+        """The intra-day prediction drift check of instant ``at`` (the service runs one every
+        ``drift.every``); its openings and resolutions are queued for every sink. None when
+        there is no reference set to compare with. Checks are small: always the embedded
+        engine."""
+        from hindsight.jobs import intraday
+
+        mix = self._reference_mix()
+        if mix is None:
+            return None
+        result = intraday.check(at, intraday.Schedule.of(self.config, every, window),
+                                self.config, self.store, self.lookups, mix)
+        self._enqueue(result.alerts)
+        return result
+
+    def _reference_mix(self) -> ReferenceMix | None:
+        """The reference set cut for intra-day checks; read again only when its files
+        change (a new reference set)."""
+        from hindsight.jobs.intraday import ReferenceMix
+
+        files = tuple(f.path for f in self.store.files(Table.REFERENCE))
+        if self._mix is None or self._mix[0] != files:
+            rows = read_reference(self.store, self.config)
+            self._mix = (files, None if rows is None else ReferenceMix(rows,
+                                                                       self.config.segments))
+        return self._mix[1]
 
     def backfill(self, start: date, end: date,
-                 progress: Callable[[RunSummary], None] | None = None) -> list[RunSummary]:
+                 progress: Callable[[RunSummary], None] | None = None,
+                 every: timedelta | None = None, window: timedelta | None = None,
+                 checked: Callable[[CheckResult], None] | None = None) -> list[RunSummary]:
         """Replay history; nothing is queued for the sinks (no one wants last month paged).
         What the reference set alone determines (its rows, calibration, counts and drift
-        detectors) is derived once for all the days: it is the same for each of them."""
-        from hindsight.jobs import daily
+        detectors) is derived once for all the days: it is the same for each of them.
+        ``every``: also replay each day's intra-day checks, before its daily run, as the
+        service would have run them (``window``: their trailing window)."""
+        from hindsight.jobs import daily, intraday
 
         reference = daily.Reference.read(self.config, self.store, self.engine)
-        return daily.backfill(
-            start, end,
-            lambda day: daily.run_daily(day, self.config, self.store, self.engine, self.rule,
-                                        reference),
-            progress)
+        schedule = None if every is None else intraday.Schedule.of(self.config, every, window)
+        mix = self._reference_mix() if schedule is not None else None
+
+        def one(day: date) -> RunSummary:
+            if schedule is not None and mix is not None:
+                for result in intraday.replay_day(day, schedule, self.config, self.store,
+                                                  self.lookups, mix):
+                    if checked is not None:
+                        checked(result)
+            return daily.run_daily(day, self.config, self.store, self.engine, self.rule,
+                                   reference)
+
+        return daily.backfill(start, end, one, progress)
 
     def sinks(self) -> list[Sink]:
         from hindsight.alerts.sinks import make_sink

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -48,6 +48,13 @@ class Scenario:
     # languages shift); the model's accuracy per segment does not change.
     benign_drift_start: int | None = None
     reference_rows: int = 30_000
+    # Traffic by hour of day (UTC): few predictions at night, and another mix then (travel
+    # merchants, North American customers, free tiers by night; the rest by day). The
+    # reference set has the same daily cycle, so a whole day's mix is the reference's.
+    daily_cycle: bool = False
+    # From this instant on, the serving path returns garbage: confidences fall and a third of
+    # the answers become one class (a broken feature pipeline).
+    break_at: datetime | None = None
     seed: int = 7
     segments: tuple[str, ...] = field(default=("merchant_category", "country", "customer_tier"))
 
@@ -131,10 +138,13 @@ class Simulator:
         p[self._failure_pair] = 0.0
         p *= (1.0 - share) / p.sum()
         p[self._failure_pair] = share
-        pair = rng.choice(p.size, size=n, p=p)
-        country, merchant = np.divmod(pair, len(MERCHANTS))
         tier_share = [0.25, 0.2, 0.18, 0.12, 0.25] if drifted else [0.35, 0.25, 0.2, 0.12, 0.08]
-        tier = rng.choice(len(TIERS), size=n, p=tier_share)
+        if s.daily_cycle:
+            seconds, pair, tier = self._cycle(rng, n, p, tier_share)
+        else:
+            pair = rng.choice(p.size, size=n, p=p)
+            tier = rng.choice(len(TIERS), size=n, p=tier_share)
+        country, merchant = np.divmod(pair, len(MERCHANTS))
         dominant = self._merchant_class[merchant]
         truth = np.where(rng.random(n) < 0.8, dominant, rng.integers(0, len(CLASSES), n))
         accuracy = np.clip(s.base_accuracy + self._merchant_offset[merchant]
@@ -145,8 +155,15 @@ class Simulator:
         correct = rng.random(n) < accuracy
         wrong = (truth + rng.integers(1, len(CLASSES), n)) % len(CLASSES)
         predicted = np.where(correct, truth, wrong)
+        if not s.daily_cycle:
+            seconds = np.sort(rng.integers(0, 86_400, n))
+        if s.break_at is not None:
+            broken = (np.datetime64(day.isoformat(), "s") + seconds.astype("timedelta64[s]")
+                      >= np.datetime64(s.break_at.astimezone(UTC).replace(tzinfo=None), "s"))
+            predicted = np.where(broken & (rng.random(n) < 1 / 3), 0, predicted)
+            confidence = np.where(broken, np.clip(confidence - 0.15, 0.05, 0.999), confidence)
         midnight = np.datetime64(day.isoformat(), "us")
-        seconds = np.sort(rng.integers(0, 86_400, n)).astype("timedelta64[s]")
+        seconds = seconds.astype("timedelta64[s]")
         is_ch = country == COUNTRIES.index("CH")
         hotels = merchant == MERCHANTS.index("hotels")
         vat = np.where(is_ch, np.where(hotels, 0.038, 0.081), 0.2)
@@ -169,6 +186,28 @@ class Simulator:
             "model_version": pa.array([MODEL_VERSION] * n, pa.string()),
         })
         return table, pa.array(classes[truth])
+
+    def _cycle(self, rng: np.random.Generator, n: int, pairs: np.ndarray,
+               tier_share: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Seconds after midnight (sorted), country-merchant pairs and tiers of ``n``
+        predictions with the daily cycle: a day hour carries up to 6x a night hour."""
+        hour = np.arange(24)
+        traffic = 0.2 + np.clip(np.sin(np.pi * (hour - 6) / 14), 0, None)
+        hours = np.sort(rng.choice(24, size=n, p=traffic / traffic.sum()))
+        seconds = hours * 3600 + rng.integers(0, 3600, n)
+        night = (hours < 6) | (hours >= 20)
+        by_night = pairs.reshape(len(COUNTRIES), len(MERCHANTS)).copy()
+        for country in ("US", "CA"):
+            by_night[COUNTRIES.index(country)] *= 12.0
+        for merchant in ("hotels", "airlines", "taxis", "car-rental"):
+            by_night[:, MERCHANTS.index(merchant)] *= 6.0
+        by_night = by_night.ravel() / by_night.sum()
+        pair = np.where(night, rng.choice(pairs.size, size=n, p=by_night),
+                        rng.choice(pairs.size, size=n, p=pairs))
+        night_tiers = np.array(tier_share) * [3.0, 1.0, 1.0, 0.5, 0.3]
+        tier = np.where(night, rng.choice(len(TIERS), size=n, p=night_tiers / night_tiers.sum()),
+                        rng.choice(len(TIERS), size=n, p=tier_share))
+        return seconds, pair, tier
 
     def _labels(self, rng: np.random.Generator, predictions: pa.Table,
                 truth: pa.Array) -> Iterator[tuple[date, pa.Table]]:

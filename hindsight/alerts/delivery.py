@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from hindsight.alerts.model import Alert, alert_from_json
 from hindsight.alerts.sinks import DeliveryError, Sink
+from hindsight.engine.base import end_of_day
 from hindsight.store.partitions import Store, Table
 
 OUTBOX_FILE = "outbox.parquet"
@@ -37,7 +38,12 @@ class DeliveryReport:
 
 
 def outbox_id(sink: str, alert: Alert) -> str:
-    return f"{sink}|{alert.key}|{alert.state}|{alert.opened_on or alert.date}"
+    """One per transition: a daily run's (of its date), or an intra-day check's (of its
+    instant: an alert may resolve and open again within a day)."""
+    daily = f"{sink}|{alert.key}|{alert.state}|{alert.opened_on or alert.date}"
+    if alert.at is None or alert.at == end_of_day(alert.date):
+        return daily
+    return f"{daily}|{alert.at.isoformat()}"
 
 
 def _load(store: Store) -> list[dict[str, object]]:

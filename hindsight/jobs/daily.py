@@ -21,7 +21,7 @@ from hindsight.alerts.rules import PerformanceRule, RuleResult, RunWindow
 from hindsight.config import Config, feature_columns
 from hindsight.engine.base import CellCounts, Engine, end_of_day
 from hindsight.errors import InputError
-from hindsight.jobs import drift, versions
+from hindsight.jobs import drift, intraday, versions
 from hindsight.jobs.explain import Explainer
 from hindsight.jobs.performance import metric_rows
 from hindsight.jobs.results import read_alerts
@@ -162,8 +162,10 @@ def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
                                           config.alerts.resolve_after_runs)]
     for kind in DRIFT_KINDS:  # with nothing tested today, open drift alerts stay open
         outcome = found.results.get(kind, NOTHING_TESTED) if found else NOTHING_TESTED
-        alerts += advance(_of_kind(previous, kind), outcome, as_of,
-                          config.alerts.resolve_after_runs)
+        # the day's intra-day checks, if any, are later than the run before
+        before = (intraday.state_before(store, end_of_day(as_of)) if kind == intraday.KIND
+                  else _of_kind(previous, kind))
+        alerts += advance(before, outcome, as_of, config.alerts.resolve_after_runs)
     # bounded history: a run's cost does not grow with the store's age
     history = engine.version_history(as_of, config.columns.versions(),
                                      since=as_of - timedelta(days=config.versions.memory_days))

@@ -28,6 +28,7 @@ from hindsight.stats.calibration import ConfidenceCalibration
 from hindsight.stats.drift import (
     CategoryDetector,
     WassersteinDetector,
+    effective_size,
     jensen_shannon,
     numeric_drift,
     psi,
@@ -104,11 +105,13 @@ def segment_cells(table: pa.Table, segments: Sequence[str]) -> list[tuple[str, p
 
 @dataclass(frozen=True, slots=True)
 class Slice:
-    """One segment's rows today and in the reference."""
+    """One segment's rows today and in the reference; ``weights``: one per reference row,
+    when the reference is weighted to the current rows' mix of segments."""
 
     segment: str
     now: pa.Table
     then: pa.Table
+    weights: np.ndarray | None = None
 
 
 def slices(current: pa.Table, reference: pa.Table, segments: Sequence[str],
@@ -221,21 +224,25 @@ class ReferenceFits:
 
 
 def prediction_signals(cut: Sequence[Slice], config: Config,
-                       fits: ReferenceFits | None = None) -> list[SliceSignals]:
+                       fits: ReferenceFits | None = None,
+                       checks_a_day: int = 1) -> list[SliceSignals]:
     """Score each signal of the predictions against the reference, for every slice with
     ``drift.min_samples`` on both sides, with its bootstrapped noise quantile (Bonferroni-
-    adjusted across everything tested); the slices in parallel. ``fits``: the reference's
-    detectors, kept across runs (a backfill's days)."""
+    adjusted across everything tested, and across the ``checks_a_day`` checks that share a
+    day's error budget); the slices in parallel. ``fits``: the reference's detectors, kept
+    across runs (a backfill's days, the service's checks)."""
     settings = config.drift
     testable = [s for s in cut if min(s.now.num_rows, s.then.num_rows) >= settings.min_samples]
     chosen = _prediction_signals(config)
-    level = 1.0 - (1.0 - settings.quantile) / max(len(testable) * len(chosen), 1)
+    tests = max(len(testable) * len(chosen), 1) * checks_a_day
+    level = 1.0 - (1.0 - settings.quantile) / tests
     fits = fits or ReferenceFits()
 
     def one(piece: Slice) -> SliceSignals:
         return SliceSignals(piece.segment, piece.now.num_rows, piece.then.num_rows, tuple(
             _signal(name, piece.now[column], piece.then[column], settings.replicates, level,
-                    settings.quantile, fits.get(piece.segment, name, piece.then[column]))
+                    settings.quantile, fits.get(piece.segment, name, piece.then[column]),
+                    piece.weights)
             for name, column in chosen))
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -243,7 +250,8 @@ def prediction_signals(cut: Sequence[Slice], config: Config,
 
 
 def prediction_drift(as_of: date, measured: Sequence[SliceSignals], config: Config,
-                     top_features: dict[str, list[str]]) -> PredictionDrift:
+                     top_features: dict[str, list[str]],
+                     window: str | None = None) -> PredictionDrift:
     """A slice alerts when a signal exceeds its noise threshold *and* moved by at least the
     minimum effect; when the whole population moved, that is the one alert."""
     settings = config.drift
@@ -257,7 +265,8 @@ def prediction_drift(as_of: date, measured: Sequence[SliceSignals], config: Conf
         if moved:
             failing.add(found.segment)
             alerts.append(_drift_alert(as_of, found.segment, moved, found.n, found.n_reference,
-                                       top_features.get(found.segment, []), settings.quantile))
+                                       top_features.get(found.segment, []), settings.quantile,
+                                       window or f"of {as_of}"))
     if any(a.segment == {} for a in alerts):  # the whole population moved: one alert
         alerts = [a for a in alerts if a.segment == {}]
     tested = {found.segment for found in measured}
@@ -314,12 +323,19 @@ def _fit(name: str, then: pa.ChunkedArray) -> WassersteinDetector | CategoryDete
 
 def _signal(name: str, now: pa.ChunkedArray, then: pa.ChunkedArray, replicates: int,
             level: float, quantile: float,
-            fitted: WassersteinDetector | CategoryDetector | None) -> Signal:
+            fitted: WassersteinDetector | CategoryDetector | None,
+            weights: np.ndarray | None = None) -> Signal:
+    """One signal of a slice. ``weights`` (one per reference row) weigh the reference to the
+    current rows' mix; the reference is then worth its effective size in the bootstrap."""
     if isinstance(fitted, CategoryDetector):
-        detector = fitted
+        detector, reference_size = fitted, len(then) - then.null_count
+        if weights is not None:
+            valid = np.asarray(then.is_valid().to_numpy(zero_copy_only=False), bool)
+            detector = CategoryDetector.fit(_weighted_counts(then, weights))
+            reference_size = max(int(effective_size(weights[valid])), 1)
         counts = category_counts(now.drop_null())
         noise = detector.bootstrap(sum(counts.values()), replicates,
-                                   reference_size=len(then) - then.null_count)
+                                   reference_size=reference_size)
         score = detector.score(counts)
         return Signal(name, "total_variation", score, tail_quantile(noise, level),
                       tail_quantile(noise, quantile), score)
@@ -327,24 +343,27 @@ def _signal(name: str, now: pa.ChunkedArray, then: pa.ChunkedArray, replicates: 
     if fitted is None or current.size == 0:
         return Signal(name, "wasserstein", 0.0, 0.0, 0.0, 0.0)  # nothing to compare
     numeric = fitted
-    noise = numeric.bootstrap(current.size, replicates)
-    score = numeric.score(current)
+    # the fitted values are the reference's finite ones, in row order: weigh those
+    kept = None if weights is None else weights[np.isfinite(_floats(then))]
+    noise = numeric.bootstrap(current.size, replicates, weights=kept)
+    score = numeric.score(current, kept)
     effect = score / numeric.spread if numeric.spread > 0 else 0.0
     return Signal(name, "wasserstein", score, tail_quantile(noise, level),
                   tail_quantile(noise, quantile), effect)
 
 
 def _drift_alert(as_of: date, segment: str, moved: list[Signal], n: int, n_reference: int,
-                 features: list[str], quantile: float) -> Alert:
+                 features: list[str], quantile: float, window: str) -> Alert:
     strongest = max(moved, key=lambda s: s.score / s.threshold if s.threshold else 0.0)
     cell = json.loads(segment)
     message = (f"prediction drift, {describe(cell)}: "
                + "; ".join(s.describe(quantile) for s in moved)
-               + f". {n:,} predictions of {as_of} vs {n_reference:,} in the reference set")
+               + f". {n:,} predictions {window} vs {n_reference:,} in the reference set")
     if features:
         message += f". Top moved features: {', '.join(features)}"
+    # one key per segment: an incident whose strongest signal changes stays one alert
     return Alert(date=as_of, kind="prediction_drift", segment=cell,
-                 metric=f"{strongest.name}_{strongest.method}", value=strongest.score,
+                 metric="predictions", value=strongest.score,
                  reference=strongest.shown_threshold, n=n, message=message,
                  window_start=as_of, window_end=as_of)
 
@@ -371,8 +390,25 @@ def window(as_of: date, days: int) -> tuple[date, date]:
 def _numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """The finite values, as float64. Ingest refuses non-finite scores and values; a store
     written before that may hold some, and one NaN must not poison a run."""
-    values = np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64)
-    return values[np.isfinite(values)]
+    values = _floats(column)
+    finite: np.ndarray = values[np.isfinite(values)]
+    return finite
+
+
+def _floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Every value as float64, a missing one as NaN."""
+    values: np.ndarray = np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False),
+                                    np.float64)
+    return values
+
+
+def _weighted_counts(column: pa.ChunkedArray, weights: np.ndarray) -> dict[str, float]:
+    """The summed weight of each category (missing values left out)."""
+    encoded = column.cast(pa.string()).combine_chunks().dictionary_encode()
+    codes = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
+    valid = codes >= 0
+    sums = np.bincount(codes[valid], weights[valid], minlength=len(encoded.dictionary))
+    return {str(v): float(w) for v, w in zip(encoded.dictionary.to_pylist(), sums, strict=True)}
 
 
 def feature_alerts(as_of: date, rows: Sequence[DriftRow], config: Config) -> RuleResult:

@@ -11,15 +11,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hindsight.alerts.model import Alert, alerts_from_table
+from hindsight.engine.base import end_of_day
 from hindsight.store.partitions import Store, Table
 
 
 def read_alerts(store: Store, start: date | None = None, end: date | None = None) -> list[Alert]:
-    files = store.files(Table.ALERTS, start, end)
+    """The daily runs' alert rows of a date range, and the openings and resolutions of the
+    intra-day checks on those dates, in the order they happened."""
+    found = _alert_rows(store, Table.ALERTS, start, end)
+    found += [a for a in _alert_rows(store, Table.CHECKS, start, end)
+              if a.state in ("opened", "resolved")]
+    return sorted(found, key=lambda a: (a.date, a.at or end_of_day(a.date), a.key))
+
+
+def _alert_rows(store: Store, table: Table, start: date | None, end: date | None) -> list[Alert]:
+    files = store.files(table, start, end)
     if not files:
         return []
-    table = pa.concat_tables([store.read(f.path) for f in files], promote_options="permissive")
-    return sorted(alerts_from_table(table), key=lambda a: (a.date, a.key))
+    return alerts_from_table(pa.concat_tables([store.read(f.path) for f in files],
+                                              promote_options="permissive"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,16 +6,18 @@ answering (health checks, 429s). One writer at a time; a write that cannot get t
 within ``service.write_wait_seconds`` is answered 429 with Retry-After. Bodies are read in
 chunks and refused (413) as soon as they pass ``service.max_body_bytes``. Every
 ``service.compact_every_writes`` writes, a background thread merges the small files they left
-(``store.compaction``: safe for readers and writers running meanwhile).
+(``store.compaction``: safe for readers and writers running meanwhile). With ``drift.every``,
+a thread checks prediction drift within the day (``service.watch``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,7 +35,8 @@ from hindsight.errors import InputError
 from hindsight.monitor import Monitor
 from hindsight.service import views
 from hindsight.service.bodies import UnsupportedMediaType, parse, request_body
-from hindsight.service.metrics import IngestMetrics, StoreCollector
+from hindsight.service.metrics import DriftCollector, IngestMetrics, StoreCollector
+from hindsight.service.watch import DriftWatch
 
 log = logging.getLogger(__name__)
 
@@ -94,19 +97,38 @@ class Refusal(BaseModel):
     accepted: int = 0
 
 
-def create_app(monitor: Monitor, token: str | None) -> FastAPI:
+def create_app(monitor: Monitor, token: str | None,
+               clock: Callable[[], datetime] | None = None) -> FastAPI:
+    """The service of one monitor. ``clock``: when the intra-day drift checks are due (the
+    wall clock by default)."""
     settings = monitor.config.service
     registry = CollectorRegistry()
     ingest_metrics = IngestMetrics(registry)
     registry.register(StoreCollector(monitor.store, monitor.config.model))
     writer = threading.Lock()
     compactor = Compactor(monitor, settings.compact_every_writes, ingest_metrics)
+    watch = DriftWatch(monitor.config, clock) if monitor.config.drift.every else None
+    if watch is not None:
+        registry.register(DriftCollector(lambda: watch.latest, monitor.config.model,
+                                         lambda: watch.failures))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if watch is not None:
+            watch.start()
+        try:
+            yield
+        finally:
+            if watch is not None:
+                watch.stop()
+
     # The schema names the model, its columns and features: served by a route below, behind
     # the same rule as every other read. No /docs: its assets would come from a CDN.
     app = FastAPI(title="hindsight", version="0.1.0",
                   description=f"Monitoring of {monitor.config.model}: ingest, alerts, metrics.",
-                  openapi_url=None, docs_url=None, redoc_url=None)
+                  openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.compactor = compactor
+    app.state.drift_watch = watch
 
     def authorized(request: Request) -> None:
         if token is None:

@@ -4,8 +4,10 @@ segments with an open alert, so cardinality stays bounded however many cells the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, time
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -13,8 +15,12 @@ from prometheus_client.registry import Collector
 
 from hindsight.alerts.hierarchy import describe
 from hindsight.alerts.lifecycle import OPEN_STATES
+from hindsight.alerts.model import segment_key
 from hindsight.jobs.results import read_alerts
 from hindsight.store.partitions import Store, Table
+
+if TYPE_CHECKING:
+    from hindsight.jobs.intraday import CheckResult
 
 
 class IngestMetrics:
@@ -79,3 +85,41 @@ class StoreCollector(Collector):
             for kind in ("performance", "prediction_drift", "feature_drift", "model_version"):
                 open_alerts.add_metric([self._model, kind], counts.get(kind, 0))
         yield from (overall, coverage, seconds, run_date, open_alerts, segment_value)
+
+
+class DriftCollector(Collector):
+    """Gauges from the latest intra-day check: when it ran, and each signal's distance and
+    alerting threshold for the segments it left with an open prediction drift alert."""
+
+    def __init__(self, latest: Callable[[], CheckResult | None], model: str,
+                 failures: Callable[[], int]) -> None:
+        self._latest, self._model, self._failures = latest, model, failures
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        labels = ["model", "segment", "signal"]
+        checked = GaugeMetricFamily("hindsight_drift_check_timestamp_seconds",
+                                    "The instant of the latest intra-day drift check",
+                                    labels=["model"])
+        failed = GaugeMetricFamily("hindsight_drift_check_failures",
+                                   "Intra-day drift checks that failed since the start (see "
+                                   "the log)", labels=["model"])
+        distance = GaugeMetricFamily("hindsight_drift_distance", "Distance of the latest "
+                                     "check's window from the reference, per segment with an "
+                                     "open prediction drift alert", labels=labels)
+        threshold = GaugeMetricFamily("hindsight_drift_threshold", "The distance beyond which "
+                                      "the latest check alerts (noise quantile, corrected for "
+                                      "every test of the day)", labels=labels)
+        failed.add_metric([self._model], self._failures())
+        result = self._latest()
+        if result is not None:
+            checked.add_metric([self._model], result.at.timestamp())
+            still_open = {segment_key(a.segment) for a in result.alerts
+                          if a.state in OPEN_STATES}
+            for found in result.measured:
+                if found.segment not in still_open:
+                    continue
+                where = describe(json.loads(found.segment))
+                for signal in found.signals:
+                    distance.add_metric([self._model, where, signal.name], signal.score)
+                    threshold.add_metric([self._model, where, signal.name], signal.threshold)
+        yield from (checked, failed, distance, threshold)

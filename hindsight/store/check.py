@@ -25,7 +25,7 @@ from hindsight.store.partitions import COMMIT_PREFIX, Store, Table
 from hindsight.store.schema import ARRIVED_AT
 
 PARTITIONED = (Table.PREDICTIONS, Table.LABELS, Table.METRICS, Table.ALERTS, Table.RUNS,
-               Table.DRIFT, Table.VALIDATIONS)
+               Table.DRIFT, Table.CHECKS, Table.VALIDATIONS)
 SHOWN_DUPLICATES = 5
 
 

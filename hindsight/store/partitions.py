@@ -52,6 +52,7 @@ class Table(StrEnum):
     ALERTS = "alerts"
     RUNS = "runs"
     DRIFT = "drift"
+    CHECKS = "checks"  # the intra-day prediction drift checks: one file per check
     VALIDATIONS = "validations"
     OUTBOX = "outbox"
 

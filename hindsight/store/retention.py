@@ -23,7 +23,7 @@ from hindsight.config import RetentionDays
 from hindsight.store.partitions import Store, Table
 
 RETIRING = ".retiring-"
-RESULTS = (Table.METRICS, Table.ALERTS, Table.RUNS, Table.DRIFT)
+RESULTS = (Table.METRICS, Table.ALERTS, Table.RUNS, Table.DRIFT, Table.CHECKS)
 
 
 @dataclass(frozen=True, slots=True)
