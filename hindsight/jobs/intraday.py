@@ -144,7 +144,9 @@ def check(at: datetime, schedule: Schedule, config: Config, store: Store, engine
     span = schedule.window
     rows = engine.predictions_between(at - span, at, needed)
     while rows.num_rows < config.drift.min_samples and span < DAY:
-        span = min(span * 2, DAY)
+        # as many doublings as the rows so far say are needed (one more query, not several)
+        short = config.drift.min_samples / max(rows.num_rows, 1)
+        span = min(span * 2 ** max(1, int(np.ceil(np.log2(short)))), DAY)
         rows = engine.predictions_between(at - span, at, needed)
     start = at - span
     cut = _slices(rows, reference, config) if rows.num_rows else []

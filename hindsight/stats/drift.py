@@ -306,10 +306,10 @@ class WassersteinDetector:
         base = drawn_cdf(reference_size) if two_sample else base_cdf
         gap = np.abs(drawn_cdf(size) - base)
         # The trapezoid rule over the grid: both CDFs are 0 at the lowest edge and 1 at the
-        # highest, so the gap is 0 at both ends (a left sum overstates skewed tails by ~3%).
-        edge = np.zeros((replicates, 1))
-        heights = (np.hstack([edge, gap]) + np.hstack([gap, edge])) / 2
-        return np.asarray(heights @ np.diff(edges), np.float64)
+        # highest, so the gap is 0 at both ends (a left sum overstates skewed tails by ~3%);
+        # each inner edge's gap then weighs half the widths of the bins on either side.
+        widths = np.diff(edges)
+        return np.asarray(gap @ ((widths[:-1] + widths[1:]) / 2), np.float64)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,11 +29,12 @@ TOKEN = "s3cret"
 class Server:
     """The real app under uvicorn on 127.0.0.1, on a free port."""
 
-    def __init__(self, monitor: Monitor, token: str | None) -> None:
+    def __init__(self, monitor: Monitor, token: str | None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        self.app = create_app(monitor, token)
+        self.app = create_app(monitor, token, clock)
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port,
                                                     log_level="error"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
