@@ -62,3 +62,25 @@ def test_cross_depth_defaults_to_at_most_three_segments() -> None:
     config = parse_config({"model": "m", "store": "s", "columns": COLUMNS,
                            "segments": ["a", "b", "c", "d"]})
     assert config.effective_cross_depth == 3
+
+
+@pytest.mark.parametrize(("drift", "expected"), [
+    ({"every": "7m"}, r"drift.every 7m: checks must come 5m to 1d apart and fit a day"),
+    ({"every": "2m"}, r"drift.every 2m: checks must come 5m to 1d apart"),
+    ({"every": "2d"}, r"drift.every 2d: checks must come 5m to 1d apart"),
+    ({"every": "1h", "window": "30m"}, r"drift.window 30m is shorter than drift.every 1h"),
+    ({"every": "an hour"}, r"'an hour' is not a duration: write a whole number and a unit"),
+    ({"window": "3d"}, r"drift.window 3d: use 5m to 1d"),
+])
+def test_intra_day_checks_must_fit_a_day(drift: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        parse_config({"model": "m", "store": "s", "columns": COLUMNS, "drift": drift})
+
+
+def test_durations_read_back_as_written() -> None:
+    config = parse_config({"model": "m", "store": "s", "columns": COLUMNS,
+                           "drift": {"every": "15m", "window": "90m"}})
+    assert config.drift.every is not None and config.drift.every.total_seconds() == 900
+    dumped = config.model_dump(mode="json")["drift"]
+    assert (dumped["every"], dumped["window"]) == ("15m", "90m")
+    assert parse_config(config.model_dump(mode="json")) == config

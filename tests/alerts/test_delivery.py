@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -73,6 +74,24 @@ def test_each_opening_and_resolution_is_sent_once(tmp_path: Path, receiver: Rece
     assert len(texts) == 2
     assert texts[0].startswith("*[hindsight alert] churn: performance in country=CH*")
     assert texts[1].startswith("*[hindsight resolved]")
+
+
+def test_an_alert_that_opens_again_within_a_day_is_sent_again(tmp_path: Path) -> None:
+    """Intra-day checks can open, resolve and open the same alert on one day: each
+    transition is its own page; a replay of the same checks queues nothing new."""
+    store, path = Store.open(tmp_path / "store"), tmp_path / "pages.jsonl"
+    base = alert("opened", 10)
+
+    def at(hour: int, state: str) -> Alert:
+        return replace(base, state=state, at=datetime(2026, 1, 10, hour, tzinfo=UTC))
+
+    transitions = [at(9, "opened"), at(13, "resolved"), at(18, "opened")]
+    for _ in range(2):
+        enqueue(store, transitions, ["log"], NOW)
+    deliver(store, [LogSink("log", str(path))], "churn", lambda: NOW)
+    sent = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(s["state"], s["at"][11:13]) for s in sent] == [
+        ("opened", "09"), ("resolved", "13"), ("opened", "18")]
 
 
 def test_a_sink_that_is_down_keeps_the_alert_pending_until_it_is_back(
