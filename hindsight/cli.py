@@ -209,7 +209,8 @@ def _print_delivery(report: DeliveryReport) -> None:
 @click.pass_context
 def alerts(ctx: click.Context, start: date | None, end: date | None, state: str | None,
            fmt: str) -> None:
-    """Alerts the daily runs raised: one row per run while an alert is open."""
+    """Alerts the daily runs raised (one row per run while an alert is open), and the
+    openings and resolutions of the intra-day drift checks."""
     if ctx.invoked_subcommand is not None:
         return
     wanted = ("opened", "ongoing") if state == "open" else (state,)

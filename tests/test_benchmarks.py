@@ -140,3 +140,24 @@ def test_the_cells_benchmark_agrees_with_a_cube_and_pandas(tmp_path: Path) -> No
         check=True, capture_output=True, text=True, timeout=600,
     )
     assert "all three give the same" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_intraday_benchmark_times_checks_and_ingest_beside_them(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "intraday.py"), "--per-day", "20000", "--seconds",
+         "2", "--repeat", "1", "--dir", str(tmp_path / "data")],
+        check=True, capture_output=True, text=True, timeout=600,
+    )
+    assert "each later check: median" in done.stdout
+    assert "checks back to back beside" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_detection_benchmark_pages_on_the_break_on_every_schedule() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "detection.py"), "--per-day", "20000", "--break-at",
+         "9", "--every", "1h"],
+        check=True, capture_output=True, text=True, timeout=600,
+    )
+    assert done.stdout.count("after the break") == 2

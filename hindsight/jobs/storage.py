@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hindsight.config import Config
-from hindsight.store.compaction import SMALL_FILE_BYTES, debris
+from hindsight.store.compaction import COMPACTED_TABLES, SMALL_FILE_BYTES, debris
 from hindsight.store.inputs import Batch, Source
 from hindsight.store.partitions import Store, Table
 from hindsight.store.schema import normalize_labels, normalize_predictions
@@ -59,7 +59,7 @@ def _table_status(store: Store, table: Table) -> TableStatus:
               for f in visible if f.path not in sizes}
     rows = sum(store.footer(f.path).num_rows for f in visible)
     small: dict[date | None, int] = {}
-    for f in visible:
+    for f in visible if table in COMPACTED_TABLES else ():
         if not f.cold and sizes[f.path] < SMALL_FILE_BYTES:
             small[f.dt] = small.get(f.dt, 0) + 1
     days = sorted(f.dt for f in visible if f.dt is not None)
