@@ -58,7 +58,15 @@ def _save(store: Store, rows: list[dict[str, object]]) -> None:
 
 def enqueue(store: Store, alerts: Sequence[Alert], sinks: Sequence[str],
             now: datetime) -> int:
-    """Queue every opened or resolved alert for every sink, once. Returns how many queued."""
+    """Queue every opened or resolved alert for every sink, once. Returns how many queued.
+    The outbox is one file rewritten whole: writers (the daily job, the service's checks)
+    take turns on the store's outbox lock."""
+    with store.lock("outbox"):
+        return _enqueue(store, alerts, sinks, now)
+
+
+def _enqueue(store: Store, alerts: Sequence[Alert], sinks: Sequence[str],
+             now: datetime) -> int:
     rows = _load(store)
     known = {str(r["id"]) for r in rows}
     added = 0
@@ -81,6 +89,12 @@ def enqueue(store: Store, alerts: Sequence[Alert], sinks: Sequence[str],
 def deliver(store: Store, sinks: Sequence[Sink], model: str, now: Callable[[], datetime],
             tries: int = 3, backoff_seconds: float = 0.5) -> DeliveryReport:
     """Send what is pending, oldest first, ``tries`` times each with doubling pauses."""
+    with store.lock("outbox"):
+        return _deliver(store, sinks, model, now, tries, backoff_seconds)
+
+
+def _deliver(store: Store, sinks: Sequence[Sink], model: str, now: Callable[[], datetime],
+             tries: int, backoff_seconds: float) -> DeliveryReport:
     by_name = {s.name: s for s in sinks}
     rows = _load(store)
     delivered, errors = 0, []

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -92,6 +93,24 @@ def test_an_alert_that_opens_again_within_a_day_is_sent_again(tmp_path: Path) ->
     sent = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(s["state"], s["at"][11:13]) for s in sent] == [
         ("opened", "09"), ("resolved", "13"), ("opened", "18")]
+
+
+def _enqueue_many(root: str, writer: int) -> None:
+    store = Store.open(root)
+    for i in range(15):
+        opened = replace(alert("opened", 10), segment={"writer": str(writer), "i": str(i)})
+        enqueue(store, [opened], ["log"], NOW)
+
+
+def test_writers_in_several_processes_lose_no_queued_alert(tmp_path: Path) -> None:
+    """The daily job and the service's checks queue into one outbox file, rewritten whole:
+    four processes queueing at once keep every alert."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        pool.starmap(_enqueue_many, [(str(tmp_path), w) for w in range(4)])
+    path = tmp_path / "pages.jsonl"
+    deliver(Store.open(tmp_path), [LogSink("log", str(path))], "churn", lambda: NOW)
+    assert len(path.read_text().splitlines()) == 60
 
 
 def test_a_sink_that_is_down_keeps_the_alert_pending_until_it_is_back(
