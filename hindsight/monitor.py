@@ -268,17 +268,20 @@ class Monitor:
         from hindsight.jobs import daily, intraday
 
         reference = daily.Reference.read(self.config, self.store, self.engine)
-        schedule = None if every is None else intraday.Schedule.of(self.config, every, window)
+        config, schedule = self.config, None
+        if every is not None:  # the history as if the config had said so
+            schedule = intraday.Schedule.of(self.config, every, window)
+            config = config.model_copy(update={"drift": config.drift.model_copy(
+                update={"every": schedule.every, "window": schedule.window})})
         mix = self._reference_mix() if schedule is not None else None
 
         def one(day: date) -> RunSummary:
             if schedule is not None and mix is not None:
-                for result in intraday.replay_day(day, schedule, self.config, self.store,
+                for result in intraday.replay_day(day, schedule, config, self.store,
                                                   self.lookups, mix):
                     if checked is not None:
                         checked(result)
-            return daily.run_daily(day, self.config, self.store, self.engine, self.rule,
-                                   reference)
+            return daily.run_daily(day, config, self.store, self.engine, self.rule, reference)
 
         return daily.backfill(start, end, one, progress)
 

@@ -55,6 +55,7 @@ class Scenario:
     # From this instant on, the serving path returns garbage: confidences fall and a third of
     # the answers become one class (a broken feature pipeline).
     break_at: datetime | None = None
+    break_until: datetime | None = None  # when the serving path is repaired; None: never
     seed: int = 7
     segments: tuple[str, ...] = field(default=("merchant_category", "country", "customer_tier"))
 
@@ -158,8 +159,10 @@ class Simulator:
         if not s.daily_cycle:
             seconds = np.sort(rng.integers(0, 86_400, n))
         if s.break_at is not None:
-            broken = (np.datetime64(day.isoformat(), "s") + seconds.astype("timedelta64[s]")
-                      >= np.datetime64(s.break_at.astimezone(UTC).replace(tzinfo=None), "s"))
+            made = np.datetime64(day.isoformat(), "s") + seconds.astype("timedelta64[s]")
+            broken = made >= _instant(s.break_at)
+            if s.break_until is not None:
+                broken &= made < _instant(s.break_until)
             predicted = np.where(broken & (rng.random(n) < 1 / 3), 0, predicted)
             confidence = np.where(broken, np.clip(confidence - 0.15, 0.05, 0.999), confidence)
         midnight = np.datetime64(day.isoformat(), "us")
@@ -230,6 +233,10 @@ class Simulator:
         for day in np.unique(arrival_day[keep]):
             mask = keep & (arrival_day == day)
             yield day.astype(date), labels.filter(pa.array(mask))
+
+
+def _instant(moment: datetime) -> np.datetime64:
+    return np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "s")
 
 
 def _zipf(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:

@@ -162,6 +162,10 @@ def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
                                           config.alerts.resolve_after_runs)]
     for kind in DRIFT_KINDS:  # with nothing tested today, open drift alerts stay open
         outcome = found.results.get(kind, NOTHING_TESTED) if found else NOTHING_TESTED
+        if kind == intraday.KIND and config.drift.every is not None:
+            # the day's checks raised and resolved its prediction drift hour by hour; a
+            # whole-day verdict would page again for a morning incident already resolved
+            outcome = NOTHING_TESTED
         # the day's intra-day checks, if any, are later than the run before
         before = (intraday.state_before(store, end_of_day(as_of)) if kind == intraday.KIND
                   else _of_kind(previous, kind))

@@ -131,3 +131,18 @@ def test_the_reference_mix_weights_a_slice_to_the_window_s_shares() -> None:
     assert share == pytest.approx({"CH": 0.25, "US": 0.75})
     tier = np.array(reference["tier"].to_pylist())
     assert weights[tier == "a"].sum() / weights.sum() == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+def test_a_repaired_break_resolves_after_three_clean_checks_and_the_night_run_stays_quiet(
+        tmp_path: Path) -> None:
+    """Broken 09:00-12:00: opened at 10:00; the checks of 13:00, 14:00 and 15:00 see clean
+    windows, so it resolves at 15:00. The daily run of that day, whose window holds the
+    morning's broken hours, does not page the incident again."""
+    with Monitor(_config(tmp_path / "store")) as monitor:
+        log_simulation(monitor, _scenario(2, break_at=BREAK,
+                                          break_until=BREAK + timedelta(hours=3)))
+        monitor.backfill(START, START + timedelta(days=1), every=timedelta(hours=1))
+        moves = [(a.at, a.state) for a in _drift_rows(monitor.alerts()) if a.state != "ongoing"]
+    assert moves == [(BREAK + timedelta(hours=1), "opened"),
+                     (BREAK + timedelta(hours=6), "resolved")]
