@@ -2,9 +2,10 @@
 
     python benchmarks/peer_tasks.py TASK DATA_DIR
 
-prints one JSON line: seconds (from reading the Parquet files to the tool's answer; imports
-excluded), peak resident memory of the process in MiB, and the values the tool computed, for
-the agreement checks. The peer tasks run in the peer's own virtual environment, where
+prints one JSON line: seconds (from reading the Parquet files to the tool's answer, imports
+excluded; hindsight's ``*-files`` tasks log the files into a new store first, the others read
+the store ``peer_data`` filled), peak resident memory of the process in MiB, and the values
+the tool computed, for the agreement checks. The peer tasks run in the peer's own virtual environment, where
 hindsight is not installed: they import only the standard library here and the peer inside.
 """
 
@@ -69,8 +70,55 @@ def hindsight_estimate(data: Path) -> tuple[float, Values]:
     return _hindsight_counts(data, estimate=True)
 
 
-def _hindsight_counts(data: Path, estimate: bool,
-                      segments: list[str] | None = None) -> tuple[float, Values]:
+def hindsight_performance_files(data: Path) -> tuple[float, Values]:
+    """Realized performance from the peers' own Parquet files: ingest into a new store
+    (durable, fsynced) included."""
+    return _hindsight_from_files(data, estimate=False)
+
+
+def hindsight_performance_segments_files(data: Path) -> tuple[float, Values]:
+    return _hindsight_from_files(data, estimate=False, segments=SEGMENTS)
+
+
+def hindsight_estimate_files(data: Path) -> tuple[float, Values]:
+    return _hindsight_from_files(data, estimate=True)
+
+
+def _hindsight_from_files(data: Path, estimate: bool,
+                          segments: list[str] | None = None) -> tuple[float, Values]:
+    """The same answer as from hindsight's store, starting where the peers start: the timer
+    covers reading the files, logging predictions, labels (and, for the estimate, the
+    reference) into an empty store, and the computation."""
+    import shutil
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from hindsight.config import load_config
+    from hindsight.monitor import Monitor
+
+    config = load_config(data / "hindsight.yaml")
+    cols = config.columns
+    store = Path(tempfile.mkdtemp(prefix="hindsight-peers-", dir=data))
+    try:
+        config = config.model_copy(update={"store": str(store)})
+        predicted = [cols.id, cols.timestamp, cols.prediction, str(cols.score), *FEATURES]
+        started = time.perf_counter()
+        with Monitor(config) as monitor:
+            if estimate:
+                monitor.log_reference(pq.read_table(data / "reference.parquet"))
+            current = pq.read_table(data / "current.parquet")
+            monitor.log_predictions(current.select(predicted))
+            labels = [cols.id, cols.label, str(cols.label_timestamp)]
+            monitor.log_labels(current.select(labels))
+        _, values = _hindsight_counts(data, estimate, segments, store=str(store))
+        return time.perf_counter() - started, values
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def _hindsight_counts(data: Path, estimate: bool, segments: list[str] | None = None,
+                      store: str | None = None) -> tuple[float, Values]:
     from datetime import timedelta
 
     import pyarrow as pa
@@ -85,6 +133,8 @@ def _hindsight_counts(data: Path, estimate: bool,
     config = load_config(data / "hindsight.yaml")
     if segments:
         config = config.model_copy(update={"segments": tuple(segments)})
+    if store:
+        config = config.model_copy(update={"store": store})
     with Monitor(config) as monitor:
         day = monitor.store.partitions(Table.PREDICTIONS)[-1]
         started = time.perf_counter()
@@ -267,6 +317,9 @@ TASKS: dict[str, Callable[[Path], tuple[float, Values]]] = {
     "hindsight-performance": hindsight_performance,
     "hindsight-estimate": hindsight_estimate,
     "hindsight-performance-segments": hindsight_performance_segments,
+    "hindsight-performance-files": hindsight_performance_files,
+    "hindsight-estimate-files": hindsight_estimate_files,
+    "hindsight-performance-segments-files": hindsight_performance_segments_files,
     "evidently-drift": evidently_drift,
     "evidently-classification": evidently_classification,
     "nannyml-drift": nannyml_drift,
