@@ -5,8 +5,9 @@
 prints one JSON line: seconds (from reading the Parquet files to the tool's answer, imports
 excluded; hindsight's ``*-files`` tasks log the files into a new store first, the others read
 the store ``peer_data`` filled), peak resident memory of the process in MiB, and the values
-the tool computed, for the agreement checks. The peer tasks run in the peer's own virtual environment, where
-hindsight is not installed: they import only the standard library here and the peer inside.
+the tool computed, for the agreement checks. The peer tasks run in the peer's own virtual
+environment, where hindsight is not installed: they import only the standard library here and
+the peer inside.
 """
 
 from __future__ import annotations
