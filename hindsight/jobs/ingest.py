@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -81,24 +82,41 @@ def _lookup_span(days: pa.ChunkedArray, config: Config) -> tuple[date | None, da
     return first.as_py() - timedelta(days=reach), last.as_py() + timedelta(days=reach)
 
 
-def _fresh_predictions(table: pa.Table, origins: list[str], config: Config, engine: Engine,
+def _fresh_predictions(table: pa.Table, origins: Origins, config: Config, engine: Engine,
                        span: tuple[date | None, date | None]) -> pa.Table:
     """The rows whose id is not stored yet; an id stored with another prediction is refused."""
     cols = config.columns
     stored = engine.stored_predictions(table[cols.id].combine_chunks(), *span)
-    known = dict(zip(stored["id"].to_pylist(), stored["prediction"].to_pylist(), strict=True))
-    fresh = []
-    for i, (key, value) in enumerate(
-        zip(table[cols.id].to_pylist(), table[cols.prediction].to_pylist(), strict=True)
-    ):
-        if key not in known:
-            fresh.append(i)
-        elif known[key] != value:
-            raise InputError(
-                f"{origins[i]}: id {key!r} is already stored with prediction {known[key]!r}, "
-                f"not {value!r}; a prediction cannot change. Give the new one its own id"
-            )
-    return table.take(pa.array(fresh, pa.int64()))
+    if not stored.num_rows:
+        return table
+    matched = _numbered(table, {"id": cols.id, "value": cols.prediction}).join(
+        stored.select(["id", "prediction"]), "id", join_type="inner", use_threads=False)
+    changed = matched.filter(pc.fill_null(pc.not_equal(_text(matched["value"]),
+                                                       _text(matched["prediction"])), True))
+    if changed.num_rows:
+        first = changed.take(pc.sort_indices(changed["_row"])).slice(0, 1).to_pylist()[0]
+        raise InputError(
+            f"{origins[first['_row']]}: id {first['id']!r} is already stored with prediction "
+            f"{first['prediction']!r}, not {first['value']!r}; a prediction cannot change. "
+            "Give the new one its own id")
+    return _without(table, matched["_row"])
+
+
+def _numbered(table: pa.Table, columns: dict[str, str]) -> pa.Table:
+    """The given columns of ``table`` under new names, with each row's index as ``_row``."""
+    return pa.table({**{name: table[column] for name, column in columns.items()},
+                     "_row": pa.array(np.arange(table.num_rows, dtype=np.int64))})
+
+
+def _text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    return column if pa.types.is_string(column.type) else column.cast(pa.string())
+
+
+def _without(table: pa.Table, rows: pa.ChunkedArray) -> pa.Table:
+    """``table`` minus the rows at the given indices, in its order."""
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[np.asarray(rows.to_numpy(), np.int64)] = False
+    return table.filter(pa.array(keep))
 
 
 def log_labels(batches: Sequence[Batch], config: Config, store: Store, engine: Engine,
@@ -128,34 +146,45 @@ def _early(labels: pa.Table, predictions: pa.Table, config: Config) -> int:
     return int(pc.sum(pc.less(arrived, first)).as_py() or 0)
 
 
-def _fresh_labels(table: pa.Table, origins: list[str], config: Config, engine: Engine,
+def _fresh_labels(table: pa.Table, origins: Origins, config: Config, engine: Engine,
                   span: tuple[date | None, date | None]) -> pa.Table:
     """The rows that change a label in force; the same id and instant with another label is
     refused (a correction needs a later timestamp)."""
     cols = config.columns
     stored = engine.stored_labels(table[cols.id].combine_chunks(), *span)
-    at_time: dict[tuple[str, datetime], str] = {}
-    in_force: dict[str, tuple[datetime, str]] = {}
-    for key, label, arrived in zip(stored["id"].to_pylist(), stored["label"].to_pylist(),
-                                   stored["arrived_at"].to_pylist(), strict=True):
-        at_time[(key, arrived)] = label
-        in_force[key] = max(in_force.get(key, (arrived, label)), (arrived, label))
-    fresh = []
-    rows = zip(table[cols.id].to_pylist(), table[cols.label].to_pylist(),
-               table[ARRIVED_AT].to_pylist(), strict=True)
-    for i, (key, label, arrived) in enumerate(rows):
-        if (key, arrived) in at_time:
-            if at_time[(key, arrived)] != label:
-                raise InputError(
-                    f"{origins[i]}: id {key!r} already has label {at_time[(key, arrived)]!r} "
-                    f"at {arrived}, not {label!r}; a correction needs a later label timestamp"
-                )
-            continue
-        current = in_force.get(key)
-        if current is not None and current[1] == label and arrived > current[0]:
-            continue  # the label in force already says this: re-sent, nothing changes
-        fresh.append(i)
-    return table.take(pa.array(fresh, pa.int64()))
+    if not stored.num_rows:
+        return table
+    stored = pa.table({"id": stored["id"], "label": stored["label"],
+                       "arrived_at": stored["arrived_at"].cast(table[ARRIVED_AT].type)})
+    rows = _numbered(table, {"id": cols.id, "new": cols.label, "at": ARRIVED_AT})
+    same_instant = rows.join(stored, ["id", "at"], ["id", "arrived_at"], join_type="inner",
+                             use_threads=False)
+    changed = same_instant.filter(pc.fill_null(
+        pc.not_equal(_text(same_instant["new"]), _text(same_instant["label"])), True))
+    if changed.num_rows:
+        first = changed.take(pc.sort_indices(changed["_row"])).slice(0, 1).to_pylist()[0]
+        raise InputError(
+            f"{origins[first['_row']]}: id {first['id']!r} already has label "
+            f"{first['label']!r} at {first['at']}, not {first['new']!r}; a correction needs "
+            "a later label timestamp")
+    # the label in force per id: the latest arrival (ties: the greatest label)
+    ordered = stored.sort_by([("id", "ascending"), ("arrived_at", "descending"),
+                              ("label", "descending")])
+    ids = ordered["id"].combine_chunks()
+    first_of_id = np.ones(len(ids), dtype=bool)
+    if len(ids) > 1:
+        first_of_id[1:] = np.asarray(
+            pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).to_numpy(
+                zero_copy_only=False), bool)
+    in_force = ordered.filter(pa.array(first_of_id)).rename_columns(
+        ["id", "in_force", "since"])
+    against = rows.join(in_force, "id", join_type="inner", use_threads=False)
+    resent = against.filter(pc.and_(pc.equal(_text(against["new"]), _text(against["in_force"])),
+                                    pc.greater(against["at"], against["since"])))
+    # re-sent: the label in force already says this; nothing changes
+    return _without(table, pa.chunked_array(
+        [same_instant["_row"].combine_chunks(), resent["_row"].combine_chunks()],
+        pa.int64()))
 
 
 def log_reference(batches: Sequence[Batch], config: Config, store: Store) -> IngestReport:
@@ -168,12 +197,29 @@ def log_reference(batches: Sequence[Batch], config: Config, store: Store) -> Ing
     return _report(batches, table.num_rows)
 
 
-def _combine(batches: Sequence[Batch], tables: list[pa.Table]) -> tuple[pa.Table, list[str]]:
-    origins = [
-        f"{batch.source.name}: {batch.source.row(i)}"
-        for batch, table in zip(batches, tables, strict=True)
-        for i in range(table.num_rows)
-    ]
+@dataclass(frozen=True, slots=True)
+class Origins:
+    """Where each row of a combined table came from ("file: row 7"), named only when an
+    error needs it: a million rows need no million strings."""
+
+    batches: tuple[Batch, ...]
+    starts: np.ndarray  # the first combined row of each batch
+    rows: np.ndarray | None = None  # after a take: the combined row of each row
+
+    def __getitem__(self, index: int) -> str:
+        row = int(index if self.rows is None else self.rows[index])
+        which = int(np.searchsorted(self.starts, row, side="right")) - 1
+        source = self.batches[which].source
+        return f"{source.name}: {source.row(row - int(self.starts[which]))}"
+
+    def take(self, indices: np.ndarray) -> Origins:
+        return Origins(self.batches, self.starts,
+                       indices if self.rows is None else self.rows[indices])
+
+
+def _combine(batches: Sequence[Batch], tables: list[pa.Table]) -> tuple[pa.Table, Origins]:
+    sizes = np.array([t.num_rows for t in tables], np.int64)
+    origins = Origins(tuple(batches), np.cumsum(sizes) - sizes)
     try:
         combined = pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -183,8 +229,8 @@ def _combine(batches: Sequence[Batch], tables: list[pa.Table]) -> tuple[pa.Table
     return combined, origins
 
 
-def _unique_by(table: pa.Table, origins: list[str], keys: list[str], value: str,
-               what: str) -> tuple[pa.Table, list[str]]:
+def _unique_by(table: pa.Table, origins: Origins, keys: list[str], value: str,
+               what: str) -> tuple[pa.Table, Origins]:
     """Drop exact repeats of ``keys``; refuse repeats that disagree on ``value``."""
     indexed = table.append_column(_ORIGIN, pa.array(range(table.num_rows), pa.int64()))
     groups = indexed.group_by(keys, use_threads=False).aggregate(
@@ -201,7 +247,8 @@ def _unique_by(table: pa.Table, origins: list[str], keys: list[str], value: str,
         )
     keep = pc.sort_indices(groups[f"{_ORIGIN}_min"])
     first_rows = pc.take(groups[f"{_ORIGIN}_min"], keep)
-    return table.take(first_rows), [origins[i] for i in first_rows.to_pylist()]
+    return table.take(first_rows), origins.take(
+        np.asarray(first_rows.to_numpy(zero_copy_only=False), np.int64))
 
 
 def _report(batches: Sequence[Batch], stored: int, orphans: int = 0) -> IngestReport:

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from hindsight.config import Config
 from hindsight.errors import InputError, StoreError
 from hindsight.monitor import Monitor
 from hindsight.store.partitions import Table
@@ -187,3 +191,44 @@ def test_labels_stamped_days_before_their_prediction_are_kept_and_reported(
     report = monitor.log_labels([label(1, "a", 7), label(2, "a", 9)])
     assert (report.stored, report.early) == (2, 1)
     assert "1 stamped more than 1 day before their prediction's day" in report.summary("labels")
+
+
+@settings(deadline=None, max_examples=15,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 30), st.sampled_from("ab"), st.integers(3, 6)),
+                min_size=1, max_size=60),
+       st.lists(st.tuples(st.integers(0, 30), st.sampled_from("ab"), st.integers(3, 6)),
+                min_size=1, max_size=60))
+def test_a_label_batch_stores_exactly_what_changes_the_label_in_force(
+        make_config: Callable[..., Config], tmp_path_factory: pytest.TempPathFactory,
+        first: list[tuple[int, str, int]], second: list[tuple[int, str, int]]) -> None:
+    """Against a plain model of the rule: a row is stored unless the same id and instant is
+    stored (with the same label), or the label in force (latest arrival; ties: the greatest
+    label) already says it and the row arrives later. The same instant with another label is
+    refused, and nothing of its batch is stored."""
+    def one_label_per_instant(rows: list[tuple[int, str, int]]) -> list[tuple[int, str, int]]:
+        chosen: dict[tuple[int, int], tuple[int, str, int]] = {}
+        for key, value, day in rows:  # within a batch, two labels at one instant are refused
+            chosen.setdefault((key, day), (key, value, day))
+        return list(chosen.values())
+
+    store = tmp_path_factory.mktemp("labels") / "store"
+    with Monitor(make_config(store=str(store))) as monitor:
+        kept: dict[tuple[int, int], str] = {}
+        for batch in (one_label_per_instant(first), one_label_per_instant(second)):
+            fresh, refused = [], False
+            for key, value, day in batch:
+                if (key, day) in kept:
+                    refused |= kept[(key, day)] != value
+                    continue
+                mine = [(d, v) for (k, d), v in kept.items() if k == key]
+                if mine and max(mine)[1] == value and day > max(mine)[0]:
+                    continue
+                fresh.append((key, value, day))
+            rows = [label(k, v, d) for k, v, d in batch]
+            if refused:
+                with pytest.raises(InputError, match="a correction needs a later"):
+                    monitor.log_labels(rows)
+                continue
+            assert monitor.log_labels(rows).stored == len(fresh)
+            kept |= {(k, d): v for k, v, d in fresh}
