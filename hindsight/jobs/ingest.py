@@ -232,6 +232,8 @@ def _combine(batches: Sequence[Batch], tables: list[pa.Table]) -> tuple[pa.Table
 def _unique_by(table: pa.Table, origins: Origins, keys: list[str], value: str,
                what: str) -> tuple[pa.Table, Origins]:
     """Drop exact repeats of ``keys``; refuse repeats that disagree on ``value``."""
+    if pc.count_distinct(table[keys[0]]).as_py() == table.num_rows:
+        return table, origins  # the first key alone is unique: nothing repeats (the usual case)
     indexed = table.append_column(_ORIGIN, pa.array(range(table.num_rows), pa.int64()))
     groups = indexed.group_by(keys, use_threads=False).aggregate(
         [(_ORIGIN, "min"), (_ORIGIN, "max"), (value, "count_distinct")]
