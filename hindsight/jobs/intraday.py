@@ -7,8 +7,8 @@ and per single segment value, with the daily job's statistics. Two things differ
 - The reference is weighted to the window's mix of segment values (raking on each segment
   column's shares), so an hour whose traffic comes from other countries or customers than the
   day's average is compared with what the model answered for *those* rows at promotion. An
-  hour's mix is not drift; a change inside the same mix is. (The daily run compares a whole
-  day with the reference as it is, so a lasting change of mix still shows there.)
+  hour's mix is not drift; a change inside the same mix is. (A change of mix alone is input
+  drift: measured and stored by the daily run, never paged.)
 - The error budget is the day's, not the check's: with C checks a day, each check's noise
   quantile is Bonferroni-adjusted over its tests times C, so a day of checks raises a false
   alarm no more often than one daily run does.
@@ -16,8 +16,9 @@ and per single segment value, with the daily job's statistics. Two things differ
 Checks come at whole multiples of ``drift.every`` after UTC midnight; midnight itself is the
 daily run's. Each check's alert rows (``prediction_drift``, the daily job's keys and
 lifecycle) are stored as ``checks/dt=D/check-HHMMSS.parquet``; what is open going into a check
-is what the latest check or daily run before its instant left open. Seeds are fixed, so a
-replay over stored predictions decides exactly as the service did on the same rows.
+is what the latest check or daily run before its instant left open; with checks on, the
+daily run carries prediction drift alerts on without judging the day again. Seeds are fixed,
+so a replay over stored predictions decides exactly as the service did on the same rows.
 """
 
 from __future__ import annotations
