@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -91,10 +92,8 @@ def _fresh_predictions(table: pa.Table, origins: Origins, config: Config, engine
         return table
     matched = _numbered(table, {"id": cols.id, "value": cols.prediction}).join(
         stored.select(["id", "prediction"]), "id", join_type="inner", use_threads=False)
-    changed = matched.filter(pc.fill_null(pc.not_equal(_text(matched["value"]),
-                                                       _text(matched["prediction"])), True))
-    if changed.num_rows:
-        first = changed.take(pc.sort_indices(changed["_row"])).slice(0, 1).to_pylist()[0]
+    first = _first_disagreement(matched, "value", "prediction")
+    if first is not None:
         raise InputError(
             f"{origins[first['_row']]}: id {first['id']!r} is already stored with prediction "
             f"{first['prediction']!r}, not {first['value']!r}; a prediction cannot change. "
@@ -106,6 +105,17 @@ def _numbered(table: pa.Table, columns: dict[str, str]) -> pa.Table:
     """The given columns of ``table`` under new names, with each row's index as ``_row``."""
     return pa.table({**{name: table[column] for name, column in columns.items()},
                      "_row": pa.array(np.arange(table.num_rows, dtype=np.int64))})
+
+
+def _first_disagreement(matched: pa.Table, new: str, stored: str) -> dict[str, Any] | None:
+    """The earliest row (by ``_row``) of a join whose new value is not the stored one."""
+    changed = matched.filter(pc.fill_null(pc.not_equal(_text(matched[new]),
+                                                       _text(matched[stored])), True))
+    if not changed.num_rows:
+        return None
+    earliest = changed.take(pc.sort_indices(changed["_row"])).slice(0, 1)
+    first: dict[str, Any] = earliest.to_pylist()[0]
+    return first
 
 
 def _text(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -159,10 +169,8 @@ def _fresh_labels(table: pa.Table, origins: Origins, config: Config, engine: Eng
     rows = _numbered(table, {"id": cols.id, "new": cols.label, "at": ARRIVED_AT})
     same_instant = rows.join(stored, ["id", "at"], ["id", "arrived_at"], join_type="inner",
                              use_threads=False)
-    changed = same_instant.filter(pc.fill_null(
-        pc.not_equal(_text(same_instant["new"]), _text(same_instant["label"])), True))
-    if changed.num_rows:
-        first = changed.take(pc.sort_indices(changed["_row"])).slice(0, 1).to_pylist()[0]
+    first = _first_disagreement(same_instant, "new", "label")
+    if first is not None:
         raise InputError(
             f"{origins[first['_row']]}: id {first['id']!r} already has label "
             f"{first['label']!r} at {first['at']}, not {first['new']!r}; a correction needs "
