@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import shutil
 import statistics
@@ -26,9 +25,8 @@ import time
 from pathlib import Path
 
 import httpx
-import pyarrow as pa
-import pyarrow.ipc as ipc
 import yaml
+from ingest_load import body
 from served import SERVE, serve
 
 HERE = Path(__file__).resolve()
@@ -108,13 +106,6 @@ def measure_checks(config_file: Path) -> dict[str, float]:
             "peak_mib": own_peak_mib()}
 
 
-def _arrow(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
-
-
 def measure_ingest(config_file: Path, checking: bool, seconds: float,
                    batch: int) -> dict[str, float]:
     from datetime import timedelta
@@ -135,7 +126,7 @@ def measure_ingest(config_file: Path, checking: bool, seconds: float,
                              per_day=batch * 10, failure_start=None, seed=11)
             batches = (d.predictions.slice(i * batch, batch)
                        for d in Simulator(later).days() for i in range(10))
-            payloads = [_arrow(next(batches)) for _ in range(200)]
+            payloads = [body(next(batches), "arrow")[0] for _ in range(200)]
             rows, sent = 0, 0
             started = time.monotonic()
             with httpx.Client(timeout=60) as client:

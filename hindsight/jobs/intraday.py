@@ -96,6 +96,8 @@ class ReferenceMix:
         """One weight per reference row of the slice, under which the slice's reference has
         the window's shares of every segment column's values (values the reference lacks
         are left out; reference values the window lacks weigh zero)."""
+        if not self.segments:
+            return np.ones(self.groups[segment].num_rows)
         codes = self._codes.get(segment)
         if codes is None:
             codes = [_codes(self.groups[segment][column]) for column in self.segments]
@@ -110,8 +112,6 @@ class ReferenceMix:
                 if value in index:
                     target[index[value]] = n
             targets.append(target)
-        if not self.segments:
-            return np.ones(self.groups[segment].num_rows)
         return rake([c for _, c in codes], targets)
 
 

@@ -95,16 +95,21 @@ def test_ingest_over_http_then_the_run_then_the_alert_in_the_api(
     assert "country=CH" in segments
 
 
-def test_arrow_and_parquet_bodies_are_accepted(server: Server) -> None:
-    table = pa.Table.from_pylist([prediction(i, 1, "CH", "a") for i in range(10)])
+def arrow_body(table: pa.Table) -> bytes:
+    """A table as an Arrow IPC stream, the body of an Arrow ingest request."""
     stream = io.BytesIO()
     with ipc.new_stream(stream, table.schema) as writer:
         writer.write_table(table)
+    return stream.getvalue()
+
+
+def test_arrow_and_parquet_bodies_are_accepted(server: Server) -> None:
+    table = pa.Table.from_pylist([prediction(i, 1, "CH", "a") for i in range(10)])
     parquet = io.BytesIO()
     pq.write_table(table.slice(0, 5).rename_columns(
         ["request_id", "served_at", "country", "tier", "predicted", "amount"]), parquet)
     with client(server) as http:
-        arrow = http.post("/v1/predictions", content=stream.getvalue(),
+        arrow = http.post("/v1/predictions", content=arrow_body(table),
                           headers={"Content-Type": "application/vnd.apache.arrow.stream"})
         assert arrow.json()["stored"] == 10
         again = http.post("/v1/predictions", content=parquet.getvalue(),

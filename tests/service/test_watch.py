@@ -3,16 +3,13 @@ the service's clock moves on; a replay over the same rows must decide exactly th
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.ipc as ipc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,7 +18,7 @@ from hindsight.config import Config, parse_config
 from hindsight.monitor import Monitor
 from hindsight.simulate import Scenario, Simulator, demo_config
 from hindsight.store.partitions import Table
-from tests.service.test_app import Server, client
+from tests.service.test_app import Server, arrow_body, client
 
 START = date(2026, 10, 1)
 BREAK = datetime(2026, 10, 2, 9, 0, tzinfo=UTC)
@@ -47,13 +44,6 @@ def _config(store: Path, sink_file: Path) -> Config:
     raw["drift"] = {"every": "1h"}
     raw["sinks"] = [{"name": "pager", "type": "log", "path": str(sink_file)}]
     return parse_config(raw, source="test.yaml")
-
-
-def _arrow(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
 
 
 def _decisions(monitor: Monitor) -> list[tuple[Any, ...]]:
@@ -91,7 +81,7 @@ def test_the_service_checks_every_hour_pages_once_and_a_replay_decides_the_same(
                         hours=hour + 1)
                     batch = predictions.filter(pc.and_(pc.greater_equal(stamps, begin),
                                                        pc.less(stamps, end)))
-                    answer = http.post("/v1/predictions", content=_arrow(batch),
+                    answer = http.post("/v1/predictions", content=arrow_body(batch),
                                        headers={"content-type":
                                                 "application/vnd.apache.arrow.stream"})
                     assert answer.status_code == 200, answer.text
