@@ -10,6 +10,7 @@ nothing depends on DuckDB's httpfs extension (which cannot be installed offline)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,52 @@ if TYPE_CHECKING:
     from hindsight.engine.remote import StoreFileSystem
 
 
+# Counts are kept in DuckDB as these tables; the latest window's as kept_*, a day's change to
+# them as change_*. The calibrated expectation is summed as a decimal: exact, so a window
+# counted from the day before's by adding and subtracting is the very same as one counted anew.
+COUNT_TABLES = ("cells", "classes", "label_ages")
+KEPT, CHANGE = "kept", "change"
+EXACT = "DECIMAL(38, 18)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """What one count of cells covers: prediction days, the labels' cut-off, the calibration."""
+
+    as_of: date
+    first_day: date
+    last_day: date
+    calibration: tuple[tuple[float, ...], tuple[float, ...]] | None
+
+    def next_day(self) -> _Window | None:
+        """The window a day later, if this one is a daily run's (it ends on its ``as_of``)."""
+        if self.last_day != self.as_of:
+            return None
+        one = timedelta(days=1)
+        return _Window(self.as_of + one, self.first_day + one, self.last_day + one,
+                       self.calibration)
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    window: _Window
+    reads: tuple[tuple[str, ...], tuple[str, ...]]  # the files its counts came from
+
+
+def _label_since(window: _Window) -> datetime:
+    """The earliest arrival a window joins: labels read from the partitions of the days
+    they arrived, from ``LABEL_LEAD_DAYS`` before its first prediction day."""
+    return end_of_day(window.first_day - timedelta(days=LABEL_LEAD_DAYS + 1))
+
+
+def _calibration_key(calibration: pa.Table | None) -> tuple[tuple[float, ...],
+                                                             tuple[float, ...]] | None:
+    if calibration is None:
+        return None
+    return (tuple(calibration["lower"].to_pylist()),
+            tuple(calibration["probability"].to_pylist()))
+
+
 def grain_sql(joined: str, config: Config) -> str:
     """The finest grain of a run's counts from ``joined`` (day, s0.., prediction, label,
     age, p_correct): plain SQL that DuckDB and Spark both run, so the engines count alike.
@@ -43,7 +90,7 @@ def grain_sql(joined: str, config: Config) -> str:
     if config.task == "classification":
         return (
             f"SELECT day{seg}, prediction, label, age, hit, count(*) AS n, "
-            "sum(p_correct) AS expected, count(p_correct) AS scored, "
+            f"sum(CAST(p_correct AS {EXACT})) AS expected, count(p_correct) AS scored, "
             f"GROUPING(age) AS cell_row FROM (SELECT *, prediction = label AS hit "
             f"FROM ({joined}) j) g GROUP BY GROUPING SETS ((day{seg}, prediction, label), "
             "(day, age, hit))"
@@ -71,6 +118,7 @@ class DuckDBEngine:
             self._con.register_filesystem(self._remote)
             self._scheme = StoreFileSystem.prefix
         self._seg = [f"s{i}" for i in range(len(config.segments))]
+        self._kept: _Kept | None = None  # the counts of the latest window, for the next day's
 
     def close(self) -> None:
         self._con.close()
@@ -198,66 +246,172 @@ class DuckDBEngine:
 
     def cell_counts(self, as_of: date, first_day: date, last_day: date,
                     calibration: pa.Table | None = None) -> CellCounts:
-        prediction_files = self._files(Table.PREDICTIONS, first_day, last_day)
-        if not prediction_files:
+        window = _Window(as_of, first_day, last_day, _calibration_key(calibration))
+        reads = self._reads(window)
+        kept, self._kept = self._kept, None
+        if not reads[0]:
             return self._empty_counts()
+        if (kept is not None and self._config.task == "classification"
+                and kept.window.next_day() == window and self._reads(kept.window) == kept.reads):
+            self._count_change(kept.window, window, calibration)
+        else:
+            self._count_window(window, calibration)
+        self._kept = _Kept(window, reads)
+        return self._present(KEPT)
+
+    def _predictions_sql(self, calibration: pa.Table | None,
+                         only: str = "TRUE") -> tuple[str, dict[str, Any]]:
+        """The predictions of ``$predictions`` made in ``[$start, $stop)`` that ``only`` keeps,
+        with the columns the grain counts: id, day, prediction, score, s0.., p_correct."""
         cols = self._config.columns
-        label_files = self._files(Table.LABELS, first_day - timedelta(days=LABEL_LEAD_DAYS),
-                                  as_of)
         score = f"{ident(cols.score)}::DOUBLE" if cols.score else "NULL::DOUBLE"
         source = (
             f"SELECT {ident(cols.id)} AS id, CAST({ident(cols.timestamp)} AS DATE) AS day, "
             f"{ident(cols.prediction)} AS prediction, {score} AS score"
             f"{self._segment_columns()} "
             "FROM read_parquet($predictions, union_by_name = true) "
-            f"WHERE {ident(cols.timestamp)} >= $start AND {ident(cols.timestamp)} < $stop"
+            f"WHERE {ident(cols.timestamp)} >= $start AND {ident(cols.timestamp)} < $stop "
+            f"AND {only}"
         )
-        params: dict[str, Any] = {}
-        if calibration is not None and cols.score:
-            # The label-free estimate: each prediction's calibrated chance of being right, a
-            # step function of its score (a CASE: a join would sort millions of rows).
-            lower = calibration["lower"].to_pylist()
-            probability = calibration["probability"].to_pylist()
-            steps = " ".join(f"WHEN score < $edge{i} THEN $p{i - 1}"
-                             for i in range(1, len(lower)))
-            params |= {f"edge{i}": float(lower[i]) for i in range(1, len(lower))}
-            params |= {f"p{i}": float(p) for i, p in enumerate(probability)}
-            # a non-finite score (stored before ingest refused them) is no score
-            source = (f"SELECT *, CASE WHEN NOT isfinite(score) THEN NULL {steps} "
-                      f"ELSE $p{len(lower) - 1} END::DOUBLE AS p_correct FROM ({source})")
-        else:
-            source = f"SELECT *, NULL::DOUBLE AS p_correct FROM ({source})"
-        params |= {
-            "predictions": prediction_files,
-            "start": end_of_day(first_day - timedelta(days=1)),
-            "stop": end_of_day(last_day),
-        }
-        if label_files:
-            labels = (
-                f"SELECT {ident(cols.id)} AS id, arg_max({ident(cols.label)}, {ident(ARRIVED_AT)})"
-                f" AS label, min({ident(ARRIVED_AT)}) AS first_arrived "
-                "FROM read_parquet($labels, union_by_name = true) "
-                f"WHERE {ident(ARRIVED_AT)} >= $since AND {ident(ARRIVED_AT)} < $as_of GROUP BY 1"
-            )
-            params |= {"labels": label_files, "as_of": end_of_day(as_of),
-                       "since": end_of_day(first_day - timedelta(days=LABEL_LEAD_DAYS + 1))}
-        else:
-            labels = ("SELECT NULL::VARCHAR AS id, NULL AS label, NULL::TIMESTAMPTZ AS "
-                      "first_arrived WHERE false")
-        # age: days from the prediction day to the day its first label arrived
-        joined = (
+        if calibration is None or not cols.score:
+            return f"SELECT *, NULL::DOUBLE AS p_correct FROM ({source})", {}
+        # The label-free estimate: each prediction's calibrated chance of being right, a
+        # step function of its score (a CASE: a join would sort millions of rows).
+        lower = calibration["lower"].to_pylist()
+        probability = calibration["probability"].to_pylist()
+        steps = " ".join(f"WHEN score < $edge{i} THEN $p{i - 1}" for i in range(1, len(lower)))
+        params = {f"edge{i}": float(lower[i]) for i in range(1, len(lower))}
+        params |= {f"p{i}": float(p) for i, p in enumerate(probability)}
+        # a non-finite score (stored before ingest refused them) is no score
+        return (f"SELECT *, CASE WHEN NOT isfinite(score) THEN NULL {steps} "
+                f"ELSE $p{len(lower) - 1} END::DOUBLE AS p_correct FROM ({source})"), params
+
+    def _label_rows_sql(self, only: str = "TRUE") -> str:
+        """Label rows of ``$labels`` that arrived in ``[$since, $as_of)``, that ``only`` keeps."""
+        cols, arrived = self._config.columns, ident(ARRIVED_AT)
+        return (f"SELECT {ident(cols.id)} AS id, {ident(cols.label)} AS label, "
+                f"{arrived} AS arrived_at FROM read_parquet($labels, union_by_name = true) "
+                f"WHERE {arrived} >= $since AND {arrived} < $as_of AND {only}")
+
+    @staticmethod
+    def _joined_sql(predictions: str, label_rows: str | None) -> str:
+        """Each prediction with the label in force (the latest arrival wins) and its age: days
+        from the prediction day to the day its first label arrived."""
+        if label_rows is None:
+            return f"SELECT *, NULL AS label, NULL::BIGINT AS age FROM ({predictions})"
+        return (
             "SELECT p.*, l.label, date_diff('day', p.day, CAST(l.first_arrived AS DATE)) AS age "
-            f"FROM ({source}) p LEFT JOIN ({labels}) l USING (id)"
+            f"FROM ({predictions}) p LEFT JOIN (SELECT id, arg_max(label, arrived_at) AS label, "
+            f"min(arrived_at) AS first_arrived FROM ({label_rows}) GROUP BY id) l USING (id)"
         )
-        return self._rollup(joined, params)
+
+    def _window_params(self, window: _Window) -> dict[str, Any]:
+        prediction_files, label_files = self._reads(window)
+        return {"predictions": list(prediction_files), "labels": list(label_files),
+                "start": end_of_day(window.first_day - timedelta(days=1)),
+                "stop": end_of_day(window.last_day), "since": _label_since(window),
+                "as_of": end_of_day(window.as_of)}
+
+    def _reads(self, window: _Window) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The prediction and label files the counts of ``window`` read."""
+        return (tuple(self._files(Table.PREDICTIONS, window.first_day, window.last_day)),
+                tuple(self._files(Table.LABELS,
+                                  window.first_day - timedelta(days=LABEL_LEAD_DAYS),
+                                  window.as_of)))
+
+    def _count_window(self, window: _Window, calibration: pa.Table | None) -> None:
+        predictions, params = self._predictions_sql(calibration)
+        params |= self._window_params(window)
+        if not params["labels"]:
+            del params["labels"], params["since"], params["as_of"]
+        joined = self._joined_sql(predictions,
+                                  self._label_rows_sql() if "labels" in params else None)
+        self._rollup(joined, params, KEPT)
+
+    def _count_change(self, before: _Window, now: _Window, calibration: pa.Table | None) -> None:
+        """The counts of ``now`` from those kept of ``before``, the day before, when none of
+        the files ``before`` read has changed since. Counted again, once as they were (and
+        subtracted) and once as they are (and added): the predictions whose label in force
+        changed (a label arrived that day, or one fell out of the window's reach) and those of
+        the day that left the window and of the day that entered it. Every count is a sum of
+        integers or of decimals, so the result is exactly what counting ``now`` from scratch
+        gives (a test holds it to that)."""
+        cols = self._config.columns
+        arrived = ident(ARRIVED_AT)
+        gone_from, gone_to = _label_since(before), _label_since(now)
+        files = (self._files(Table.LABELS, gone_from.date(), gone_from.date())
+                 + self._files(Table.LABELS, now.as_of, now.as_of))
+        self._execute("DROP TABLE IF EXISTS changed")
+        self._execute("CREATE TEMP TABLE changed (id VARCHAR)")
+        if files:
+            self._execute(
+                f"INSERT INTO changed SELECT DISTINCT {ident(cols.id)}::VARCHAR "
+                "FROM read_parquet($files, union_by_name = true) "
+                f"WHERE ({arrived} >= $gone_from AND {arrived} < $gone_to) "
+                f"OR ({arrived} >= $came_from AND {arrived} < $came_to)",
+                {"files": files, "gone_from": gone_from, "gone_to": gone_to,
+                 "came_from": end_of_day(before.as_of), "came_to": end_of_day(now.as_of)})
+        # one read of both windows: `before`'s first day to `now`'s last
+        both = _Window(now.as_of, before.first_day, now.last_day, now.calibration)
+        ts = ident(cols.timestamp)
+        predictions, params = self._predictions_sql(
+            calibration, f"({ident(cols.id)} IN (SELECT id FROM changed) "
+                         f"OR {ts} < $new_start OR {ts} >= $old_stop)")
+        params |= self._window_params(both) | {
+            "since": _label_since(before), "new_start": end_of_day(before.first_day),
+            "old_stop": end_of_day(before.last_day), "new_since": _label_since(now),
+            "old_as_of": end_of_day(before.as_of)}
+        if params["labels"]:
+            label_rows = self._label_rows_sql("id IN (SELECT id FROM p)")
+            new_labels = "SELECT * FROM l WHERE arrived_at >= $new_since"
+            old_labels = "SELECT * FROM l WHERE arrived_at < $old_as_of"
+            shared = f"p AS MATERIALIZED ({predictions}), l AS MATERIALIZED ({label_rows})"
+        else:
+            del params["labels"], params["since"], params["as_of"], params["new_since"], \
+                params["old_as_of"]
+            new_labels = old_labels = None
+            shared = f"p AS MATERIALIZED ({predictions})"
+        new = self._joined_sql("SELECT * FROM p WHERE day >= CAST($new_start AS DATE)",
+                               new_labels)
+        old = self._joined_sql("SELECT * FROM p WHERE day < CAST($old_stop AS DATE)",
+                               old_labels)
+        self._make_grain(
+            f"WITH {shared} {grain_sql(new, self._config)} UNION ALL BY NAME "
+            "SELECT * REPLACE (-n AS n, -expected AS expected, -scored AS scored) "
+            f"FROM ({grain_sql(old, self._config)})", params)
+        self._execute("DROP TABLE changed")
+        try:
+            self._rollup_grain("grain", CHANGE)
+        finally:
+            self._execute("DROP TABLE grain")
+        merges = {
+            "cells": ("day, segment, depth", "sum(n_predictions) <> 0",
+                      "n_predictions n_labelled n_correct n_scored", "expected_correct"),
+            "classes": ("day, segment, depth, class", "sum(n_predicted) <> 0 OR sum(n_true) <> 0",
+                        "tp n_predicted n_true", ""),
+            "label_ages": ("day, age", "sum(n_correct) <> 0 OR sum(n_wrong) <> 0",
+                           "n_correct n_wrong", ""),
+        }
+        for name, (keys, present, counts, decimals) in merges.items():
+            sums = ", ".join([f"sum({c})::BIGINT AS {c}" for c in counts.split()]
+                             + [f"sum({c}) AS {c}" for c in decimals.split()])
+            # a cell or class that no prediction is in any longer is no row, as from scratch
+            self._execute(
+                f"CREATE TEMP TABLE merged AS SELECT {keys}, {sums} FROM (SELECT * FROM "
+                f"{KEPT}_{name} UNION ALL BY NAME SELECT * FROM {CHANGE}_{name}) "
+                f"GROUP BY {keys} HAVING {present}")
+            self._execute(f"DROP TABLE {KEPT}_{name}")
+            self._execute(f"DROP TABLE {CHANGE}_{name}")
+            self._execute(f"ALTER TABLE merged RENAME TO {KEPT}_{name}")
 
     def rollup(self, grain: pa.Table) -> CellCounts:
         """Every cell and cross from a grain another engine computed (``grain_sql``)."""
-        self._con.register("grain", grain)
+        self._con.register("given_grain", grain)
         try:
-            return self._rollup_grain()
+            self._rollup_grain("given_grain", "given")
         finally:
-            self._con.unregister("grain")
+            self._con.unregister("given_grain")
+        return self._present("given", keep=False)
 
     def reference_counts(self) -> CellCounts | None:
         files = self._files(Table.REFERENCE)
@@ -270,7 +424,8 @@ class DuckDBEngine:
             f"{self._segment_columns()} "
             "FROM read_parquet($reference, union_by_name = true)"
         )
-        return self._rollup(joined, {"reference": files})
+        self._rollup(joined, {"reference": files}, "reference")
+        return self._present("reference", keep=False)
 
     def _segment_columns(self) -> str:
         """``, coalesce("country", '(missing)') AS s0, ...``: a null value is its own cell."""
@@ -279,22 +434,28 @@ class DuckDBEngine:
             for name, alias in zip(self._config.segments, self._seg, strict=True)
         )
 
-    def _rollup(self, joined: str, params: dict[str, Any]) -> CellCounts:
-        self._execute("DROP TABLE IF EXISTS grain")
-        self._execute(f"CREATE TEMP TABLE grain AS {grain_sql(joined, self._config)}", params)
+    def _rollup(self, joined: str, params: dict[str, Any], into: str) -> None:
+        self._make_grain(grain_sql(joined, self._config), params)
         try:
-            return self._rollup_grain()
+            self._rollup_grain("grain", into)
         finally:
             self._execute("DROP TABLE grain")
 
-    def _rollup_grain(self) -> CellCounts:
+    def _make_grain(self, sql: str, params: dict[str, Any]) -> None:
+        self._execute("DROP TABLE IF EXISTS grain")
+        self._execute(f"CREATE TEMP TABLE grain AS {sql}", params)
+
+    def _rollup_grain(self, grain: str, into: str) -> None:
+        """Every cell and cross of ``grain`` into the tables ``{into}_cells``, ``_classes`` and
+        ``_label_ages``. The calibrated expectation stays a decimal until ``_present``."""
         seg = "".join(f", {s}" for s in self._seg)
-        if self._config.task == "classification":
+        classification = self._config.task == "classification"
+        if classification:
             measures = (
                 "sum(n)::BIGINT AS n_predictions, "
                 "coalesce(sum(n) FILTER (label IS NOT NULL), 0)::BIGINT AS n_labelled, "
                 "coalesce(sum(n) FILTER (prediction = label), 0)::BIGINT AS n_correct, "
-                "coalesce(sum(expected), 0)::DOUBLE AS expected_correct, "
+                f"coalesce(sum(expected), 0)::{EXACT} AS expected_correct, "
                 "coalesce(sum(scored), 0)::BIGINT AS n_scored"
             )
         else:
@@ -303,30 +464,51 @@ class DuckDBEngine:
                 "coalesce(sum(sae), 0)::DOUBLE AS sum_abs_error, "
                 "coalesce(sum(sse), 0)::DOUBLE AS sum_sq_error"
             )
-        classification = self._config.task == "classification"
-        rows = "(SELECT * FROM grain WHERE cell_row = 1)" if classification else "grain"
-        cells = self._query(
-            f"SELECT {self._cell_columns()}, {measures} FROM {rows} "
-            f"GROUP BY GROUPING SETS ({self._grouping_sets()}) ORDER BY ALL"
+        rows = f"(SELECT * FROM {grain} WHERE cell_row = 1)" if classification else grain
+        for name in COUNT_TABLES:
+            self._execute(f"DROP TABLE IF EXISTS {into}_{name}")
+        self._execute(
+            f"CREATE TEMP TABLE {into}_cells AS SELECT {self._cell_columns()}, {measures} "
+            f"FROM {rows} GROUP BY GROUPING SETS ({self._grouping_sets()})"
         )
-        classes = label_ages = None
-        if classification:
-            label_ages = self._query(
-                "SELECT day, age, coalesce(sum(n) FILTER (hit), 0)::BIGINT AS n_correct, "
-                "coalesce(sum(n) FILTER (NOT hit), 0)::BIGINT AS n_wrong FROM grain "
-                "WHERE cell_row = 0 AND age IS NOT NULL GROUP BY ALL ORDER BY ALL"
-            )
+        if not classification:
+            return
+        self._execute(
+            f"CREATE TEMP TABLE {into}_label_ages AS SELECT day, age, "
+            "coalesce(sum(n) FILTER (hit), 0)::BIGINT AS n_correct, "
+            f"coalesce(sum(n) FILTER (NOT hit), 0)::BIGINT AS n_wrong FROM {grain} "
+            "WHERE cell_row = 0 AND age IS NOT NULL GROUP BY ALL"
+        )
+        self._execute(
+            f"CREATE TEMP TABLE {into}_classes AS WITH c AS ("
+            f"SELECT day{seg}, prediction AS class, n AS n_predicted, 0 AS n_true, "
+            f"CASE WHEN prediction = label THEN n ELSE 0 END AS tp "
+            f"FROM {rows} WHERE label IS NOT NULL UNION ALL "
+            f"SELECT day{seg}, label, 0, n, 0 FROM {rows} WHERE label IS NOT NULL) "
+            f"SELECT {self._cell_columns()}, class, sum(tp)::BIGINT AS tp, "
+            "sum(n_predicted)::BIGINT AS n_predicted, sum(n_true)::BIGINT AS n_true FROM c "
+            f"GROUP BY GROUPING SETS ({self._grouping_sets(extra=', class')})"
+        )
+
+    def _present(self, name: str, keep: bool = True) -> CellCounts:
+        """The count tables ``name`` as the jobs read them, in a stable order."""
+        if self._config.task == "classification":
+            cells = self._query(
+                "SELECT day, segment, depth, n_predictions, n_labelled, n_correct, "
+                "expected_correct::DOUBLE AS expected_correct, n_scored "
+                f"FROM {name}_cells ORDER BY ALL")
             classes = self._query(
-                f"WITH c AS ("
-                f"SELECT day{seg}, prediction AS class, n AS n_predicted, 0 AS n_true, "
-                f"CASE WHEN prediction = label THEN n ELSE 0 END AS tp "
-                f"FROM {rows} WHERE label IS NOT NULL UNION ALL "
-                f"SELECT day{seg}, label, 0, n, 0 FROM {rows} WHERE label IS NOT NULL) "
-                f"SELECT {self._cell_columns()}, class, sum(tp)::BIGINT AS tp, "
-                "sum(n_predicted)::BIGINT AS n_predicted, sum(n_true)::BIGINT AS n_true FROM c "
-                f"GROUP BY GROUPING SETS ({self._grouping_sets(extra=', class')}) ORDER BY ALL"
-            )
-        return CellCounts(cells, classes, label_ages)
+                "SELECT day, segment, depth, class, tp, n_predicted, n_true "
+                f"FROM {name}_classes ORDER BY ALL")
+            label_ages = self._query(
+                f"SELECT day, age, n_correct, n_wrong FROM {name}_label_ages ORDER BY ALL")
+            counts = CellCounts(cells, classes, label_ages)
+        else:
+            counts = CellCounts(self._query(f"SELECT * FROM {name}_cells ORDER BY ALL"), None)
+        if not keep:
+            for table in COUNT_TABLES:
+                self._execute(f"DROP TABLE IF EXISTS {name}_{table}")
+        return counts
 
     def _crosses(self) -> list[tuple[int, ...]]:
         depth = self._config.effective_cross_depth
@@ -363,13 +545,14 @@ class DuckDBEngine:
 
     def _empty_counts(self) -> CellCounts:
         kind = "VARCHAR" if self._config.task == "classification" else "DOUBLE"
-        return self._rollup(
+        self._rollup(
             f"SELECT NULL::DATE AS day, NULL::{kind} AS prediction, NULL::{kind} AS label, "
             "NULL::BIGINT AS age, NULL::DOUBLE AS p_correct"
             + "".join(f", NULL::VARCHAR AS {s}" for s in self._seg)
             + " WHERE false",
-            {},
+            {}, "empty",
         )
+        return self._present("empty", keep=False)
 
     def _files(self, table: Table, start: date | None = None,
                end: date | None = None) -> list[str]:

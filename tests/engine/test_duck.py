@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from hindsight.engine.sql import ident
 from hindsight.monitor import Monitor
 from hindsight.store.partitions import PartitionFile, Store, Table
-from tests.conftest import label, prediction
+from tests.conftest import COLUMNS, label, prediction
 
 DAY = date(2026, 1, 1)
 
@@ -114,3 +115,59 @@ def test_labels_are_read_from_the_window_and_a_day_before_it_only(
     assert (whole["n_predictions"], whole["n_labelled"]) == (3, 2)  # r1's label: too early
     assert (Table.LABELS, date(2026, 1, 9), date(2026, 1, 12)) in listed
     assert all(start is not None for _, start, _ in listed)
+
+
+def test_a_window_counted_from_the_day_before_equals_one_counted_from_scratch(
+    make_config: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Day after day one engine counts each window from the one before (only what a day's
+    labels changed, and the two edge days); a fresh engine counts it anew. The tables must be
+    identical — not close: labels corrected later, labels stamped days before their
+    prediction (which fall out of reach as the window moves), labels that never come, a
+    prediction logged late into a day already counted, and a compaction on the way."""
+    import random
+
+    from hindsight.engine.duck import DuckDBEngine
+
+    config = make_config(columns={**COLUMNS, "score": "confidence"}, label_window_days=5,
+                         alerts={"baseline_days": 2})
+    calibration = pa.table({"lower": [0.0, 0.4, 0.7, 0.9],
+                            "probability": [0.31, 0.55, 0.8, 0.97]})
+    draw = random.Random(7)
+    rows, labels = [], []
+    for i in range(1, 1_200):
+        day = draw.randint(1, 14)
+        row = prediction(i, day, draw.choice(["CH", "DE", "FR"]), draw.choice("abc"),
+                         draw.choice(["free", "pro"]), hour=draw.randint(0, 23))
+        rows.append({**row, "confidence": draw.random()})
+        delay = draw.choice([-3, -1, 0, 0, 1, 1, 2, 3, 4, 6, 9, None])
+        if delay is not None and 1 <= day + delay <= 16:
+            labels.append(label(i, draw.choice("abc"), day + delay, hour=draw.randint(0, 23)))
+            if draw.random() < 0.2 and day + delay + 2 <= 16:  # a correction, later
+                labels.append(label(i, draw.choice("abc"), day + delay + 2))
+    with Monitor(config) as monitor:
+        monitor.log_predictions(rows)
+        monitor.log_labels(labels)
+        changes = []
+        original = DuckDBEngine._count_change
+        monkeypatch.setattr(DuckDBEngine, "_count_change",
+                            lambda self, *a: changes.append(a) or original(self, *a))
+        engine = DuckDBEngine(monitor.store, config)
+        for as_of in range(3, 17):
+            if as_of == 9:  # a late prediction for a day the window already counted
+                monitor.log_predictions([{**prediction(5_000, 7, "CH", "a"), "confidence": 0.5}])
+                monitor.log_labels([label(5_000, "a", 9)])
+            if as_of == 12:
+                monitor.compact(grace=timedelta(0))
+            day = date(2026, 1, as_of)
+            first = day - timedelta(days=4)
+            kept = engine.cell_counts(day, first, day, calibration)
+            fresh = DuckDBEngine(monitor.store, config)
+            scratch = fresh.cell_counts(day, first, day, calibration)
+            fresh.close()
+            assert kept.cells.num_rows > 0
+            for name in ("cells", "classes", "label_ages"):
+                assert getattr(kept, name).equals(getattr(scratch, name)), (day, name)
+        engine.close()
+    # from scratch on the first day, after the late prediction and after the compaction
+    assert len(changes) == 14 - 3
