@@ -47,7 +47,8 @@ class CellCounts:
     ``cells``: day, segment, depth, n_predictions, n_labelled, then n_correct,
     expected_correct, n_scored (classification) or sum_abs_error, sum_sq_error (regression).
     ``classes`` (classification only): day, segment, depth, class, tp, n_predicted, n_true,
-    counted over labelled rows.
+    counted over labelled rows, and ``cell``: the row of its cell in ``cells`` (cells are
+    ordered by day and segment, classes by day, segment and class).
     ``label_ages`` (classification only, null for the reference): day, age, n_correct,
     n_wrong: labelled predictions of the whole population by how many days after the
     prediction day their first label arrived. It measures how much early labels flatter.

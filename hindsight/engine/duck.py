@@ -496,15 +496,19 @@ class DuckDBEngine:
             cells = self._query(
                 "SELECT day, segment, depth, n_predictions, n_labelled, n_correct, "
                 "expected_correct::DOUBLE AS expected_correct, n_scored "
-                f"FROM {name}_cells ORDER BY ALL")
+                f"FROM {name}_cells ORDER BY day, segment")
             classes = self._query(
-                "SELECT day, segment, depth, class, tp, n_predicted, n_true "
-                f"FROM {name}_classes ORDER BY ALL")
+                "SELECT c.day, c.segment, c.depth, class, tp, n_predicted, n_true, cell "
+                f"FROM {name}_classes c JOIN (SELECT day, segment, "
+                f"(row_number() OVER (ORDER BY day, segment) - 1)::BIGINT AS cell "
+                f"FROM {name}_cells) k ON c.day IS NOT DISTINCT FROM k.day "
+                "AND c.segment = k.segment ORDER BY c.day, c.segment, class")
             label_ages = self._query(
                 f"SELECT day, age, n_correct, n_wrong FROM {name}_label_ages ORDER BY ALL")
             counts = CellCounts(cells, classes, label_ages)
         else:
-            counts = CellCounts(self._query(f"SELECT * FROM {name}_cells ORDER BY ALL"), None)
+            counts = CellCounts(
+                self._query(f"SELECT * FROM {name}_cells ORDER BY day, segment"), None)
         if not keep:
             for table in COUNT_TABLES:
                 self._execute(f"DROP TABLE IF EXISTS {name}_{table}")

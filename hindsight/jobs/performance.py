@@ -33,7 +33,7 @@ METRICS_SCHEMA = pa.schema(
 
 
 def metric_rows(counts: CellCounts, task: str) -> pa.Table:
-    cells = counts.cells.append_column("cell", _cell_key(counts.cells))
+    cells = counts.cells
     n_labelled = _floats(cells["n_labelled"])
     parts: list[pa.Table] = []
     if task == "classification":
@@ -52,20 +52,27 @@ def metric_rows(counts: CellCounts, task: str) -> pa.Table:
 
 
 def _class_rows(cells: pa.Table, classes: pa.Table) -> list[pa.Table]:
-    classes = classes.append_column("cell", _cell_key(classes))
+    cell = classes["cell"].to_numpy()  # each class row's row in `cells`
     f1 = f1_scores(_floats(classes["tp"]), _floats(classes["n_predicted"]),
                    _floats(classes["n_true"]))
-    macro = (classes.select(["cell"]).append_column("f1", pa.array(f1))
-             .group_by("cell", use_threads=False).aggregate([("f1", "mean")]))
-    with_macro = cells.join(macro, "cell", join_type="left outer", use_threads=False)
-    rows = [_rows(with_macro, "macro_f1", _floats(with_macro["f1_mean"]))]
-    shallow = classes.filter(pc.less_equal(classes["depth"], PER_CLASS_MAX_DEPTH))
-    shallow = shallow.join(cells.select(["cell", "n_predictions", "n_labelled"]), "cell",
-                           use_threads=False)
-    tp = _floats(shallow["tp"])
+    n_classes = np.bincount(cell, minlength=cells.num_rows)
+    # a cell without a labelled row has no F1 (null), not a made-up zero
+    macro = ratio(np.bincount(cell, weights=f1, minlength=cells.num_rows), n_classes)
+    rows = [_rows(cells, "macro_f1", macro)]
+    shallow = pc.less_equal(classes["depth"], PER_CLASS_MAX_DEPTH)
+    of_cell = pa.array(cell).filter(shallow)
+    per_class = pa.table({
+        "day": classes["day"].filter(shallow), "segment": classes["segment"].filter(shallow),
+        "depth": classes["depth"].filter(shallow),
+        "n_predictions": cells["n_predictions"].take(of_cell),
+        "n_labelled": cells["n_labelled"].take(of_cell),
+    })
+    tp = _floats(classes["tp"].filter(shallow))
+    names = classes["class"].filter(shallow)
     for name, denominator in (("precision", "n_predicted"), ("recall", "n_true")):
-        metric = pc.binary_join_element_wise(name + "[", shallow["class"], "]", "")
-        rows.append(_rows(shallow, metric, ratio(tp, _floats(shallow[denominator]))))
+        metric = pc.binary_join_element_wise(name + "[", names, "]", "")
+        rows.append(_rows(per_class, metric,
+                          ratio(tp, _floats(classes[denominator].filter(shallow)))))
     return rows
 
 
@@ -84,11 +91,6 @@ def _rows(cells: pa.Table, metric: str | pa.Array | pa.ChunkedArray,
         "n_labelled": cells["n_labelled"],
         "label_coverage": pa.array(coverage, pa.float64(), from_pandas=True),
     })
-
-
-def _cell_key(table: pa.Table) -> pa.ChunkedArray:
-    day = pc.fill_null(pc.cast(table["day"], pa.string()), "reference")
-    return pc.binary_join_element_wise(day, table["segment"], "|")
 
 
 def _floats(column: pa.ChunkedArray) -> np.ndarray:

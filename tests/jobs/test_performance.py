@@ -86,3 +86,14 @@ def test_regression_metrics_match_numpy(make_config: object) -> None:
     overall = {r["metric"]: r["value"] for r in table.to_pylist() if r["segment"] == "{}"}
     assert overall["mae"] == pytest.approx(np.mean(np.abs(pred - truth)))
     assert overall["rmse"] == pytest.approx(np.sqrt(np.mean((pred - truth) ** 2)))
+
+
+def test_a_cell_without_labels_has_no_accuracy_and_no_f1_not_a_zero(monitor: Monitor) -> None:
+    simulate(monitor)
+    # as of day 4 no label has arrived: every metric that needs labels is null
+    table = metric_rows(monitor.engine.cell_counts(date(2026, 1, 4), date(2026, 1, 1),
+                                                   date(2026, 1, 2)), "classification")
+    rows = table.to_pylist()
+    assert {r["metric"] for r in rows} == {"accuracy", "macro_f1"}
+    assert all(r["value"] is None and r["n_labelled"] == 0 and r["n_predictions"] > 0
+               for r in rows)
