@@ -399,7 +399,8 @@ class DuckDBEngine:
             self._execute(
                 f"CREATE TEMP TABLE merged AS SELECT {keys}, {sums} FROM (SELECT * FROM "
                 f"{KEPT}_{name} UNION ALL BY NAME SELECT * FROM {CHANGE}_{name}) "
-                f"GROUP BY {keys} HAVING {present}")
+                f"GROUP BY {keys} HAVING {present}"
+                + (" ORDER BY day, segment" if name == "cells" else ""))
             self._execute(f"DROP TABLE {KEPT}_{name}")
             self._execute(f"DROP TABLE {CHANGE}_{name}")
             self._execute(f"ALTER TABLE merged RENAME TO {KEPT}_{name}")
@@ -469,7 +470,8 @@ class DuckDBEngine:
             self._execute(f"DROP TABLE IF EXISTS {into}_{name}")
         self._execute(
             f"CREATE TEMP TABLE {into}_cells AS SELECT {self._cell_columns()}, {measures} "
-            f"FROM {rows} GROUP BY GROUPING SETS ({self._grouping_sets()})"
+            f"FROM {rows} GROUP BY GROUPING SETS ({self._grouping_sets()}) "
+            "ORDER BY day, segment"
         )
         if not classification:
             return
@@ -493,22 +495,21 @@ class DuckDBEngine:
     def _present(self, name: str, keep: bool = True) -> CellCounts:
         """The count tables ``name`` as the jobs read them, in a stable order."""
         if self._config.task == "classification":
+            # cells are stored in order (day, segment): a cell's row is its rowid
             cells = self._query(
                 "SELECT day, segment, depth, n_predictions, n_labelled, n_correct, "
                 "expected_correct::DOUBLE AS expected_correct, n_scored "
-                f"FROM {name}_cells ORDER BY day, segment")
+                f"FROM {name}_cells ORDER BY rowid")
             classes = self._query(
-                "SELECT c.day, c.segment, c.depth, class, tp, n_predicted, n_true, cell "
-                f"FROM {name}_classes c JOIN (SELECT day, segment, "
-                f"(row_number() OVER (ORDER BY day, segment) - 1)::BIGINT AS cell "
-                f"FROM {name}_cells) k ON c.day IS NOT DISTINCT FROM k.day "
-                "AND c.segment = k.segment ORDER BY c.day, c.segment, class")
+                "SELECT c.day, c.segment, c.depth, class, tp, n_predicted, n_true, "
+                f"k.rowid AS cell FROM {name}_classes c JOIN {name}_cells k "
+                "ON c.day IS NOT DISTINCT FROM k.day AND c.segment = k.segment "
+                "ORDER BY cell, class")
             label_ages = self._query(
                 f"SELECT day, age, n_correct, n_wrong FROM {name}_label_ages ORDER BY ALL")
             counts = CellCounts(cells, classes, label_ages)
         else:
-            counts = CellCounts(
-                self._query(f"SELECT * FROM {name}_cells ORDER BY day, segment"), None)
+            counts = CellCounts(self._query(f"SELECT * FROM {name}_cells ORDER BY rowid"), None)
         if not keep:
             for table in COUNT_TABLES:
                 self._execute(f"DROP TABLE IF EXISTS {name}_{table}")
