@@ -361,6 +361,8 @@ class DuckDBEngine:
             "since": _label_since(before), "new_start": end_of_day(before.first_day),
             "old_stop": end_of_day(before.last_day), "new_since": _label_since(now),
             "old_as_of": end_of_day(before.as_of)}
+        new_labels: str | None
+        old_labels: str | None
         if params["labels"]:
             label_rows = self._label_rows_sql("id IN (SELECT id FROM p)")
             new_labels = "SELECT * FROM l WHERE arrived_at >= $new_since"

@@ -228,11 +228,11 @@ def _drift(as_of: date, config: Config, engine: Engine, reference: pa.Table | No
     if current.num_rows == 0:
         return _DriftFound((), {})
     cut = drift.slices(current, reference, config.segments,
-                       min(config.min_samples, config.drift.min_samples))
+                       min(config.min_samples, config.drift.min_samples), fits)
     with ThreadPoolExecutor(max_workers=1) as beside:  # both sort and draw without the GIL
         signals = beside.submit(drift.prediction_signals, cut, config, fits)
         rows = drift.feature_drift([s for s in cut if min(len(s.now), len(s.then))
-                                    >= config.min_samples], features)
+                                    >= config.min_samples], features, fits)
         top = {segment: drift.top_moved(rows, segment)
                for segment in {r.segment for r in rows}}
         predicted = drift.prediction_drift(as_of, signals.result(), config, top)

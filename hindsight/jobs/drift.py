@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -27,10 +27,10 @@ from hindsight.engine.base import MISSING_SEGMENT_VALUE
 from hindsight.stats.calibration import ConfidenceCalibration
 from hindsight.stats.drift import (
     CategoryDetector,
+    NumericReference,
     WassersteinDetector,
     effective_size,
     jensen_shannon,
-    numeric_drift,
     psi,
     tail_quantile,
 )
@@ -115,10 +115,11 @@ class Slice:
 
 
 def slices(current: pa.Table, reference: pa.Table, segments: Sequence[str],
-           min_rows: int) -> list[Slice]:
+           min_rows: int, fits: ReferenceFits | None = None) -> list[Slice]:
     """The whole population and each single segment value with ``min_rows`` on both sides,
-    cut once for every comparison of the run."""
-    then = segment_groups(reference, segments)
+    cut once for every comparison of the run (the reference once for all runs ``fits``
+    serves)."""
+    then = (fits or ReferenceFits()).groups(reference, segments)
     return [Slice(segment, now, then[segment])
             for segment, now in segment_groups(current, segments).items()
             if segment in then and min(now.num_rows, then[segment].num_rows) >= min_rows]
@@ -142,37 +143,51 @@ def segment_groups(table: pa.Table, segments: Sequence[str]) -> dict[str, pa.Tab
     return groups
 
 
-def feature_drift(cut: Sequence[Slice], features: Sequence[str]) -> list[DriftRow]:
-    """Every feature in every slice; on all cores (sorting, the bulk of it, frees the GIL)."""
+def feature_drift(cut: Sequence[Slice], features: Sequence[str],
+                  fits: ReferenceFits | None = None) -> list[DriftRow]:
+    """Every feature in every slice; on all cores (sorting, the bulk of it, frees the GIL).
+    ``fits``: the reference's side, kept across runs."""
     pairs = [(piece, feature) for piece in cut for feature in features]
+    fits = fits or ReferenceFits()
 
     def one(pair: tuple[Slice, str]) -> list[DriftRow]:
         piece, feature = pair
-        return _one_feature(feature, piece.segment, piece.now[feature], piece.then[feature])
+        then = piece.then[feature]
+        return _one_feature(feature, piece.segment, piece.now[feature], then,
+                            fits.feature(piece.segment, feature, then))
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return [row for rows in pool.map(one, pairs) for row in rows]
 
 
-def _one_feature(feature: str, segment: str, now: pa.ChunkedArray,
-                 then: pa.ChunkedArray) -> list[DriftRow]:
+def _fit_feature(then: pa.ChunkedArray) -> Fitted:
+    """A feature's reference side; None when it has no value to compare with."""
+    valid = then.drop_null()
+    if pa.types.is_integer(then.type) or pa.types.is_floating(then.type):
+        numbers = _numbers(valid)
+        return NumericReference.fit(numbers, PSI_BINS) if numbers.size else None
+    return CategoryDetector.fit(category_counts(valid)) if len(valid) else None
+
+
+def _one_feature(feature: str, segment: str, now: pa.ChunkedArray, then: pa.ChunkedArray,
+                 fitted: Fitted) -> list[DriftRow]:
     def row(method: str, value: float) -> DriftRow:
         return DriftRow("feature", feature, segment, method, value, None, len(now))
 
     missing = [row("missing_rate", float(now.null_count / max(len(now), 1))),
                row("missing_rate_reference", float(then.null_count / max(len(then), 1)))]
-    now_valid, then_valid = now.drop_null(), then.drop_null()
-    if len(now_valid) == 0 or len(then_valid) == 0:
+    now_valid = now.drop_null()
+    if len(now_valid) == 0 or fitted is None:
         return missing
-    if pa.types.is_integer(now.type) or pa.types.is_floating(now.type):
-        reference, current = _numbers(then_valid), _numbers(now_valid)
-        if reference.size == 0 or current.size == 0:
+    if isinstance(fitted, NumericReference):
+        current = _numbers(now_valid)
+        if current.size == 0:
             return missing
-        measured = numeric_drift(reference, current, PSI_BINS)
-        return [*missing, *(row(method, value) for method, value in measured.items())]
-    detector = CategoryDetector.fit(category_counts(then_valid))
-    found, unseen = detector.current_shares(category_counts(now_valid))
-    expected = np.append(detector.expected, 0.0)
+        return [*missing, *(row(method, value)
+                            for method, value in fitted.compare(current).items())]
+    assert isinstance(fitted, CategoryDetector)
+    found, unseen = fitted.current_shares(category_counts(now_valid))
+    expected = np.append(fitted.expected, 0.0)
     actual = np.append(found, unseen)
     missing_categories = float(np.sum(found == 0))
     return [
@@ -202,22 +217,44 @@ class SliceSignals:
     signals: tuple[Signal, ...]
 
 
+Fitted = WassersteinDetector | CategoryDetector | NumericReference | None
+
+
 class ReferenceFits:
-    """Detectors fitted to the reference's slices (its sorted numbers and bins, its class
-    shares), kept across the days of a backfill: only the current window's side changes from
-    one day to the next. Keyed by slice and signal; valid for one reference set."""
+    """What a run derives from the reference alone, kept across the days of a backfill (and
+    the service's checks): its cut into segments, and per slice the detectors of each
+    prediction signal and feature (sorted numbers and bins, class shares). Only the current
+    side changes from one day to the next. Valid for one reference set."""
 
     def __init__(self) -> None:
-        self._fitted: dict[tuple[str, str], WassersteinDetector | CategoryDetector | None] = {}
+        self._fitted: dict[tuple[str, str, str], Fitted] = {}
+        self._groups: dict[tuple[str, ...], dict[str, pa.Table]] = {}
         self._lock = threading.Lock()
 
     def get(self, segment: str, name: str, then: pa.ChunkedArray
             ) -> WassersteinDetector | CategoryDetector | None:
-        key = (segment, name)
+        """The fitted reference side of prediction signal ``name`` in a slice."""
+        fitted = self._get(("signal", segment, name), lambda: _fit(name, then))
+        assert not isinstance(fitted, NumericReference)
+        return fitted
+
+    def feature(self, segment: str, name: str, then: pa.ChunkedArray) -> Fitted:
+        """The fitted reference side of feature ``name`` in a slice."""
+        return self._get(("feature", segment, name), lambda: _fit_feature(then))
+
+    def groups(self, reference: pa.Table, segments: Sequence[str]) -> dict[str, pa.Table]:
+        """The reference cut by ``segment_groups``."""
+        key = tuple(segments)
+        with self._lock:
+            if key not in self._groups:
+                self._groups[key] = segment_groups(reference, segments)
+            return self._groups[key]
+
+    def _get(self, key: tuple[str, str, str], fit: Callable[[], Fitted]) -> Fitted:
         with self._lock:
             if key in self._fitted:
                 return self._fitted[key]
-        fitted = _fit(name, then)
+        fitted = fit()
         with self._lock:
             self._fitted[key] = fitted
         return fitted

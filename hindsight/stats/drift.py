@@ -124,15 +124,33 @@ def numeric_drift(reference: npt.ArrayLike, current: npt.ArrayLike,
     >>> {k: round(v, 3) for k, v in numeric_drift([1, 2, 3, 4], [3, 4, 5, 6], bins=2).items()}
     {'psi': 4.604, 'ks': 0.5, 'wasserstein_sd': 1.789}
     """
-    a, b = np.sort(np.asarray(reference, np.float64)), np.sort(np.asarray(current, np.float64))
-    edges = quantile_edges(a, bins)
-    spread = float(np.std(a))
-    w1, ks = _sorted_distances(a, b)
-    return {
-        "psi": psi(_sorted_shares(a, edges), _sorted_shares(b, edges)),
-        "ks": ks,
-        "wasserstein_sd": w1 / spread if spread > 0 else 0.0,
-    }
+    return NumericReference.fit(reference, bins).compare(current)
+
+
+@dataclass(frozen=True, slots=True)
+class NumericReference:
+    """The reference side of ``numeric_drift`` (sorted, its bins, their shares, its spread):
+    fitted once, compared with each day's sample."""
+
+    values: FloatArray
+    edges: FloatArray
+    shares: FloatArray
+    spread: float
+
+    @classmethod
+    def fit(cls, reference: npt.ArrayLike, bins: int = 10) -> NumericReference:
+        values = np.sort(np.asarray(reference, np.float64))
+        edges = quantile_edges(values, bins)
+        return cls(values, edges, _sorted_shares(values, edges), float(np.std(values)))
+
+    def compare(self, current: npt.ArrayLike) -> dict[str, float]:
+        b = np.sort(np.asarray(current, np.float64))
+        w1, ks = _sorted_distances(self.values, b)
+        return {
+            "psi": psi(self.shares, _sorted_shares(b, self.edges)),
+            "ks": ks,
+            "wasserstein_sd": w1 / self.spread if self.spread > 0 else 0.0,
+        }
 
 
 def _sorted_shares(values: FloatArray, edges: FloatArray) -> FloatArray:
