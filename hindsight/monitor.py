@@ -14,6 +14,7 @@ reads results starts without them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -274,16 +275,51 @@ class Monitor:
             config = config.model_copy(update={"drift": config.drift.model_copy(
                 update={"every": schedule.every, "window": schedule.window})})
         mix = self._reference_mix() if schedule is not None else None
+        # The next day is counted while this one is judged: counting reads only the inputs,
+        # judging reads and writes only the results. The embedded engine counts on its own
+        # connection (a cluster counts in its own processes already).
+        counter = self._counter()
+        with ThreadPoolExecutor(max_workers=1) as ahead:
+            def count(day: date) -> Future[daily.DayCounts]:
+                if counter is None:  # one engine: count when the day comes
+                    now: Future[daily.DayCounts] = Future()
+                    now.set_result(daily.count_day(day, config, self.store, self.engine,
+                                                   reference))
+                    return now
+                return ahead.submit(daily.count_day, day, config, self.store, counter,
+                                    reference)
 
-        def one(day: date) -> RunSummary:
-            if schedule is not None and mix is not None:
-                for result in intraday.replay_day(day, schedule, config, self.store,
-                                                  self.lookups, mix):
-                    if checked is not None:
-                        checked(result)
-            return daily.run_daily(day, config, self.store, self.engine, self.rule, reference)
+            pending = count(start) if start <= end else None
 
-        return daily.backfill(start, end, one, progress)
+            def one(day: date) -> RunSummary:
+                nonlocal pending
+                assert pending is not None
+                counted = pending.result()
+                pending = count(day + timedelta(days=1)) if day < end else None
+                if schedule is not None and mix is not None:
+                    for result in intraday.replay_day(day, schedule, config, self.store,
+                                                      self.lookups, mix):
+                        if checked is not None:
+                            checked(result)
+                return daily.judge_day(counted, config, self.store, self.engine, self.rule,
+                                       reference)
+
+            try:
+                return daily.backfill(start, end, one, progress)
+            finally:
+                if pending is not None and not pending.cancel():
+                    pending.exception()  # a count in flight finishes before its engine closes
+                if counter is not None:
+                    counter.close()
+
+    def _counter(self) -> Engine | None:
+        """An engine for a backfill to count with beside the one it judges with; None where
+        the two would share a connection (Spark's engine rolls up with the embedded one)."""
+        if self.config.engine != "duckdb":
+            return None
+        from hindsight.engine.duck import DuckDBEngine
+
+        return DuckDBEngine(self.store, self.config)
 
     def sinks(self) -> list[Sink]:
         from hindsight.alerts.sinks import make_sink

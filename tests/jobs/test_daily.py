@@ -115,3 +115,21 @@ def _same(a: object, b: object, what: str) -> None:
             assert pc.is_null(a[name]).equals(pc.is_null(b[name])), (what, name)
         else:
             assert a[name].equals(b[name]), (what, name)
+
+
+def test_a_backfill_stops_at_the_day_it_cannot_count_with_the_days_before_stored(
+    monitor: Monitor,
+) -> None:
+    """The next day is counted while this one is judged: a day that cannot be counted fails
+    the backfill when its turn comes, after every day before it is stored, as in order."""
+    from hindsight.errors import StoreError
+
+    seed_collapse(monitor)
+    [broken] = monitor.store.files(Table.PREDICTIONS, date(2026, 1, 12), date(2026, 1, 12))
+    Path(broken.path).write_bytes(b"not parquet")
+    done: list[date] = []
+    with pytest.raises(StoreError, match="dt=2026-01-12"):
+        monitor.backfill(date(2026, 1, 3), date(2026, 1, 14), progress=lambda s: done.append(
+            s.as_of))
+    assert done == [date(2026, 1, d) for d in range(3, 12)]
+    assert monitor.store.partitions(Table.RUNS)[-1] == date(2026, 1, 11)
