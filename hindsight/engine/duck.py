@@ -256,8 +256,10 @@ class DuckDBEngine:
             self._count_change(kept.window, window, calibration)
         else:
             self._count_window(window, calibration)
-        self._kept = _Kept(window, reads)
-        return self._present(KEPT)
+        # only a daily run's window has a next day to count from it
+        keep = window.next_day() is not None
+        self._kept = _Kept(window, reads) if keep else None
+        return self._present(KEPT, keep=keep)
 
     def _predictions_sql(self, calibration: pa.Table | None,
                          only: str = "TRUE") -> tuple[str, dict[str, Any]]:
