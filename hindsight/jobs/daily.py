@@ -115,10 +115,11 @@ class Reference:
     fits: drift.ReferenceFits
 
     @classmethod
-    def read(cls, config: Config, store: Store, engine: Engine) -> Reference:
+    def read(cls, config: Config, store: Store, engine: Engine,
+             keep_draws_bytes: int = 0) -> Reference:
         rows = drift.read_reference(store, config)
         return cls(rows, drift.calibration_table(rows, config), engine.reference_counts(),
-                   drift.ReferenceFits())
+                   drift.ReferenceFits(keep_draws_bytes))
 
 
 def run_daily(as_of: date, config: Config, store: Store, engine: Engine,
