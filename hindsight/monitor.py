@@ -50,10 +50,6 @@ if TYPE_CHECKING:
     from hindsight.jobs.daily import DayCounts, RunSummary
     from hindsight.jobs.intraday import CheckResult, ReferenceMix
 
-# A backfill keeps each slice's reference bootstrap draws for the next day, up to this much
-# (about 50 MB for 30,000 reference rows cut by three segment columns).
-BACKFILL_DRAWS_BYTES = 256 * 2**20
-
 
 class Monitor:
     def __init__(self, config: Config, rule: PerformanceRule | None = None,
@@ -272,8 +268,7 @@ class Monitor:
         service would have run them (``window``: their trailing window)."""
         from hindsight.jobs import daily, intraday
 
-        reference = daily.Reference.read(self.config, self.store, self.engine,
-                                         keep_draws_bytes=BACKFILL_DRAWS_BYTES)
+        reference = daily.Reference.read(self.config, self.store, self.engine)
         config, schedule = self.config, None
         if every is not None:  # the history as if the config had said so
             schedule = intraday.Schedule.of(self.config, every, window)

@@ -115,11 +115,10 @@ class Reference:
     fits: drift.ReferenceFits
 
     @classmethod
-    def read(cls, config: Config, store: Store, engine: Engine,
-             keep_draws_bytes: int = 0) -> Reference:
+    def read(cls, config: Config, store: Store, engine: Engine) -> Reference:
         rows = drift.read_reference(store, config)
         return cls(rows, drift.calibration_table(rows, config), engine.reference_counts(),
-                   drift.ReferenceFits(keep_draws_bytes))
+                   drift.ReferenceFits())
 
 
 def run_daily(as_of: date, config: Config, store: Store, engine: Engine,

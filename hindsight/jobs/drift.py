@@ -27,7 +27,6 @@ from hindsight.engine.base import MISSING_SEGMENT_VALUE
 from hindsight.stats.calibration import ConfidenceCalibration
 from hindsight.stats.drift import (
     CategoryDetector,
-    DrawKeeper,
     NumericReference,
     WassersteinDetector,
     effective_size,
@@ -227,10 +226,7 @@ class ReferenceFits:
     prediction signal and feature (sorted numbers and bins, class shares). Only the current
     side changes from one day to the next. Valid for one reference set."""
 
-    def __init__(self, keep_draws_bytes: int = 0) -> None:
-        """``keep_draws_bytes``: a budget for the reference's bootstrap draws, worth it only
-        when the same slices are bootstrapped again (a backfill's days)."""
-        self.draws = DrawKeeper(keep_draws_bytes)
+    def __init__(self) -> None:
         self._fitted: dict[tuple[str, str, str], Fitted] = {}
         self._groups: dict[tuple[str, ...], dict[str, pa.Table]] = {}
         self._lock = threading.Lock()
@@ -283,7 +279,7 @@ def prediction_signals(cut: Sequence[Slice], config: Config,
         return SliceSignals(piece.segment, piece.now.num_rows, piece.then.num_rows, tuple(
             _signal(name, piece.now[column], piece.then[column], settings.replicates, level,
                     settings.quantile, fits.get(piece.segment, name, piece.then[column]),
-                    piece.weights, fits.draws)
+                    piece.weights)
             for name, column in chosen))
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -365,7 +361,7 @@ def _fit(name: str, then: pa.ChunkedArray) -> WassersteinDetector | CategoryDete
 def _signal(name: str, now: pa.ChunkedArray, then: pa.ChunkedArray, replicates: int,
             level: float, quantile: float,
             fitted: WassersteinDetector | CategoryDetector | None,
-            weights: np.ndarray | None = None, draws: DrawKeeper | None = None) -> Signal:
+            weights: np.ndarray | None = None) -> Signal:
     """One signal of a slice. ``weights`` (one per reference row) weigh the reference to the
     current rows' mix; the reference is then worth its effective size in the bootstrap."""
     if isinstance(fitted, CategoryDetector):
@@ -386,7 +382,7 @@ def _signal(name: str, now: pa.ChunkedArray, then: pa.ChunkedArray, replicates: 
     numeric = fitted
     # the fitted values are the reference's finite ones, in row order: weigh those
     kept = None if weights is None else weights[np.isfinite(_floats(then))]
-    noise = numeric.bootstrap(current.size, replicates, weights=kept, keeper=draws)
+    noise = numeric.bootstrap(current.size, replicates, weights=kept)
     score = numeric.score(current, kept)
     effect = score / numeric.spread if numeric.spread > 0 else 0.0
     return Signal(name, "wasserstein", score, tail_quantile(noise, level),

@@ -8,11 +8,10 @@ size. Bins come only from the reference, so tonight's number compares with last 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 import numpy.typing as npt
@@ -246,28 +245,6 @@ def tail_quantile(samples: npt.ArrayLike, level: float) -> float:
     return float(np.exp(logs.mean() + NormalDist().inv_cdf(level) * logs.std()))
 
 
-class DrawKeeper:
-    """The reference side of Wasserstein bootstraps, kept across calls up to a byte budget
-    (first come, first kept): a backfill bootstraps each slice's reference at the same grid
-    and seed every day."""
-
-    def __init__(self, budget_bytes: int) -> None:
-        self._budget = budget_bytes
-        self._used = 0
-        self._kept: dict[tuple[int, ...], tuple[FloatArray, Mapping[str, Any]]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[int, ...]) -> tuple[FloatArray, Mapping[str, Any]] | None:
-        with self._lock:
-            return self._kept.get(key)
-
-    def put(self, key: tuple[int, ...], draws: FloatArray, state: Mapping[str, Any]) -> None:
-        with self._lock:
-            if key not in self._kept and self._used + draws.nbytes <= self._budget:
-                self._kept[key] = (draws, state)
-                self._used += draws.nbytes
-
-
 @dataclass(frozen=True, slots=True)
 class WassersteinDetector:
     """Wasserstein-1 against a numeric reference, with a binned bootstrap of its noise.
@@ -312,14 +289,11 @@ class WassersteinDetector:
         return tail_quantile(self.bootstrap(size, replicates, seed, two_sample), quantile)
 
     def bootstrap(self, size: int, replicates: int = 1000, seed: int = 0,
-                  two_sample: bool = True, weights: npt.ArrayLike | None = None,
-                  keeper: DrawKeeper | None = None) -> FloatArray:
+                  two_sample: bool = True, weights: npt.ArrayLike | None = None) -> FloatArray:
         """Distances a current sample of ``size`` shows from noise alone. ``two_sample``: the
         reference is itself a sample, so draw it afresh too (its own noise is part of any
         comparison; a weighted reference is worth its effective size); otherwise compare
-        with the reference as if it were the truth. ``weights`` as in ``score``. ``keeper``:
-        where the reference's draws are kept for the next call with the same grid (they are
-        the same each time: the seed is fixed), so that one is drawn once."""
+        with the reference as if it were the truth. ``weights`` as in ``score``."""
         if weights is None:
             probabilities = np.diff(np.concatenate([[0.0], self.cdf, [1.0]]))
             reference_size, base_cdf = self.reference.size, self.cdf
@@ -339,8 +313,6 @@ class WassersteinDetector:
             edges = edges[starts]
             base_cdf = np.cumsum(probabilities)[:-1]
         rng = np.random.default_rng(seed)
-        key = (id(self), replicates, seed, reference_size, probabilities.size)
-        kept = keeper.get(key) if keeper is not None and two_sample and weights is None else None
 
         def drawn_cdf(n: int) -> FloatArray:
             # Poisson bootstrap: independent Poisson counts per bin, normalised by their total,
@@ -349,15 +321,7 @@ class WassersteinDetector:
             cumulative = np.cumsum(counts, axis=1, dtype=np.float64)
             return np.asarray(cumulative[:, :-1] / cumulative[:, -1:], np.float64)
 
-        if kept is not None:  # the same draws as before, and the generator where they left it
-            base, state = kept
-            rng.bit_generator.state = state
-        elif two_sample:
-            base = drawn_cdf(reference_size)
-            if keeper is not None and weights is None:
-                keeper.put(key, base, rng.bit_generator.state)
-        else:
-            base = base_cdf
+        base = drawn_cdf(reference_size) if two_sample else base_cdf
         gap = np.abs(drawn_cdf(size) - base)
         # The trapezoid rule over the grid: both CDFs are 0 at the lowest edge and 1 at the
         # highest, so the gap is 0 at both ends (a left sum overstates skewed tails by ~3%);

@@ -179,21 +179,3 @@ def test_noise_of_a_small_window_on_a_large_reference_agrees_with_resampling() -
              for _ in range(1500)]
     ours = np.quantile(detector.bootstrap(300, 4000), 0.99)
     assert np.quantile(naive, 0.99) * 0.97 <= ours <= np.quantile(naive, 0.99) * 1.12
-
-
-def test_kept_reference_draws_give_the_same_noise_and_respect_their_budget() -> None:
-    """The reference's draws are kept for the next bootstrap at the same grid: every later
-    bootstrap must equal one drawn afresh, exactly, whatever the current sample's size."""
-    from hindsight.stats.drift import DrawKeeper, WassersteinDetector
-
-    rng = np.random.default_rng(3)
-    detector = WassersteinDetector.fit(rng.normal(size=20_000), grid=800)
-    keeper = DrawKeeper(budget_bytes=64 * 2**20)
-    for size in (5_000, 4_000, 5_000, 300, 300):
-        kept = detector.bootstrap(size, replicates=200, keeper=keeper)
-        fresh = detector.bootstrap(size, replicates=200)
-        np.testing.assert_array_equal(kept, fresh)
-    assert keeper.get((id(detector), 200, 0, 20_000, 800)) is not None
-    small = DrawKeeper(budget_bytes=1_000)  # smaller than one draw: keeps nothing
-    detector.bootstrap(5_000, replicates=200, keeper=small)
-    assert small.get((id(detector), 200, 0, 20_000, 800)) is None
