@@ -270,10 +270,13 @@ class Store:
     def read(self, path: str, columns: list[str] | None = None) -> pa.Table:
         """One file; ``columns`` that it lacks are left out, not an error."""
         try:
-            if columns is not None:
-                present = set(pq.read_schema(path, filesystem=self.fs).names)
-                columns = [c for c in columns if c in present]
-            return pq.read_table(path, filesystem=self.fs, columns=columns)
+            # one file, so no dataset discovery (importing pyarrow.dataset alone takes 0.2 s)
+            with self.fs.open_input_file(path) as handle:
+                parquet = pq.ParquetFile(handle)
+                if columns is not None:
+                    present = set(parquet.schema_arrow.names)
+                    columns = [c for c in columns if c in present]
+                return parquet.read(columns=columns)
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from exc
 
