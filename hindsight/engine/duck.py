@@ -43,6 +43,10 @@ KEPT, CHANGE = "kept", "change"
 EXACT = "DECIMAL(38, 18)"
 
 
+# the prediction files and the label files a count reads, as listed when it ran
+Reads = tuple[tuple[str, ...], tuple[str, ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class _Window:
     """What one count of cells covers: prediction days, the labels' cut-off, the calibration."""
@@ -64,7 +68,7 @@ class _Window:
 @dataclass(frozen=True, slots=True)
 class _Kept:
     window: _Window
-    reads: tuple[tuple[str, ...], tuple[str, ...]]  # the files its counts came from
+    reads: Reads  # the files its counts came from
 
 
 def _label_since(window: _Window) -> datetime:
@@ -253,9 +257,9 @@ class DuckDBEngine:
             return self._empty_counts()
         if (kept is not None and self._config.task == "classification"
                 and kept.window.next_day() == window and self._reads(kept.window) == kept.reads):
-            self._count_change(kept.window, window, calibration)
+            self._count_change(kept, window, reads, calibration)
         else:
-            self._count_window(window, calibration)
+            self._count_window(window, reads, calibration)
         # only a daily run's window has a next day to count from it
         keep = window.next_day() is not None
         self._kept = _Kept(window, reads) if keep else None
@@ -307,37 +311,41 @@ class DuckDBEngine:
             f"min(arrived_at) AS first_arrived FROM ({label_rows}) GROUP BY id) l USING (id)"
         )
 
-    def _window_params(self, window: _Window) -> dict[str, Any]:
-        prediction_files, label_files = self._reads(window)
+    @staticmethod
+    def _window_params(window: _Window, reads: Reads) -> dict[str, Any]:
+        prediction_files, label_files = reads
         return {"predictions": list(prediction_files), "labels": list(label_files),
                 "start": end_of_day(window.first_day - timedelta(days=1)),
                 "stop": end_of_day(window.last_day), "since": _label_since(window),
                 "as_of": end_of_day(window.as_of)}
 
-    def _reads(self, window: _Window) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def _reads(self, window: _Window) -> Reads:
         """The prediction and label files the counts of ``window`` read."""
         return (tuple(self._files(Table.PREDICTIONS, window.first_day, window.last_day)),
                 tuple(self._files(Table.LABELS,
                                   window.first_day - timedelta(days=LABEL_LEAD_DAYS),
                                   window.as_of)))
 
-    def _count_window(self, window: _Window, calibration: pa.Table | None) -> None:
+    def _count_window(self, window: _Window, reads: Reads,
+                      calibration: pa.Table | None) -> None:
         predictions, params = self._predictions_sql(calibration)
-        params |= self._window_params(window)
+        params |= self._window_params(window, reads)
         if not params["labels"]:
             del params["labels"], params["since"], params["as_of"]
         joined = self._joined_sql(predictions,
                                   self._label_rows_sql() if "labels" in params else None)
         self._rollup(joined, params, KEPT)
 
-    def _count_change(self, before: _Window, now: _Window, calibration: pa.Table | None) -> None:
-        """The counts of ``now`` from those kept of ``before``, the day before, when none of
-        the files ``before`` read has changed since. Counted again, once as they were (and
+    def _count_change(self, kept: _Kept, now: _Window, reads: Reads,
+                      calibration: pa.Table | None) -> None:
+        """The counts of ``now`` from those ``kept`` of the window the day before, when none of
+        the files that window read has changed since. Counted again, once as they were (and
         subtracted) and once as they are (and added): the predictions whose label in force
         changed (a label arrived that day, or one fell out of the window's reach) and those of
         the day that left the window and of the day that entered it. Every count is a sum of
         integers or of decimals, so the result is exactly what counting ``now`` from scratch
-        gives (a test holds it to that)."""
+        gives (a test holds it to that). ``reads``: the files ``now`` reads."""
+        before = kept.window
         cols = self._config.columns
         arrived = ident(ARRIVED_AT)
         gone_from, gone_to = _label_since(before), _label_since(now)
@@ -359,7 +367,9 @@ class DuckDBEngine:
         predictions, params = self._predictions_sql(
             calibration, f"({ident(cols.id)} IN (SELECT id FROM changed) "
                          f"OR {ts} < $new_start OR {ts} >= $old_stop)")
-        params |= self._window_params(both) | {
+        params |= self._window_params(both, (
+            tuple(sorted(set(kept.reads[0]) | set(reads[0]))),
+            tuple(sorted(set(kept.reads[1]) | set(reads[1]))))) | {
             "since": _label_since(before), "new_start": end_of_day(before.first_day),
             "old_stop": end_of_day(before.last_day), "new_since": _label_since(now),
             "old_as_of": end_of_day(before.as_of)}
