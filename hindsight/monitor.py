@@ -284,10 +284,10 @@ class Monitor:
                 if counter is None:  # one engine: count when the day comes
                     now: Future[daily.DayCounts] = Future()
                     now.set_result(daily.count_day(day, config, self.store, self.engine,
-                                                   reference))
+                                                   reference, carry=day == end))
                     return now
                 return ahead.submit(daily.count_day, day, config, self.store, counter,
-                                    reference)
+                                    reference, day == end)
 
             pending = count(start) if start <= end else None
 

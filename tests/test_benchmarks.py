@@ -18,7 +18,7 @@ def test_the_daily_job_benchmark_runs_and_reports_a_ratio(tmp_path: Path) -> Non
          "--repeat", "1", "--dir", str(tmp_path / "data")],
         check=True, capture_output=True, text=True, timeout=300,
     )
-    assert "hindsight daily job" in done.stdout
+    assert "daily job, the day before's counts" in done.stdout
     assert "ratio" in done.stdout
 
 

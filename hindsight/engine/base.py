@@ -105,6 +105,12 @@ class Engine(Protocol):
         calibrated chance of being right (expected_correct, n_scored)."""
         ...
 
+    def carry_counts(self) -> None:
+        """Keep the counts of the latest daily window (``cell_counts`` ending on its
+        ``as_of``) in the store, so that the next day's run, in any process, counts only
+        what changed since; a no-op where an engine counts each window anew."""
+        ...
+
     def reference_counts(self) -> CellCounts | None:
         """The reference set counted per cell (``day`` is null), or None without one."""
         ...

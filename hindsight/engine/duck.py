@@ -10,6 +10,8 @@ nothing depends on DuckDB's httpfs extension (which cannot be installed offline)
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import combinations
@@ -41,6 +43,12 @@ if TYPE_CHECKING:
 COUNT_TABLES = ("cells", "classes", "label_ages")
 KEPT, CHANGE = "kept", "change"
 EXACT = "DECIMAL(38, 18)"
+# Carried counts (the store's ``counts`` table): what a window's are counts of, and the few
+# newest days kept. COUNTS_FORMAT changes whenever what the count tables hold does, so that
+# counts carried by an earlier release are not taken for this one's.
+COUNTS_FORMAT = 1
+COUNTS_MANIFEST = "counts.json"
+CARRIED_DAYS = 2
 
 
 # the prediction files and the label files a count reads, as listed when it ran
@@ -62,6 +70,14 @@ class _Window:
             return None
         one = timedelta(days=1)
         return _Window(self.as_of + one, self.first_day + one, self.last_day + one,
+                       self.calibration)
+
+    def day_before(self) -> _Window | None:
+        """The daily run's window a day earlier, if this one is a daily run's."""
+        if self.last_day != self.as_of:
+            return None
+        one = timedelta(days=1)
+        return _Window(self.as_of - one, self.first_day - one, self.last_day - one,
                        self.calibration)
 
 
@@ -255,8 +271,12 @@ class DuckDBEngine:
         kept, self._kept = self._kept, None
         if not reads[0]:
             return self._empty_counts()
-        if (kept is not None and self._config.task == "classification"
-                and kept.window.next_day() == window and self._reads(kept.window) == kept.reads):
+        if self._config.task != "classification":
+            kept = None  # regression sums are floats: no exact change to add and subtract
+        elif (kept is None or kept.window.next_day() != window
+                or self._reads(kept.window) != kept.reads):
+            kept = self._carried(window)  # what the day before's run stored, if it is valid
+        if kept is not None:
             self._count_change(kept, window, reads, calibration)
         else:
             self._count_window(window, reads, calibration)
@@ -264,6 +284,81 @@ class DuckDBEngine:
         keep = window.next_day() is not None
         self._kept = _Kept(window, reads) if keep else None
         return self._present(KEPT, keep=keep)
+
+    def carry_counts(self) -> None:
+        """Store the latest daily window's counts in the store's ``counts`` table, for the next
+        day's run in any process to count only the change from them, as one engine does from
+        day to day. The tables go first, under new names, then the manifest that names them
+        and says what they are the counts of (window, calibration, configuration, the files
+        read); a run takes them only if all of it still holds, and otherwise counts from
+        scratch: they are a cache, nothing depends on them. The newest days' are kept."""
+        kept = self._kept
+        if kept is None:
+            return
+        day, token = kept.window.as_of, uuid.uuid4().hex
+        files = {name: f"{token}-{name}.parquet" for name in COUNT_TABLES}
+        for name, file in files.items():
+            self._store.write(Table.COUNTS, self._query(
+                f"SELECT * FROM {KEPT}_{name} ORDER BY rowid"), dt=day, name=file)
+        self._store.write_json(Table.COUNTS, day, COUNTS_MANIFEST,
+                               {"of": self._carried_key(kept), "files": files})
+        self._prune_carried(day, set(files.values()))
+
+    def _carried(self, window: _Window) -> _Kept | None:
+        """The counts the run of the day before ``window`` carried, loaded as the kept tables,
+        if they are counts of exactly that window over exactly the files it lists now."""
+        before = window.day_before()
+        if before is None:
+            return None
+        directory = self._store.partition_dir(Table.COUNTS, before.as_of)
+        try:
+            manifest = self._store.read_json(f"{directory}/{COUNTS_MANIFEST}")
+        except StoreError:
+            return None  # none carried
+        kept = _Kept(before, self._reads(before))
+        if not isinstance(manifest, dict) or manifest.get("of") != self._carried_key(kept):
+            return None
+        try:
+            for name in COUNT_TABLES:
+                order = " ORDER BY day, segment" if name == "cells" else ""
+                self._execute(
+                    f"CREATE OR REPLACE TEMP TABLE {KEPT}_{name} AS SELECT * "
+                    f"FROM read_parquet($file){order}",
+                    {"file": f"{self._scheme}{directory}/{manifest['files'][name]}"})
+        except (StoreError, KeyError, TypeError):
+            return None  # pruned by a newer run meanwhile, or damaged: count from scratch
+        return kept
+
+    def _carried_key(self, kept: _Kept) -> dict[str, Any]:
+        """What carried counts are counts of, as JSON: equal keys, equal counts."""
+        cols, window = self._config.columns, kept.window
+        calibration = window.calibration
+        return {
+            "format": COUNTS_FORMAT, "task": self._config.task,
+            "columns": [cols.id, cols.timestamp, cols.prediction, cols.label, cols.score],
+            "segments": list(self._config.segments),
+            "crosses": [list(combo) for combo in self._crosses()],
+            "window": [d.isoformat() for d in (window.as_of, window.first_day,
+                                               window.last_day)],
+            "calibration": None if calibration is None else [list(c) for c in calibration],
+            "reads": [list(files) for files in kept.reads],
+        }
+
+    def _prune_carried(self, day: date, current: set[str]) -> None:
+        """Drop carried counts no run will start from: all but the newest days' and ``day``'s,
+        and ``day``'s earlier ones. A run reading what is dropped counts from scratch."""
+        store = self._store
+        days = store.partitions(Table.COUNTS)
+        keep = {day, *days[-CARRIED_DAYS:]}
+        with contextlib.suppress(OSError):  # another run pruned first
+            for old in days:
+                if old not in keep:
+                    store.fs.delete_dir(store.partition_dir(Table.COUNTS, old))
+            for info in store.listing(Table.COUNTS, day, day):
+                name = info.base_name  # a hidden one is another run's write in progress
+                if name.endswith(".parquet") and not name.startswith(".") \
+                        and name not in current:
+                    store.fs.delete_file(info.path)
 
     def _predictions_sql(self, calibration: pa.Table | None,
                          only: str = "TRUE") -> tuple[str, dict[str, Any]]:

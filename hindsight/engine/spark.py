@@ -197,6 +197,9 @@ class SparkEngine:
             f"FROM ({source}) p LEFT JOIN ({label_sql}) l ON p.id = l.id")
         return self._duck.rollup(self._arrow(grain_sql(joined, self._config), **params))
 
+    def carry_counts(self) -> None:
+        """Nothing to carry: the cluster counts each window anew."""
+
     def reference_counts(self) -> CellCounts | None:
         frame = self._read(Table.REFERENCE)
         if frame is None:

@@ -131,13 +131,16 @@ def run_daily(as_of: date, config: Config, store: Store, engine: Engine,
 
 
 def count_day(as_of: date, config: Config, store: Store, engine: Engine,
-              reference: Reference | None = None) -> DayCounts:
+              reference: Reference | None = None, carry: bool = True) -> DayCounts:
     """The engine's heavy part of the run of ``as_of``: the window's and the reference's
-    counts per cell."""
+    counts per cell. ``carry``: store the window's counts for the next day's run to start
+    from (a backfill carries only its last day's)."""
     started = time.perf_counter()
     first_day = as_of - timedelta(days=config.label_window_days - 1)
     reference = reference or Reference.read(config, store, engine)
     counts = engine.cell_counts(as_of, first_day, as_of, reference.calibration)
+    if carry:
+        engine.carry_counts()
     return DayCounts(as_of, counts, reference.counts, time.perf_counter() - started)
 
 

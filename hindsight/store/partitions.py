@@ -55,6 +55,7 @@ class Table(StrEnum):
     CHECKS = "checks"  # the intra-day prediction drift checks: one file per check
     VALIDATIONS = "validations"
     OUTBOX = "outbox"
+    COUNTS = "counts"  # a cache: a daily run's counts, for the next day's run to start from
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +213,23 @@ class Store:
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"cannot write {final}: {exc}") from exc
         return final
+
+    def write_json(self, table: Table, dt: date, name: str, body: object) -> str:
+        """Write one JSON file atomically, replacing any of that ``name``."""
+        final = f"{self.partition_dir(table, dt)}/{name}"
+        encoded = json.dumps(body).encode()
+        try:
+            self._write_whole(final, lambda path: _write_bytes(self.fs, path, encoded))
+        except OSError as exc:
+            raise StoreError(f"cannot write {final}: {exc}") from exc
+        return final
+
+    def read_json(self, path: str) -> object:
+        try:
+            with self.fs.open_input_stream(path) as stream:
+                return json.loads(stream.read())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read {path} as JSON: {exc}") from exc
 
     def _write_whole(self, final: str, write: Callable[[str], None]) -> None:
         """Make ``final`` appear whole or not at all. An object store's upload already does

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -117,14 +119,17 @@ def test_labels_are_read_from_the_window_and_a_day_before_it_only(
     assert all(start is not None for _, start, _ in listed)
 
 
+@pytest.mark.parametrize("carried", [False, True], ids=["one-engine", "carried"])
 def test_a_window_counted_from_the_day_before_equals_one_counted_from_scratch(
-    make_config: Any, monkeypatch: pytest.MonkeyPatch,
+    make_config: Any, monkeypatch: pytest.MonkeyPatch, carried: bool,
 ) -> None:
-    """Day after day one engine counts each window from the one before (only what a day's
-    labels changed, and the two edge days); a fresh engine counts it anew. The tables must be
-    identical — not close: labels corrected later, labels stamped days before their
-    prediction (which fall out of reach as the window moves), labels that never come, a
-    prediction logged late into a day already counted, and a compaction on the way."""
+    """Day after day each window is counted from the one before (only what a day's labels
+    changed, and the two edge days): by one engine, or (``carried``) by a new engine each day
+    starting from what the day before's stored, as separate processes do. A fresh engine
+    with nothing carried counts it anew. The tables must be identical — not close: labels
+    corrected later, labels stamped days before their prediction (which fall out of reach as
+    the window moves), labels that never come, a prediction logged late into a day already
+    counted, and a compaction on the way."""
     import random
 
     from hindsight.engine.duck import DuckDBEngine
@@ -152,6 +157,7 @@ def test_a_window_counted_from_the_day_before_equals_one_counted_from_scratch(
         original = DuckDBEngine._count_change
         monkeypatch.setattr(DuckDBEngine, "_count_change",
                             lambda self, *a: changes.append(a) or original(self, *a))
+        carried_dir = Path(monitor.store.table_dir(Table.COUNTS))
         engine = DuckDBEngine(monitor.store, config)
         for as_of in range(3, 17):
             if as_of == 9:  # a late prediction for a day the window already counted
@@ -161,13 +167,70 @@ def test_a_window_counted_from_the_day_before_equals_one_counted_from_scratch(
                 monitor.compact(grace=timedelta(0))
             day = date(2026, 1, as_of)
             first = day - timedelta(days=4)
+            if carried:
+                engine.close()
+                engine = DuckDBEngine(monitor.store, config)
             kept = engine.cell_counts(day, first, day, calibration)
+            if carried:
+                engine.carry_counts()
+                assert len(list(carried_dir.iterdir())) <= 3  # only the newest days' stay
+            aside = carried_dir.rename(carried_dir.with_name("aside")) if carried else None
             fresh = DuckDBEngine(monitor.store, config)
             scratch = fresh.cell_counts(day, first, day, calibration)
             fresh.close()
+            if aside is not None:
+                aside.rename(carried_dir)
             assert kept.cells.num_rows > 0
             for name in ("cells", "classes", "label_ages"):
                 assert getattr(kept, name).equals(getattr(scratch, name)), (day, name)
         engine.close()
     # from scratch on the first day, after the late prediction and after the compaction
     assert len(changes) == 14 - 3
+
+
+def test_counts_carried_by_a_run_are_used_only_where_they_fit(
+    make_config: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run stores its window's counts; the next day's run in another process starts from
+    them. Counts of another configuration, or a manifest or table that is damaged or gone,
+    are not used: that run counts from scratch, with the same result, and says nothing."""
+    from hindsight.engine.duck import COUNTS_MANIFEST, DuckDBEngine
+
+    window = {"label_window_days": 5, "alerts": {"baseline_days": 2}}
+    config = make_config(**window)
+    with Monitor(config) as monitor:
+        monitor.log_predictions([prediction(i, 1 + i % 9, ["CH", "DE"][i % 2], "ab"[i % 3 % 2])
+                                 for i in range(300)])
+        monitor.log_labels([label(i, "ab"[i % 5 % 2], 2 + i % 9) for i in range(0, 300, 2)])
+        store = monitor.store
+    changes: list[object] = []
+    original = DuckDBEngine._count_change
+    monkeypatch.setattr(DuckDBEngine, "_count_change",
+                        lambda self, *a: changes.append(a) or original(self, *a))
+
+    def run(day: int, config: Any = config) -> Any:
+        with Monitor(config) as monitor:  # a process of its own
+            monitor.run(date(2026, 1, day))
+            return monitor.store.read(
+                monitor.store.files(Table.METRICS, date(2026, 1, day))[0].path)
+
+    def scratch(day: int, config: Any = config) -> Any:
+        counts = Path(store.table_dir(Table.COUNTS))
+        aside = counts.rename(counts.with_name("aside"))
+        try:
+            return run(day, config)
+        finally:
+            shutil.rmtree(counts, ignore_errors=True)
+            aside.rename(counts)
+
+    run(5)
+    assert (run(6), len(changes)) == (scratch(6), 1)  # from day 5's counts
+    other = make_config(**window, segments=["tier", "country"])
+    assert (run(7, other), len(changes)) == (scratch(7, other), 1)  # another configuration
+    manifest = Path(store.partition_dir(Table.COUNTS, date(2026, 1, 7))) / COUNTS_MANIFEST
+    manifest.write_text(manifest.read_text()[:-9])
+    assert (run(8, other), len(changes)) == (scratch(8, other), 1)
+    (cells,) = Path(store.table_dir(Table.COUNTS)).glob("dt=2026-01-08/*-cells.parquet")
+    cells.unlink()
+    assert (run(9, other), len(changes)) == (scratch(9, other), 1)
+    assert (run(10, other), len(changes)) == (scratch(10, other), 2)  # day 9's fit again
