@@ -7,8 +7,9 @@ process on its own copy of the store, alternating:
 
 - ``backfill``: ``hindsight backfill`` (``Monitor.backfill``): one engine, and the reference's
   rows, calibration, counts and drift detectors derived once for all the days;
-- ``per-day``: a fresh ``Monitor`` for each day, which derives them again each day (what a
-  scheduler running ``hindsight run`` day by day does, minus the process start).
+- ``per-day``: a fresh ``Monitor`` for each day, which derives them again each day and counts
+  its window from the counts the day before's run carried in the store (what a scheduler
+  running ``hindsight run`` day by day does, minus the process start).
 
 Both must store the same metrics, alerts and drift (floats within 1e-12): the benchmark fails
 otherwise.

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,6 +51,10 @@ def _inputs(config_file: Path) -> tuple[object, list[str], list[str], object, ob
 
 
 def measure(side: str, config_file: Path, out: Path) -> dict[str, float]:
+    from hindsight.config import load_config
+
+    # every side counts from the files: none from the counts a daily run carried
+    shutil.rmtree(Path(load_config(config_file).store) / "counts", ignore_errors=True)
     started = time.perf_counter()
     config, predictions, labels, first, last = _inputs(config_file)
     segments = list(config.segments)  # type: ignore[attr-defined]
