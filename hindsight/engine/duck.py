@@ -30,7 +30,7 @@ from hindsight.engine.base import (
 )
 from hindsight.engine.sql import ident, literal
 from hindsight.errors import StoreError
-from hindsight.store.partitions import Store, Table
+from hindsight.store.partitions import Store, Table, partition_date
 from hindsight.store.schema import ARRIVED_AT
 
 if TYPE_CHECKING:
@@ -81,10 +81,15 @@ class _Window:
                        self.calibration)
 
 
+# rows per partition (ISO date) of the prediction and of the label files a count read
+Rows = dict[str, dict[str, int]]
+
+
 @dataclass(frozen=True, slots=True)
 class _Kept:
     window: _Window
-    reads: Reads  # the files its counts came from
+    reads: Reads  # the files its counts came from, as listed now
+    rows: Rows  # what they hold: the same rows per partition, the same counts
 
 
 def _label_since(window: _Window) -> datetime:
@@ -139,6 +144,7 @@ class DuckDBEngine:
             self._scheme = StoreFileSystem.prefix
         self._seg = [f"s{i}" for i in range(len(config.segments))]
         self._kept: _Kept | None = None  # the counts of the latest window, for the next day's
+        self._file_rows: dict[str, int] = {}  # rows of the files read, by path: carried counts'
 
     def close(self) -> None:
         self._con.close()
@@ -273,17 +279,29 @@ class DuckDBEngine:
             return self._empty_counts()
         if self._config.task != "classification":
             kept = None  # regression sums are floats: no exact change to add and subtract
-        elif (kept is None or kept.window.next_day() != window
-                or self._reads(kept.window) != kept.reads):
-            kept = self._carried(window)  # what the day before's run stored, if it is valid
+        else:
+            if kept is not None and kept.window.next_day() == window:
+                kept = self._still(kept.window, kept.rows)
+            else:
+                kept = None
+            kept = kept or self._carried(window)  # what the day before's run stored
         if kept is not None:
             self._count_change(kept, window, reads, calibration)
         else:
             self._count_window(window, reads, calibration)
         # only a daily run's window has a next day to count from it
         keep = window.next_day() is not None
-        self._kept = _Kept(window, reads) if keep else None
+        self._kept = _Kept(window, reads, self._partition_rows(reads)) if keep else None
         return self._present(KEPT, keep=keep)
+
+    def _still(self, window: _Window, rows: Rows) -> _Kept | None:
+        """Counts of ``window`` that read ``rows``, over its files as listed now, if they hold
+        the same rows. Rows
+        are only ever added to a partition (ingest), moved between files (compaction,
+        tiering) or dropped with the whole partition (retention): the same number of rows in
+        each partition is the same rows, so a compaction since changes nothing."""
+        reads = self._reads(window)
+        return _Kept(window, reads, rows) if self._partition_rows(reads) == rows else None
 
     def carry_counts(self) -> None:
         """Store the latest daily window's counts in the store's ``counts`` table, for the next
@@ -300,23 +318,30 @@ class DuckDBEngine:
         for name, file in files.items():
             self._store.write(Table.COUNTS, self._query(
                 f"SELECT * FROM {KEPT}_{name} ORDER BY rowid"), dt=day, name=file)
-        self._store.write_json(Table.COUNTS, day, COUNTS_MANIFEST,
-                               {"of": self._carried_key(kept), "files": files})
+        self._store.write_json(Table.COUNTS, day, COUNTS_MANIFEST, {
+            "of": self._carried_key(kept.window), "rows": kept.rows, "files": files,
+            "file_rows": {path: self._file_rows[path] for path in (*kept.reads[0],
+                                                                    *kept.reads[1])}})
         self._prune_carried(day, set(files.values()))
 
     def _carried(self, window: _Window) -> _Kept | None:
         """The counts the run of the day before ``window`` carried, loaded as the kept tables,
-        if they are counts of exactly that window over exactly the files it lists now."""
+        if they are counts of exactly that window over the same rows (see ``_still``)."""
         before = window.day_before()
         if before is None:
             return None
         directory = self._store.partition_dir(Table.COUNTS, before.as_of)
         try:
             manifest = self._store.read_json(f"{directory}/{COUNTS_MANIFEST}")
-        except StoreError:
-            return None  # none carried
-        kept = _Kept(before, self._reads(before))
-        if not isinstance(manifest, dict) or manifest.get("of") != self._carried_key(kept):
+            if not isinstance(manifest, dict) or manifest.get("of") != self._carried_key(before):
+                return None
+            for path, rows in dict(manifest.get("file_rows", {})).items():
+                self._file_rows.setdefault(str(path), int(rows))
+            rows = manifest.get("rows")
+            kept = self._still(before, rows) if isinstance(rows, dict) else None
+        except (StoreError, TypeError, ValueError):
+            return None  # none carried, or damaged: count from scratch
+        if kept is None:
             return None
         try:
             for name in COUNT_TABLES:
@@ -329,10 +354,9 @@ class DuckDBEngine:
             return None  # pruned by a newer run meanwhile, or damaged: count from scratch
         return kept
 
-    def _carried_key(self, kept: _Kept) -> dict[str, Any]:
-        """What carried counts are counts of, as JSON: equal keys, equal counts."""
-        cols, window = self._config.columns, kept.window
-        calibration = window.calibration
+    def _carried_key(self, window: _Window) -> dict[str, Any]:
+        """What carried counts are counts of, as JSON (with the rows they read)."""
+        cols, calibration = self._config.columns, window.calibration
         return {
             "format": COUNTS_FORMAT, "task": self._config.task,
             "columns": [cols.id, cols.timestamp, cols.prediction, cols.label, cols.score],
@@ -341,8 +365,22 @@ class DuckDBEngine:
             "window": [d.isoformat() for d in (window.as_of, window.first_day,
                                                window.last_day)],
             "calibration": None if calibration is None else [list(c) for c in calibration],
-            "reads": [list(files) for files in kept.reads],
         }
+
+    def _partition_rows(self, reads: Reads) -> dict[str, dict[str, int]]:
+        """Rows per partition of the prediction and the label files ``reads``, from the
+        files' footers (each read once: the rows of a file never change)."""
+        found: dict[str, dict[str, int]] = {}
+        for table, files in zip((Table.PREDICTIONS, Table.LABELS), reads, strict=True):
+            rows = found.setdefault(table.value, {})
+            for path in files:
+                if path not in self._file_rows:
+                    self._file_rows[path] = self._store.footer(
+                        path.removeprefix(self._scheme)).num_rows
+                day = partition_date(path)
+                key = day.isoformat() if day else ""
+                rows[key] = rows.get(key, 0) + self._file_rows[path]
+        return found
 
     def _prune_carried(self, day: date, current: set[str]) -> None:
         """Drop carried counts no run will start from: all but the newest days' and ``day``'s,

@@ -115,7 +115,7 @@ class Store:
         parquet: list[PartitionFile] = []
         commits: list[str] = []
         for info in self.listing(table, start, end):
-            dt = _partition_date(info.path)
+            dt = partition_date(info.path)
             name = info.base_name
             if name.startswith(COMMIT_PREFIX) and name.endswith(".json"):
                 commits.append(info.path)
@@ -125,7 +125,7 @@ class Store:
         replaced: set[str] = set()
         for commit in commits:
             merged_file, replaced_files = self._read_listed_commit(commit)
-            merged[merged_file] = _partition_date(commit)
+            merged[merged_file] = partition_date(commit)
             replaced.update(replaced_files)
         visible = [f for f in parquet if f.path not in replaced and (
             f.path in merged or not _base_name(f.path).startswith(COMPACTED_PREFIX))]
@@ -161,7 +161,7 @@ class Store:
         for info in top:
             if info.type != pafs.FileType.Directory or info.base_name.startswith("."):
                 continue
-            dt = _partition_date(f"{info.path}/")
+            dt = partition_date(f"{info.path}/")
             if dt is not None and ((start is not None and dt < start)
                                    or (end is not None and dt > end)):
                 continue
@@ -312,12 +312,12 @@ def _listed(path: str, table_dir: str, start: date | None, end: date | None) -> 
     inside = path[len(table_dir) + 1:].split("/")
     if len(inside) > 1 and inside[0].startswith("."):
         return False  # a hidden prefix: a partition being retired
-    dt = _partition_date(path) if len(inside) > 1 else None
+    dt = partition_date(path) if len(inside) > 1 else None
     return dt is None or not ((start is not None and dt < start)
                               or (end is not None and dt > end))
 
 
-def _partition_date(path: str) -> date | None:
+def partition_date(path: str) -> date | None:
     for part in reversed(path.split("/")[:-1]):
         key, sep, value = part.partition("=")
         if sep and key == PARTITION_KEY:
