@@ -291,15 +291,15 @@ class DuckDBEngine:
             self._count_window(window, reads, calibration)
         # only a daily run's window has a next day to count from it
         keep = window.next_day() is not None
-        self._kept = _Kept(window, reads, self._partition_rows(reads)) if keep else None
+        rows = self._partition_rows(reads) if keep else None
+        self._kept = _Kept(window, reads, rows) if rows is not None else None
         return self._present(KEPT, keep=keep)
 
     def _still(self, window: _Window, rows: Rows) -> _Kept | None:
-        """Counts of ``window`` that read ``rows``, over its files as listed now, if they hold
-        the same rows. Rows
-        are only ever added to a partition (ingest), moved between files (compaction,
-        tiering) or dropped with the whole partition (retention): the same number of rows in
-        each partition is the same rows, so a compaction since changes nothing."""
+        """Counts of ``window`` that read ``rows``, over its files as listed now, if those
+        hold the same rows. Rows are only ever added to a partition (ingest), moved between
+        files (compaction, tiering) or dropped with the whole partition (retention): the same
+        number of rows in each partition is the same rows, so a compaction changes nothing."""
         reads = self._reads(window)
         return _Kept(window, reads, rows) if self._partition_rows(reads) == rows else None
 
@@ -307,7 +307,7 @@ class DuckDBEngine:
         """Store the latest daily window's counts in the store's ``counts`` table, for the next
         day's run in any process to count only the change from them, as one engine does from
         day to day. The tables go first, under new names, then the manifest that names them
-        and says what they are the counts of (window, calibration, configuration, the files
+        and says what they are the counts of (window, calibration, configuration, the rows
         read); a run takes them only if all of it still holds, and otherwise counts from
         scratch: they are a cache, nothing depends on them. The newest days' are kept."""
         kept = self._kept
@@ -367,16 +367,20 @@ class DuckDBEngine:
             "calibration": None if calibration is None else [list(c) for c in calibration],
         }
 
-    def _partition_rows(self, reads: Reads) -> dict[str, dict[str, int]]:
+    def _partition_rows(self, reads: Reads) -> Rows | None:
         """Rows per partition of the prediction and the label files ``reads``, from the
-        files' footers (each read once: the rows of a file never change)."""
-        found: dict[str, dict[str, int]] = {}
+        files' footers (each read once: the rows of a file never change); None when a file
+        is gone since it was listed (a compaction's grace ended)."""
+        found: Rows = {}
         for table, files in zip((Table.PREDICTIONS, Table.LABELS), reads, strict=True):
             rows = found.setdefault(table.value, {})
             for path in files:
                 if path not in self._file_rows:
-                    self._file_rows[path] = self._store.footer(
-                        path.removeprefix(self._scheme)).num_rows
+                    try:
+                        footer = self._store.footer(path.removeprefix(self._scheme))
+                    except StoreError:
+                        return None
+                    self._file_rows[path] = footer.num_rows
                 day = partition_date(path)
                 key = day.isoformat() if day else ""
                 rows[key] = rows.get(key, 0) + self._file_rows[path]
