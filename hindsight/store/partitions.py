@@ -194,13 +194,8 @@ class Store:
         commit: dict[str, object] = {"merged": merged, "replaces": sorted(replaces)}
         if merged_at is not None:
             commit["merged_at"] = merged_at
-        body = json.dumps(commit).encode()
-        final = f"{directory}/{COMMIT_PREFIX}{uuid.uuid4().hex}.json"
-        try:
-            self._write_whole(final, lambda path: _write_bytes(self.fs, path, body))
-        except OSError as exc:
-            raise StoreError(f"cannot write the compaction commit {final}: {exc}") from exc
-        return final
+        return self._write_json(f"{directory}/{COMMIT_PREFIX}{uuid.uuid4().hex}.json", commit,
+                                "the compaction commit ")
 
     def write(self, table: Table, data: pa.Table, dt: date | None = None,
               name: str | None = None) -> str:
@@ -216,12 +211,14 @@ class Store:
 
     def write_json(self, table: Table, dt: date, name: str, body: object) -> str:
         """Write one JSON file atomically, replacing any of that ``name``."""
-        final = f"{self.partition_dir(table, dt)}/{name}"
+        return self._write_json(f"{self.partition_dir(table, dt)}/{name}", body)
+
+    def _write_json(self, final: str, body: object, what: str = "") -> str:
         encoded = json.dumps(body).encode()
         try:
             self._write_whole(final, lambda path: _write_bytes(self.fs, path, encoded))
         except OSError as exc:
-            raise StoreError(f"cannot write {final}: {exc}") from exc
+            raise StoreError(f"cannot write {what}{final}: {exc}") from exc
         return final
 
     def read_json(self, path: str) -> object:
