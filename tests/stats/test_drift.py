@@ -112,6 +112,19 @@ def test_two_sample_noise_agrees_with_resampling_both_sides(seed: int) -> None:
     assert ours == pytest.approx(np.quantile(naive, 0.9), rel=0.1)
 
 
+def test_a_detector_used_again_draws_the_same_noise_as_a_fresh_one() -> None:
+    """The reference's draws kept from a second use on change nothing that follows them: each
+    call equals the same call on a detector that never drew before."""
+    reference = np.random.default_rng(3).gamma(2.0, 1.0, 30_000)
+    kept = WassersteinDetector.fit(reference, grid=1500)
+    calls = [(40_000, 0), (41_000, 0), (39_500, 0), (40_000, 7), (40_000, 7), (500, 0)]
+    for size, seed in calls:
+        fresh = WassersteinDetector.fit(reference, grid=1500)
+        assert np.array_equal(kept.bootstrap(size, 300, seed),
+                              fresh.bootstrap(size, 300, seed))
+    assert isinstance(kept.reference_draws[(300, 0)], tuple)  # the kept draw was used
+    assert kept.reference_draws[(300, 7)] is not None
+
 @settings(deadline=None)
 @given(st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(0.01, 100)), min_size=2,
                 max_size=200), samples)
