@@ -86,6 +86,33 @@ Rows = dict[str, dict[str, int]]
 
 
 @dataclass(frozen=True, slots=True)
+class _Listing:
+    """The prediction and label files of a window and of the window a day before it, from
+    one listing of each table: the files each of them reads are cut from it (on a bucket a
+    listing is a request, a page per thousand keys)."""
+
+    predictions: tuple[str, ...]
+    labels: tuple[str, ...]
+
+    def reads(self, window: _Window) -> Reads:
+        """The prediction and label files the counts of ``window`` read."""
+        return (_within(self.predictions, window.first_day, window.last_day),
+                _within(self.labels, window.first_day - timedelta(days=LABEL_LEAD_DAYS),
+                        window.as_of))
+
+    def labels_of(self, day: date) -> tuple[str, ...]:
+        """The label files that arrived on ``day``."""
+        return _within(self.labels, day, day)
+
+
+def _within(paths: tuple[str, ...], first: date, last: date) -> tuple[str, ...]:
+    """The files of partitions ``first..last``, and those outside any, as a listing of those
+    days gives them."""
+    return tuple(path for path in paths
+                 if (day := partition_date(path)) is None or first <= day <= last)
+
+
+@dataclass(frozen=True, slots=True)
 class _Kept:
     window: _Window
     reads: Reads  # the files its counts came from, as listed now
@@ -273,7 +300,8 @@ class DuckDBEngine:
     def cell_counts(self, as_of: date, first_day: date, last_day: date,
                     calibration: pa.Table | None = None) -> CellCounts:
         window = _Window(as_of, first_day, last_day, _calibration_key(calibration))
-        reads = self._reads(window)
+        listing = self._listing(window)
+        reads = listing.reads(window)
         kept, self._kept = self._kept, None
         if not reads[0]:
             return self._empty_counts()
@@ -281,12 +309,12 @@ class DuckDBEngine:
             kept = None  # regression sums are floats: no exact change to add and subtract
         else:
             if kept is not None and kept.window.next_day() == window:
-                kept = self._still(kept.window, kept.rows)
+                kept = self._still(kept.window, kept.rows, listing)
             else:
                 kept = None
-            kept = kept or self._carried(window)  # what the day before's run stored
+            kept = kept or self._carried(window, listing)  # what the day before's run stored
         if kept is not None:
-            self._count_change(kept, window, reads, calibration)
+            self._count_change(kept, window, reads, calibration, listing)
         else:
             self._count_window(window, reads, calibration)
         # only a daily run's window has a next day to count from it
@@ -295,12 +323,12 @@ class DuckDBEngine:
         self._kept = _Kept(window, reads, rows) if rows is not None else None
         return self._present(KEPT, keep=keep)
 
-    def _still(self, window: _Window, rows: Rows) -> _Kept | None:
+    def _still(self, window: _Window, rows: Rows, listing: _Listing) -> _Kept | None:
         """Counts of ``window`` that read ``rows``, over its files as listed now, if those
         hold the same rows. Rows are only ever added to a partition (ingest), moved between
         files (compaction, tiering) or dropped with the whole partition (retention): the same
         number of rows in each partition is the same rows, so a compaction changes nothing."""
-        reads = self._reads(window)
+        reads = listing.reads(window)
         return _Kept(window, reads, rows) if self._partition_rows(reads) == rows else None
 
     def carry_counts(self) -> None:
@@ -324,7 +352,7 @@ class DuckDBEngine:
                                                                     *kept.reads[1])}})
         self._prune_carried(day, set(files.values()))
 
-    def _carried(self, window: _Window) -> _Kept | None:
+    def _carried(self, window: _Window, listing: _Listing) -> _Kept | None:
         """The counts the run of the day before ``window`` carried, loaded as the kept tables,
         if they are counts of exactly that window over the same rows (see ``_still``)."""
         before = window.day_before()
@@ -338,7 +366,7 @@ class DuckDBEngine:
             for path, rows in dict(manifest.get("file_rows", {})).items():
                 self._file_rows.setdefault(str(path), int(rows))
             rows = manifest.get("rows")
-            kept = self._still(before, rows) if isinstance(rows, dict) else None
+            kept = self._still(before, rows, listing) if isinstance(rows, dict) else None
         except (StoreError, TypeError, ValueError):
             return None  # none carried, or damaged: count from scratch
         if kept is None:
@@ -456,12 +484,13 @@ class DuckDBEngine:
                 "stop": end_of_day(window.last_day), "since": _label_since(window),
                 "as_of": end_of_day(window.as_of)}
 
-    def _reads(self, window: _Window) -> Reads:
-        """The prediction and label files the counts of ``window`` read."""
-        return (tuple(self._files(Table.PREDICTIONS, window.first_day, window.last_day)),
-                tuple(self._files(Table.LABELS,
-                                  window.first_day - timedelta(days=LABEL_LEAD_DAYS),
-                                  window.as_of)))
+    def _listing(self, window: _Window) -> _Listing:
+        """The files ``window`` and the window a day before it read, listed once."""
+        day = timedelta(days=1)
+        return _Listing(
+            tuple(self._files(Table.PREDICTIONS, window.first_day - day, window.last_day)),
+            tuple(self._files(Table.LABELS,
+                              window.first_day - day * (LABEL_LEAD_DAYS + 1), window.as_of)))
 
     def _count_window(self, window: _Window, reads: Reads,
                       calibration: pa.Table | None) -> None:
@@ -474,7 +503,7 @@ class DuckDBEngine:
         self._rollup(joined, params, KEPT)
 
     def _count_change(self, kept: _Kept, now: _Window, reads: Reads,
-                      calibration: pa.Table | None) -> None:
+                      calibration: pa.Table | None, listing: _Listing) -> None:
         """The counts of ``now`` from those ``kept`` of the window the day before, when none of
         the files that window read has changed since. Counted again, once as they were (and
         subtracted) and once as they are (and added): the predictions whose label in force
@@ -486,8 +515,7 @@ class DuckDBEngine:
         cols = self._config.columns
         arrived = ident(ARRIVED_AT)
         gone_from, gone_to = _label_since(before), _label_since(now)
-        files = (self._files(Table.LABELS, gone_from.date(), gone_from.date())
-                 + self._files(Table.LABELS, now.as_of, now.as_of))
+        files = [*listing.labels_of(gone_from.date()), *listing.labels_of(now.as_of)]
         self._execute("DROP TABLE IF EXISTS changed")
         self._execute("CREATE TEMP TABLE changed (id VARCHAR)")
         if files:

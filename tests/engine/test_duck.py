@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from hindsight.engine.sql import ident
@@ -97,7 +98,8 @@ def test_labels_are_read_from_the_window_and_a_day_before_it_only(
 ) -> None:
     """The run's label scan follows its window, not the store's age: a label stamped a day
     before its prediction's day (a clock a little off) is joined; one stamped two days before
-    is not, and the partitions before that are never listed."""
+    is not. Each table is listed once, for the window and the one a day before it (whose
+    counts a daily run may start from), and the partitions before that never."""
     monitor.log_predictions([prediction(1, 10, "CH", "a"), prediction(2, 10, "CH", "a"),
                              prediction(3, 10, "CH", "a")])
     monitor.log_labels([label(1, "a", 8), label(2, "a", 9), label(3, "a", 11)])
@@ -115,8 +117,37 @@ def test_labels_are_read_from_the_window_and_a_day_before_it_only(
                                         date(2026, 1, 10))
     whole = cells_by_segment(counts.cells)["{}"]
     assert (whole["n_predictions"], whole["n_labelled"]) == (3, 2)  # r1's label: too early
-    assert (Table.LABELS, date(2026, 1, 9), date(2026, 1, 12)) in listed
-    assert all(start is not None for _, start, _ in listed)
+    assert listed == [(Table.PREDICTIONS, date(2026, 1, 9), date(2026, 1, 10)),
+                      (Table.LABELS, date(2026, 1, 8), date(2026, 1, 12))]
+
+
+def test_a_day_counted_from_the_day_before_lists_each_table_once(
+    monitor: Monitor, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The change path cuts both days' files from one listing of each table: on a bucket each
+    listing is a request (and a page per thousand keys)."""
+    for day in range(1, 6):
+        monitor.log_predictions([prediction(10 * day + k, day, "CH", "a") for k in range(3)])
+        monitor.log_labels([label(10 * day + k, "a", day + 1) for k in range(2)])
+    engine = monitor.engine
+    engine.cell_counts(date(2026, 1, 4), DAY, date(2026, 1, 4))
+    listed: list[Table] = []
+    files, change = Store.files, type(engine)._count_change
+    changes: list[object] = []
+
+    def spy(self: Store, table: Table, start: date | None = None,
+            end: date | None = None) -> list[PartitionFile]:
+        listed.append(table)
+        return files(self, table, start, end)
+
+    monkeypatch.setattr(Store, "files", spy)
+    monkeypatch.setattr(type(engine), "_count_change",
+                        lambda self, *a: changes.append(a) or change(self, *a))
+    counts = engine.cell_counts(date(2026, 1, 5), date(2026, 1, 2), date(2026, 1, 5))
+    assert changes and sorted(listed) == [Table.LABELS, Table.PREDICTIONS]
+    # days 2-5: 3 predictions a day, 2 labelled by the next day (day 5's not yet)
+    whole = counts.cells.filter(pc.equal(counts.cells["segment"], "{}"))
+    assert sum(whole["n_labelled"].to_pylist()) == 6
 
 
 @pytest.mark.parametrize("carried", [False, True], ids=["one-engine", "carried"])
