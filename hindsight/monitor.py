@@ -202,8 +202,13 @@ class Monitor:
         (delivery is a separate step: a sink that is down never blocks the job)."""
         from hindsight.jobs import daily
 
-        return self._queued(daily.run_daily(as_of, self.config, self.store, self.engine,
-                                            self.rule))
+        beside = self._second_engine()
+        try:
+            return self._queued(daily.run_daily(as_of, self.config, self.store, self.engine,
+                                                self.rule, beside=beside))
+        finally:
+            if beside is not None:
+                beside.close()
 
     def count(self, as_of: date) -> DayCounts:
         """The first step of a run, as a pipeline runs it: the engine's counts."""
@@ -279,7 +284,7 @@ class Monitor:
         # The next day is counted while this one is judged: counting reads only the inputs,
         # judging reads and writes only the results. The embedded engine counts on its own
         # connection (a cluster counts in its own processes already).
-        counter = self._counter()
+        counter = self._second_engine()
         with ThreadPoolExecutor(max_workers=1) as ahead:
             def count(day: date) -> Future[daily.DayCounts]:
                 if counter is None:  # one engine: count when the day comes
@@ -313,9 +318,10 @@ class Monitor:
                 if counter is not None:
                     counter.close()
 
-    def _counter(self) -> Engine | None:
-        """An engine for a backfill to count with beside the one it judges with; None where
-        the two would share a connection (Spark's engine rolls up with the embedded one)."""
+    def _second_engine(self) -> Engine | None:
+        """An engine to work with beside the monitor's (a backfill's counting, a run's drift);
+        None where the two would share a connection (Spark's engine rolls up with the
+        embedded one)."""
         if self.config.engine != "duckdb":
             return None
         from hindsight.engine.duck import DuckDBEngine

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -122,12 +122,20 @@ class Reference:
 
 
 def run_daily(as_of: date, config: Config, store: Store, engine: Engine,
-              rule: PerformanceRule, reference: Reference | None = None) -> RunSummary:
+              rule: PerformanceRule, reference: Reference | None = None,
+              beside: Engine | None = None) -> RunSummary:
     """The run of ``as_of``. ``reference``: derived once by a caller running several days;
-    by default, read now."""
+    by default, read now. ``beside``: an engine of its own for the drift, which then is
+    measured while ``engine`` counts (it needs only the reference and the day's predictions;
+    both keep the two cores busy only part of the time)."""
     reference = reference or Reference.read(config, store, engine)
-    day = count_day(as_of, config, store, engine, reference)
-    return judge_day(day, config, store, engine, rule, reference)
+    if beside is None:
+        return judge_day(count_day(as_of, config, store, engine, reference), config, store,
+                         engine, rule, reference)
+    with ThreadPoolExecutor(max_workers=1) as ahead:
+        drifted = ahead.submit(_drift, as_of, config, beside, reference.rows, reference.fits)
+        day = count_day(as_of, config, store, engine, reference)
+        return judge_day(day, config, store, engine, rule, reference, drifted)
 
 
 def count_day(as_of: date, config: Config, store: Store, engine: Engine,
@@ -145,9 +153,10 @@ def count_day(as_of: date, config: Config, store: Store, engine: Engine,
 
 
 def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
-              rule: PerformanceRule, reference: Reference | None = None) -> RunSummary:
+              rule: PerformanceRule, reference: Reference | None = None,
+              drifted: Future[_DriftFound | None] | None = None) -> RunSummary:
     """The rest of the run: metrics, the alert rules (performance, drift, versions) and the
-    results written to the store."""
+    results written to the store. ``drifted``: the day's drift, measured beside the count."""
     started = time.perf_counter() - day.seconds
     as_of, counts = day.as_of, day.counts
     window = RunWindow(as_of=as_of, first_day=as_of - timedelta(days=config.label_window_days - 1))
@@ -159,7 +168,8 @@ def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
     previous = _previous_alerts(store, as_of)
     result = rule.evaluate(window, counts.cells, day.reference.cells if day.reference else None,
                            open_segments(_of_kind(previous, "performance")), counts.label_ages)
-    found = _drift(as_of, config, engine, reference_rows, reference.fits)
+    found = (drifted.result() if drifted is not None
+             else _drift(as_of, config, engine, reference_rows, reference.fits))
     explain = Explainer(config, engine, reference_rows, found.rows if found else ())
     alerts = [explain(a) for a in advance(_of_kind(previous, "performance"), result, as_of,
                                           config.alerts.resolve_after_runs)]
