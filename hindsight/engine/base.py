@@ -105,6 +105,13 @@ class Engine(Protocol):
         calibrated chance of being right (expected_correct, n_scored)."""
         ...
 
+    def counts_change_only(self, as_of: date, first_day: date, last_day: date,
+                           calibration: pa.Table | None = None) -> bool:
+        """Whether ``cell_counts`` of this window, called next, will count only its change
+        from the day before's counts: light work, beside which a run can do other work. A
+        window counted anew takes both cores and the most memory of the run."""
+        ...
+
     def carry_counts(self) -> None:
         """Keep the counts of the latest daily window (``cell_counts`` ending on its
         ``as_of``) in the store, so that the next day's run, in any process, counts only

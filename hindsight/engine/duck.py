@@ -171,6 +171,8 @@ class DuckDBEngine:
             self._scheme = StoreFileSystem.prefix
         self._seg = [f"s{i}" for i in range(len(config.segments))]
         self._kept: _Kept | None = None  # the counts of the latest window, for the next day's
+        # a count started by counts_change_only, for the cell_counts of its window
+        self._ready: tuple[_Window, tuple[_Listing, Reads, _Kept | None]] | None = None
         self._file_rows: dict[str, int] = {}  # rows of the files read, by path: carried counts'
 
     def close(self) -> None:
@@ -300,19 +302,11 @@ class DuckDBEngine:
     def cell_counts(self, as_of: date, first_day: date, last_day: date,
                     calibration: pa.Table | None = None) -> CellCounts:
         window = _Window(as_of, first_day, last_day, _calibration_key(calibration))
-        listing = self._listing(window)
-        reads = listing.reads(window)
-        kept, self._kept = self._kept, None
+        ready, self._ready = self._ready, None
+        listing, reads, kept = (ready[1] if ready is not None and ready[0] == window
+                                else self._start(window))
         if not reads[0]:
             return self._empty_counts()
-        if self._config.task != "classification":
-            kept = None  # regression sums are floats: no exact change to add and subtract
-        else:
-            if kept is not None and kept.window.next_day() == window:
-                kept = self._still(kept.window, kept.rows, listing)
-            else:
-                kept = None
-            kept = kept or self._carried(window, listing)  # what the day before's run stored
         if kept is not None:
             self._count_change(kept, window, reads, calibration, listing)
         else:
@@ -322,6 +316,27 @@ class DuckDBEngine:
         rows = self._partition_rows(reads) if keep else None
         self._kept = _Kept(window, reads, rows) if rows is not None else None
         return self._present(KEPT, keep=keep)
+
+    def counts_change_only(self, as_of: date, first_day: date, last_day: date,
+                           calibration: pa.Table | None = None) -> bool:
+        window = _Window(as_of, first_day, last_day, _calibration_key(calibration))
+        started = self._start(window)
+        self._ready = (window, started)  # for the cell_counts of this window that follows
+        return started[2] is not None
+
+    def _start(self, window: _Window) -> tuple[_Listing, Reads, _Kept | None]:
+        """The files a count of ``window`` reads, and the counts of the day before it
+        count from (kept by this engine or carried in the store, loaded), if any hold."""
+        listing = self._listing(window)
+        reads = listing.reads(window)
+        kept, self._kept = self._kept, None
+        if not reads[0] or self._config.task != "classification":
+            return listing, reads, None  # regression sums are floats: no exact change
+        if kept is not None and kept.window.next_day() == window:
+            kept = self._still(kept.window, kept.rows, listing)
+        else:
+            kept = None
+        return listing, reads, kept or self._carried(window, listing)
 
     def _still(self, window: _Window, rows: Rows, listing: _Listing) -> _Kept | None:
         """Counts of ``window`` that read ``rows``, over its files as listed now, if those

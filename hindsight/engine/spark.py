@@ -197,6 +197,10 @@ class SparkEngine:
             f"FROM ({source}) p LEFT JOIN ({label_sql}) l ON p.id = l.id")
         return self._duck.rollup(self._arrow(grain_sql(joined, self._config), **params))
 
+    def counts_change_only(self, as_of: date, first_day: date, last_day: date,
+                           calibration: pa.Table | None = None) -> bool:
+        return False  # the cluster counts each window anew
+
     def carry_counts(self) -> None:
         """Nothing to carry: the cluster counts each window anew."""
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -98,6 +99,44 @@ def test_a_backfill_sharing_the_reference_equals_each_day_run_from_scratch(
         assert any(a.kind == "prediction_drift" for a in scratch.alerts()) or any(
             a.kind == "performance" for a in scratch.alerts())
     shared.close()
+
+
+def test_the_drift_is_measured_beside_a_count_of_the_change_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run counting its window anew measures the drift after the count (the count takes
+    both cores and the run's peak memory); one counting only the change from the day before's
+    counts measures it beside, on an engine of its own. Both store the same drift."""
+    import threading
+
+    import pyarrow as pa
+
+    from hindsight.config import parse_config
+    from hindsight.jobs import daily
+    from hindsight.simulate import Scenario, demo_config
+
+    scenario = Scenario(per_day=1_500, days=8, failure_start=None, reference_rows=3_000,
+                        seed=5)
+    raw = {**demo_config(str(tmp_path / "store")), "label_window_days": 4,
+           "alerts": {"baseline_days": 2}, "drift": {"min_samples": 200}}
+    log_simulation(Monitor(parse_config(raw)), scenario).close()
+    measured = daily._drift
+    beside: list[bool] = []
+    monkeypatch.setattr(daily, "_drift", lambda *a: beside.append(
+        threading.current_thread() is not threading.main_thread()) or measured(*a))
+
+    def drift_of(day: date) -> pa.Table:
+        with Monitor(parse_config(raw)) as monitor:  # a process of its own
+            monitor.run(day)
+            [found] = monitor.store.files(Table.DRIFT, day, day)
+            return monitor.store.read(found.path)
+
+    last = scenario.end
+    drift_of(last - timedelta(days=1))  # nothing carried: counted anew
+    carried = drift_of(last)  # from the counts the run before carried
+    assert beside == [False, True] and carried.num_rows > 0
+    shutil.rmtree(tmp_path / "store" / "counts")
+    assert drift_of(last) == carried and beside[-1] is False
 
 
 def _same(a: object, b: object, what: str) -> None:
