@@ -30,6 +30,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -204,7 +205,8 @@ class Store:
         final = f"{directory}/{name or f'part-{uuid.uuid4().hex}.parquet'}"
         try:
             self._write_whole(final, lambda path: pq.write_table(
-                data, path, filesystem=self.fs, compression="zstd"))
+                data, path, filesystem=self.fs, compression="zstd",
+                use_dictionary=dictionary_columns(data)))
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"cannot write {final}: {exc}") from exc
         return final
@@ -335,6 +337,21 @@ def _fsync(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def dictionary_columns(data: pa.Table, sample: int = 10_000) -> list[str]:
+    """The columns worth a dictionary in Parquet: all but floating-point ones whose values
+    rarely repeat (most of a sample distinct). Parquet writers try a dictionary for every
+    column and drop it once it overflows: for measurements that is hashing for nothing, a third
+    of a wide table's write and a slower read."""
+    chosen = []
+    for field in data.schema:
+        if pa.types.is_floating(field.type):
+            head = data[field.name].slice(0, sample)
+            if pc.count_distinct(head).as_py() * 2 > len(head):
+                continue
+        chosen.append(field.name)
+    return chosen
 
 
 def _write_bytes(fs: pafs.FileSystem, path: str, body: bytes) -> None:

@@ -22,6 +22,26 @@ def test_written_partitions_read_back_with_duckdb_hive_partitioning(tmp_path: Pa
     assert rows == [("2026-01-01", 3), ("2026-01-02", 3)]
 
 
+def test_measurements_are_written_without_a_dictionary_and_read_back_whole(
+        tmp_path: Path) -> None:
+    """A float column whose values rarely repeat gets no dictionary (Parquet would hash it
+    until the dictionary overflowed); one of a few values, strings and integers keep theirs."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    data = pa.table({"amount": rng.normal(size=50_000), "rate": rng.choice([0.0, 7.7], 50_000),
+                     "country": rng.choice(["CH", "DE"], 50_000), "n": np.arange(50_000),
+                     "score": np.concatenate([rng.random(40_000), [None] * 10_000])})
+    path = Store.open(tmp_path).write(Table.PREDICTIONS, data, dt=date(2026, 1, 1))
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    dictionary = {meta.column(i).path_in_schema: meta.column(i).has_dictionary_page
+                  for i in range(meta.num_columns)}
+    assert dictionary == {"amount": False, "rate": True, "country": True, "n": True,
+                          "score": False}
+    assert pq.read_table(path).equals(data)
+
+
 def test_files_are_zstd_compressed(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
