@@ -339,9 +339,9 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
-def dictionary_columns(data: pa.Table, sample: int = 10_000) -> list[str]:
-    """The columns worth a dictionary in Parquet: all but floating-point ones whose values
-    rarely repeat (most of a sample distinct). Parquet writers try a dictionary for every
+def dictionary_columns(data: pa.Table, sample: int = 10_000) -> bool | list[str]:
+    """The columns worth a dictionary in Parquet: all (True) but floating-point ones whose
+    values rarely repeat (most of a sample distinct). Parquet writers try a dictionary for every
     column and drop it once it overflows: for measurements that is hashing for nothing, a third
     of a wide table's write and a slower read."""
     chosen = []
@@ -351,7 +351,7 @@ def dictionary_columns(data: pa.Table, sample: int = 10_000) -> list[str]:
             if pc.count_distinct(head).as_py() * 2 > len(head):
                 continue
         chosen.append(field.name)
-    return chosen
+    return True if len(chosen) == data.num_columns else chosen
 
 
 def _write_bytes(fs: pafs.FileSystem, path: str, body: bytes) -> None:
