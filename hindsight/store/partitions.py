@@ -206,7 +206,7 @@ class Store:
         try:
             self._write_whole(final, lambda path: pq.write_table(
                 data, path, filesystem=self.fs, compression="zstd",
-                use_dictionary=dictionary_columns(data)))
+                use_dictionary=_dictionary_columns(data)))
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"cannot write {final}: {exc}") from exc
         return final
@@ -339,7 +339,7 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
-def dictionary_columns(data: pa.Table, sample: int = 10_000) -> bool | list[str]:
+def _dictionary_columns(data: pa.Table, sample: int = 10_000) -> bool | list[str]:
     """The columns worth a dictionary in Parquet: all (True) but floating-point ones whose
     values rarely repeat (most of a sample distinct). Parquet writers try a dictionary for every
     column and drop it once it overflows: for measurements that is hashing for nothing, a third
