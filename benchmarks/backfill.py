@@ -37,10 +37,12 @@ MODES = ("backfill", "per-day")
 
 
 def measure(mode: str, config_file: Path, days: int) -> dict[str, float]:
+    from hindsight.cli import spare_pandas_probe
     from hindsight.config import load_config
     from hindsight.monitor import Monitor
     from hindsight.store.partitions import Table
 
+    spare_pandas_probe()  # as the ``hindsight`` command does
     config = load_config(config_file)
     with Monitor(config) as probe:
         last = probe.store.partitions(Table.PREDICTIONS)[-1]

@@ -59,7 +59,10 @@ def measure(side: str, config_file: Path, out: Path) -> dict[str, float]:
     config, predictions, labels, first, last = _inputs(config_file)
     segments = list(config.segments)  # type: ignore[attr-defined]
     if side == "hindsight":
+        from hindsight.cli import spare_pandas_probe
         from hindsight.monitor import Monitor
+
+        spare_pandas_probe()  # as the ``hindsight`` command does
 
         with Monitor(config) as monitor:  # type: ignore[arg-type]
             counts = monitor.engine.cell_counts(last, first, last)  # type: ignore[arg-type]

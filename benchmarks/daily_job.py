@@ -70,11 +70,13 @@ def prepare(directory: Path, per_day: int, days: int) -> Path:
 
 
 def measure(kind: str, config_file: Path) -> dict[str, float]:
+    from hindsight.cli import spare_pandas_probe
     from hindsight.config import load_config
     from hindsight.engine.duck import DuckDBEngine
     from hindsight.monitor import Monitor
     from hindsight.store.partitions import Table
 
+    spare_pandas_probe()  # as the ``hindsight`` command does
     config = load_config(config_file)
     counts = Path(config.store) / Table.COUNTS
     shutil.rmtree(counts, ignore_errors=True)

@@ -77,9 +77,11 @@ def prepare(directory: Path, per_day: int, old_days: int, young_days: int) -> No
 
 
 def measure(kind: str, folder: Path) -> dict[str, float]:
+    from hindsight.cli import spare_pandas_probe
     from hindsight.monitor import Monitor
     from hindsight.store.partitions import Table
 
+    spare_pandas_probe()  # as the ``hindsight`` command does
     if kind == "ingest":
         work = folder.parent / f"{folder.name}-copy"
         shutil.rmtree(work, ignore_errors=True)

@@ -65,11 +65,40 @@ ENGINE = click.option(
     help="What runs the queries. Default: the config's engine (duckdb unless it says spark).")
 
 
+def spare_pandas_probe() -> None:
+    """Where pandas is installed, pyarrow imports it (0.3-0.5 s) on its first conversion of
+    any kind, to learn whether its input is a pandas object. A command reads and writes files
+    and holds no pandas object: let that probe find none, in a process that has not loaded
+    pandas. pyarrow's explicit pandas functions (``Table.from_pandas``) still import it."""
+    import sys
+
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+
+    sys.meta_path.insert(0, _NoPandas)
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(_NoPandas)
+
+
+class _NoPandas:
+    """An import finder that finds pandas nowhere."""
+
+    @staticmethod
+    def find_spec(name: str, *_: object) -> None:
+        if name == "pandas":
+            raise ModuleNotFoundError("pandas: left out of this command", name=name)
+
+
 @contextmanager
 def _monitor(ctx: click.Context, engine: str | None = None) -> Iterator[Monitor]:
     from hindsight.config import load_config
     from hindsight.monitor import Monitor
 
+    if ctx.obj.get("own_process"):
+        spare_pandas_probe()
     config = load_config(ctx.obj["config"])
     if engine is not None:
         config = config.model_copy(update={"engine": engine})
@@ -87,7 +116,7 @@ def _monitor(ctx: click.Context, engine: str | None = None) -> Iterator[Monitor]
 @click.pass_context
 def cli(ctx: click.Context, config: str | None) -> None:
     """Catch models that fail silently: per-segment performance against delayed labels."""
-    ctx.obj = {"config": config}
+    ctx.obj = {**(ctx.obj or {}), "config": config}
 
 
 @cli.group()
@@ -834,7 +863,9 @@ def _check_segment_values(wanted: dict[str, str], rows: Sequence[MetricRow]) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        code = cli.main(args=argv, prog_name="hindsight", standalone_mode=False)
+        # the process is the command (not a caller's code): it may spare what it never uses
+        code = cli.main(args=argv, prog_name="hindsight", standalone_mode=False,
+                        obj={"own_process": argv is None})
     except HindsightError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
         return exit_code(exc)
