@@ -10,6 +10,7 @@ nothing depends on DuckDB's httpfs extension (which cannot be installed offline)
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import uuid
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ EXACT = "DECIMAL(38, 18)"
 COUNTS_FORMAT = 1
 COUNTS_MANIFEST = "counts.json"
 CARRIED_DAYS = 2
+FILE_COLUMN = "_hindsight_file"  # the file a row was read from, where a query asks
 
 
 # the prediction files and the label files a count reads, as listed when it ran
@@ -174,6 +176,8 @@ class DuckDBEngine:
         # a count started by counts_change_only, for the cell_counts of its window
         self._ready: tuple[_Window, tuple[_Listing, Reads, _Kept | None]] | None = None
         self._file_rows: dict[str, int] = {}  # rows of the files read, by path: carried counts'
+        # each prediction file's versions by day, by path (see version_history)
+        self._version_files: dict[str, tuple[tuple[str, ...], pa.Table]] = {}
 
     def close(self) -> None:
         self._con.close()
@@ -241,7 +245,9 @@ class DuckDBEngine:
                         since: date | None = None) -> pa.Table:
         """Per version column and value, from ``since`` (default: the first day stored) to
         the end of ``as_of``: first and last seen, predictions on ``as_of`` (today) and in all
-        (total)."""
+        (total). Each file is summed once per engine (per value and day; a stored file never
+        changes, a compaction makes new ones): a backfill's days and the service's checks
+        read only the files new since."""
         files = self._files(Table.PREDICTIONS, since, as_of)
         if not files or not columns:
             return pa.table({"column": pa.array([], pa.string()),
@@ -250,20 +256,49 @@ class DuckDBEngine:
                              "last_seen": pa.array([], pa.timestamp("us", "UTC")),
                              "today": pa.array([], pa.int64()),
                              "total": pa.array([], pa.int64())})
-        ts = ident(self._config.columns.timestamp)
-        parts = " UNION ALL ".join(
-            f"SELECT {literal(c)} AS \"column\", {ident(c)}::VARCHAR AS value, {ts} AS ts FROM p "
-            f"WHERE {ident(c)} IS NOT NULL" for c in columns)
-        needed = ", ".join(ident(c) for c in dict.fromkeys([self._config.columns.timestamp,
-                                                           *columns]))
-        return self._query(
-            f"WITH p AS (SELECT {needed} FROM read_parquet($files, union_by_name = true) "
-            f"WHERE {ts} < $stop) "
-            'SELECT "column", value, min(ts) AS first_seen, max(ts) AS last_seen, '
-            "count(*) FILTER (ts >= $start)::BIGINT AS today, count(*)::BIGINT AS total "
-            f"FROM ({parts}) GROUP BY ALL ORDER BY ALL",
-            files=files, start=end_of_day(as_of - timedelta(days=1)), stop=end_of_day(as_of),
-        )
+        summed = self._versions_by_file(files, tuple(columns))
+        self._con.register("version_days", summed)
+        try:
+            return self._query(
+                'SELECT "column", value, min(first_seen) AS first_seen, '
+                "max(last_seen) AS last_seen, "
+                "coalesce(sum(n) FILTER (day = $as_of), 0)::BIGINT AS today, "
+                "sum(n)::BIGINT AS total FROM version_days WHERE day <= $as_of "
+                "GROUP BY ALL ORDER BY ALL", as_of=as_of)
+        finally:
+            self._con.unregister("version_days")
+
+    def _versions_by_file(self, files: list[str], columns: tuple[str, ...]) -> pa.Table:
+        """Per file of ``files``, value of ``columns`` and prediction day: first and last
+        seen, predictions (n); the files not summed before are read, in one query. Only the
+        files asked for stay kept, so what is kept follows the listing."""
+        kept = {f: self._version_files[f] for f in files
+                if f in self._version_files and self._version_files[f][0] == columns}
+        missing = [f for f in files if f not in kept]
+        if missing:
+            ts = ident(self._config.columns.timestamp)
+            parts = " UNION ALL ".join(
+                f'SELECT {FILE_COLUMN}, {literal(c)} AS "column", {ident(c)}::VARCHAR AS value, '
+                f"{ts} AS ts FROM p WHERE {ident(c)} IS NOT NULL AND {ts} IS NOT NULL"
+                for c in columns)
+            needed = ", ".join(ident(c) for c in dict.fromkeys([self._config.columns.timestamp,
+                                                               *columns]))
+            found = self._query(
+                f"WITH p AS (SELECT {FILE_COLUMN}, {needed} FROM read_parquet($files, "
+                f"union_by_name = true, filename = '{FILE_COLUMN}')) "
+                f'SELECT {FILE_COLUMN}, "column", value, CAST(ts AS DATE) AS day, '
+                "min(ts) AS first_seen, max(ts) AS last_seen, count(*)::BIGINT AS n "
+                f"FROM ({parts}) GROUP BY ALL ORDER BY {FILE_COLUMN}", files=missing)
+            names = found[FILE_COLUMN].to_pylist()
+            if not set(names) <= set(missing):
+                raise StoreError(f"DuckDB named the files it read otherwise than listed: "
+                                 f"{sorted(set(names) - set(missing))[:3]}")
+            for path in missing:
+                start = bisect.bisect_left(names, path)
+                size = bisect.bisect_right(names, path) - start
+                kept[path] = (columns, found.slice(start, size).drop_columns([FILE_COLUMN]))
+        self._version_files = kept
+        return pa.concat_tables([kept[f][1] for f in files], promote_options="permissive")
 
     def daily_versions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
         """Predictions per day, version column and value: a cascade's escalation rate or a
@@ -520,12 +555,13 @@ class DuckDBEngine:
     def _count_change(self, kept: _Kept, now: _Window, reads: Reads,
                       calibration: pa.Table | None, listing: _Listing) -> None:
         """The counts of ``now`` from those ``kept`` of the window the day before, when none of
-        the files that window read has changed since. Counted again, once as they were (and
-        subtracted) and once as they are (and added): the predictions whose label in force
-        changed (a label arrived that day, or one fell out of the window's reach) and those of
-        the day that left the window and of the day that entered it. Every count is a sum of
-        integers or of decimals, so the result is exactly what counting ``now`` from scratch
-        gives (a test holds it to that). ``reads``: the files ``now`` reads."""
+        the files that window read has changed since. Every count is per prediction day: the
+        day that left the window is its kept rows, dropped; the day that entered it is counted;
+        the predictions in between whose label in force changed (a label arrived that day, or
+        one fell out of the window's reach) are counted again, once as they were (and
+        subtracted) and once as they are (and added). Every count is a sum of integers or of
+        decimals, so the result is exactly what counting ``now`` from scratch gives (a test
+        holds it to that). ``reads``: the files ``now`` reads."""
         before = kept.window
         cols = self._config.columns
         arrived = ident(ARRIVED_AT)
@@ -541,16 +577,14 @@ class DuckDBEngine:
                 f"OR ({arrived} >= $came_from AND {arrived} < $came_to)",
                 {"files": files, "gone_from": gone_from, "gone_to": gone_to,
                  "came_from": end_of_day(before.as_of), "came_to": end_of_day(now.as_of)})
-        # one read of both windows: `before`'s first day to `now`'s last
+        # the predictions of `now`; the labels either window joins
         both = _Window(now.as_of, before.first_day, now.last_day, now.calibration)
-        ts = ident(cols.timestamp)
         predictions, params = self._predictions_sql(
             calibration, f"({ident(cols.id)} IN (SELECT id FROM changed) "
-                         f"OR {ts} < $new_start OR {ts} >= $old_stop)")
+                         f"OR {ident(cols.timestamp)} >= $old_stop)")
         params |= self._window_params(both, (
-            tuple(sorted(set(kept.reads[0]) | set(reads[0]))),
-            tuple(sorted(set(kept.reads[1]) | set(reads[1]))))) | {
-            "since": _label_since(before), "new_start": end_of_day(before.first_day),
+            reads[0], tuple(sorted(set(kept.reads[1]) | set(reads[1]))))) | {
+            "start": end_of_day(before.first_day), "since": _label_since(before),
             "old_stop": end_of_day(before.last_day), "new_since": _label_since(now),
             "old_as_of": end_of_day(before.as_of)}
         new_labels: str | None
@@ -565,8 +599,7 @@ class DuckDBEngine:
                 params["old_as_of"]
             new_labels = old_labels = None
             shared = f"p AS MATERIALIZED ({predictions})"
-        new = self._joined_sql("SELECT * FROM p WHERE day >= CAST($new_start AS DATE)",
-                               new_labels)
+        new = self._joined_sql("SELECT * FROM p", new_labels)
         old = self._joined_sql("SELECT * FROM p WHERE day < CAST($old_stop AS DATE)",
                                old_labels)
         self._make_grain(
@@ -592,9 +625,9 @@ class DuckDBEngine:
             # a cell or class that no prediction is in any longer is no row, as from scratch
             self._execute(
                 f"CREATE TEMP TABLE merged AS SELECT {keys}, {sums} FROM (SELECT * FROM "
-                f"{KEPT}_{name} UNION ALL BY NAME SELECT * FROM {CHANGE}_{name}) "
-                f"GROUP BY {keys} HAVING {present}"
-                + (" ORDER BY day, segment" if name == "cells" else ""))
+                f"{KEPT}_{name} WHERE day >= $first UNION ALL BY NAME "
+                f"SELECT * FROM {CHANGE}_{name}) GROUP BY {keys} HAVING {present}"
+                + (" ORDER BY day, segment" if name == "cells" else ""), {"first": now.first_day})
             self._execute(f"DROP TABLE {KEPT}_{name}")
             self._execute(f"DROP TABLE {CHANGE}_{name}")
             self._execute(f"ALTER TABLE merged RENAME TO {KEPT}_{name}")

@@ -267,3 +267,78 @@ def test_counts_carried_by_a_run_are_used_only_where_they_fit(
     cells.unlink()
     assert (run(9, other), len(changes)) == (scratch(9, other), 1)
     assert (run(10, other), len(changes)) == (scratch(10, other), 2)  # day 9's fit again
+
+
+def test_version_history_reads_each_file_once_and_equals_a_count_of_the_rows(
+    make_config: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One engine asked day after day (a backfill, the service's checks) reads only the files
+    new since it last asked, and still answers what the rows say: first and last seen, the
+    day's and all predictions per value, from ``since`` to the end of the day — with a
+    prediction logged late into a past day, a value missing on some rows, a second version
+    column and a compaction on the way."""
+    import random
+
+    from hindsight.engine.duck import DuckDBEngine
+
+    config = make_config(columns={**COLUMNS, "model_version": "version",
+                                  "provider_model": "llm"})
+    draw = random.Random(3)
+    logged: list[dict[str, Any]] = []
+    read: list[list[str]] = []
+    query = DuckDBEngine._query
+
+    def spy(self: DuckDBEngine, sql: str, **params: Any) -> pa.Table:
+        if "files" in params and "filename" in sql:
+            read.append(list(params["files"]))
+        return query(self, sql, **params)
+
+    monkeypatch.setattr(DuckDBEngine, "_query", spy)
+
+    def expected(as_of: int, since: int) -> list[tuple[str, str, datetime, datetime, int, int]]:
+        found: dict[tuple[str, str], list[Any]] = {}
+        for row in logged:
+            day = int(row["served_at"][8:10])
+            if not since <= day <= as_of:
+                continue
+            at = datetime.fromisoformat(row["served_at"])
+            for column in ("version", "llm"):
+                if row[column] is None:
+                    continue
+                seen = found.setdefault((column, row[column]), [at, at, 0, 0])
+                seen[0], seen[1] = min(seen[0], at), max(seen[1], at)
+                seen[2] += day == as_of
+                seen[3] += 1
+        return [(c, v, *seen) for (c, v), seen in sorted(found.items())]
+
+    with Monitor(config) as monitor:
+        engine = monitor.engine
+        for day in range(1, 9):
+            batch = [{**prediction(100 * day + k, day, "CH", "a", hour=draw.randint(0, 23)),
+                      "version": draw.choice(["v1", "v2", None] if day > 3 else ["v1"]),
+                      "llm": draw.choice(["gpt-x-2026-01-01", "gpt-x"])} for k in range(6)]
+            monitor.log_predictions(batch)
+            logged += batch
+            if day == 5:  # late into day 4, which earlier answers read
+                late = {**prediction(999, 4, "DE", "b"), "version": "v0", "llm": "gpt-x"}
+                monitor.log_predictions([late])
+                logged.append(late)
+            if day == 7:
+                monitor.compact(grace=timedelta(0))
+                monitor.compact(grace=timedelta(0))
+            read.clear()
+            since = max(day - 3, 1)
+            history = engine.version_history(date(2026, 1, day), ["version", "llm"],
+                                             since=date(2026, 1, since))
+            got = list(zip(*(history[c].to_pylist() for c in history.column_names),
+                           strict=True))
+            assert got == expected(day, since), day
+            listed = {f.path for f in monitor.store.files(Table.PREDICTIONS,
+                                                          date(2026, 1, since),
+                                                          date(2026, 1, day))}
+            new = {f.path for f in monitor.store.files(Table.PREDICTIONS, date(2026, 1, day),
+                                                       date(2026, 1, day))}
+            if day in (5, 7):  # and the late file, or the files the compaction wrote
+                assert len(read) == 1 and new < set(read[0]) <= listed, day
+            else:  # only the day's own file is read
+                assert [set(r) for r in read] == [new], day
