@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hindsight.config import Config
 from hindsight.engine.base import (
@@ -51,6 +53,7 @@ COUNTS_FORMAT = 1
 COUNTS_MANIFEST = "counts.json"
 CARRIED_DAYS = 2
 FILE_COLUMN = "_hindsight_file"  # the file a row was read from, where a query asks
+CARRIED_VERSIONS = "versions.parquet"  # each prediction file's version sums, beside the counts
 
 
 # the prediction files and the label files a count reads, as listed when it ran
@@ -178,6 +181,7 @@ class DuckDBEngine:
         self._file_rows: dict[str, int] = {}  # rows of the files read, by path: carried counts'
         # each prediction file's versions by day, by path (see version_history)
         self._version_files: dict[str, tuple[tuple[str, ...], pa.Table]] = {}
+        self._carried_versions_read = False
 
     def close(self) -> None:
         self._con.close()
@@ -272,6 +276,8 @@ class DuckDBEngine:
         """Per file of ``files``, value of ``columns`` and prediction day: first and last
         seen, predictions (n); the files not summed before are read, in one query. Only the
         files asked for stay kept, so what is kept follows the listing."""
+        if not self._carried_versions_read and any(f not in self._version_files for f in files):
+            self._read_carried_versions(columns)
         kept = {f: self._version_files[f] for f in files
                 if f in self._version_files and self._version_files[f][0] == columns}
         missing = [f for f in files if f not in kept]
@@ -400,7 +406,58 @@ class DuckDBEngine:
             "of": self._carried_key(kept.window), "rows": kept.rows, "files": files,
             "file_rows": {path: self._file_rows[path] for path in (*kept.reads[0],
                                                                     *kept.reads[1])}})
-        self._prune_carried(day, set(files.values()))
+        self._carry_versions(day)
+        self._prune_carried(day, {*files.values(), CARRIED_VERSIONS})
+
+    def _carry_versions(self, day: date) -> None:
+        """Store the version sums of each prediction file the run of ``day`` looks back over
+        (``versions.memory_days``), for runs in other processes to read only the files new
+        since. Summed now, the run's version history then reads nothing more."""
+        columns = tuple(self._config.columns.versions())
+        since = day - timedelta(days=self._config.versions.memory_days)
+        files = self._files(Table.PREDICTIONS, since, day)
+        if not columns or not files:
+            return
+        self._versions_by_file(files, columns)
+        parts = []
+        for path in files:
+            summed = self._version_files[path][1]
+            if summed.num_rows == 0:  # summed, and nothing in it: one row saying so
+                summed = pa.Table.from_pylist([{}], schema=summed.schema)
+            parts.append(summed.add_column(0, FILE_COLUMN, pa.array([path] * summed.num_rows,
+                                                                   pa.string())))
+        table = pa.concat_tables(parts, promote_options="permissive")
+        self._store.write(Table.COUNTS, table.replace_schema_metadata(
+            {"of": json.dumps(self._versions_key(columns))}), dt=day, name=CARRIED_VERSIONS)
+
+    def _versions_key(self, columns: tuple[str, ...]) -> list[Any]:
+        """What carried version sums are sums of."""
+        return [COUNTS_FORMAT, self._config.columns.timestamp, *columns]
+
+    def _read_carried_versions(self, columns: tuple[str, ...]) -> None:
+        """The version sums runs carried (any day's: a file's sums never change), for the
+        files not summed yet. Missing or damaged ones are read again from the files."""
+        self._carried_versions_read = True
+        wanted = json.dumps(self._versions_key(columns))
+        for day in reversed(self._store.partitions(Table.COUNTS)):
+            path = f"{self._store.partition_dir(Table.COUNTS, day)}/{CARRIED_VERSIONS}"
+            try:
+                table = self._store.read(path)
+                if (table.schema.metadata or {}).get(b"of", b"").decode() != wanted:
+                    continue
+                table = table.sort_by(FILE_COLUMN)
+                names = table[FILE_COLUMN].to_pylist()
+                summed = table.drop_columns([FILE_COLUMN])
+            except (StoreError, KeyError, pa.ArrowException):
+                continue  # none that day, pruned meanwhile, or damaged
+            start = 0
+            while start < len(names):
+                stop = bisect.bisect_right(names, names[start], lo=start)
+                if names[start] not in self._version_files:
+                    rows = summed.slice(start, stop - start)
+                    self._version_files[names[start]] = (
+                        columns, rows.filter(pc.is_valid(rows["column"])))
+                start = stop
 
     def _carried(self, window: _Window, listing: _Listing) -> _Kept | None:
         """The counts the run of the day before ``window`` carried, loaded as the kept tables,

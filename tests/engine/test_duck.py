@@ -269,20 +269,23 @@ def test_counts_carried_by_a_run_are_used_only_where_they_fit(
     assert (run(10, other), len(changes)) == (scratch(10, other), 2)  # day 9's fit again
 
 
+@pytest.mark.parametrize("carried", [False, True], ids=["one-engine", "carried"])
 def test_version_history_reads_each_file_once_and_equals_a_count_of_the_rows(
-    make_config: Any, monkeypatch: pytest.MonkeyPatch,
+    make_config: Any, monkeypatch: pytest.MonkeyPatch, carried: bool,
 ) -> None:
     """One engine asked day after day (a backfill, the service's checks) reads only the files
     new since it last asked, and still answers what the rows say: first and last seen, the
     day's and all predictions per value, from ``since`` to the end of the day — with a
     prediction logged late into a past day, a value missing on some rows, a second version
-    column and a compaction on the way."""
+    column and a compaction on the way. ``carried``: each day a run in a process of its own
+    counts and carries (summing the files new since the day before's run carried its sums),
+    and another engine then answers without reading a file."""
     import random
 
     from hindsight.engine.duck import DuckDBEngine
 
     config = make_config(columns={**COLUMNS, "model_version": "version",
-                                  "provider_model": "llm"})
+                                  "provider_model": "llm"}, versions={"memory_days": 3})
     draw = random.Random(3)
     logged: list[dict[str, Any]] = []
     read: list[list[str]] = []
@@ -328,8 +331,18 @@ def test_version_history_reads_each_file_once_and_equals_a_count_of_the_rows(
                 monitor.compact(grace=timedelta(0))
             read.clear()
             since = max(day - 3, 1)
+            if carried:
+                run = DuckDBEngine(monitor.store, config)
+                run.cell_counts(date(2026, 1, day), date(2026, 1, since), date(2026, 1, day))
+                run.carry_counts()
+                run.close()
+                summed = list(read)
+                engine = DuckDBEngine(monitor.store, config)
             history = engine.version_history(date(2026, 1, day), ["version", "llm"],
                                              since=date(2026, 1, since))
+            if carried:
+                engine.close()
+                assert read == summed, day  # the run's sums, carried: no file read again
             got = list(zip(*(history[c].to_pylist() for c in history.column_names),
                            strict=True))
             assert got == expected(day, since), day
