@@ -282,29 +282,43 @@ class DuckDBEngine:
                 if f in self._version_files and self._version_files[f][0] == columns}
         missing = [f for f in files if f not in kept]
         if missing:
-            ts = ident(self._config.columns.timestamp)
-            parts = " UNION ALL ".join(
-                f'SELECT {FILE_COLUMN}, {literal(c)} AS "column", {ident(c)}::VARCHAR AS value, '
-                f"{ts} AS ts FROM p WHERE {ident(c)} IS NOT NULL AND {ts} IS NOT NULL"
-                for c in columns)
-            needed = ", ".join(ident(c) for c in dict.fromkeys([self._config.columns.timestamp,
-                                                               *columns]))
-            found = self._query(
-                f"WITH p AS (SELECT {FILE_COLUMN}, {needed} FROM read_parquet($files, "
-                f"union_by_name = true, filename = '{FILE_COLUMN}')) "
-                f'SELECT {FILE_COLUMN}, "column", value, CAST(ts AS DATE) AS day, '
-                "min(ts) AS first_seen, max(ts) AS last_seen, count(*)::BIGINT AS n "
-                f"FROM ({parts}) GROUP BY ALL ORDER BY {FILE_COLUMN}", files=missing)
-            names = found[FILE_COLUMN].to_pylist()
-            if not set(names) <= set(missing):
-                raise StoreError(f"DuckDB named the files it read otherwise than listed: "
-                                 f"{sorted(set(names) - set(missing))[:3]}")
-            for path in missing:
-                start = bisect.bisect_left(names, path)
-                size = bisect.bisect_right(names, path) - start
-                kept[path] = (columns, found.slice(start, size).drop_columns([FILE_COLUMN]))
+            try:
+                kept |= self._sum_versions(missing, columns)
+            except StoreError:
+                if len(missing) == len(files):
+                    raise
+                # files written before a version column was configured lack it: read with
+                # the others, which have it, as a whole window is
+                kept = self._sum_versions(files, columns)
         self._version_files = kept
         return pa.concat_tables([kept[f][1] for f in files], promote_options="permissive")
+
+    def _sum_versions(self, files: list[str], columns: tuple[str, ...]
+                      ) -> dict[str, tuple[tuple[str, ...], pa.Table]]:
+        """The version sums of each of ``files``, read in one query."""
+        ts = ident(self._config.columns.timestamp)
+        parts = " UNION ALL ".join(
+            f'SELECT {FILE_COLUMN}, {literal(c)} AS "column", {ident(c)}::VARCHAR AS value, '
+            f"{ts} AS ts FROM p WHERE {ident(c)} IS NOT NULL AND {ts} IS NOT NULL"
+            for c in columns)
+        needed = ", ".join(ident(c) for c in dict.fromkeys([self._config.columns.timestamp,
+                                                           *columns]))
+        found = self._query(
+            f"WITH p AS (SELECT {FILE_COLUMN}, {needed} FROM read_parquet($files, "
+            f"union_by_name = true, filename = '{FILE_COLUMN}')) "
+            f'SELECT {FILE_COLUMN}, "column", value, CAST(ts AS DATE) AS day, '
+            "min(ts) AS first_seen, max(ts) AS last_seen, count(*)::BIGINT AS n "
+            f"FROM ({parts}) GROUP BY ALL ORDER BY {FILE_COLUMN}", files=files)
+        names = found[FILE_COLUMN].to_pylist()
+        if not set(names) <= set(files):
+            raise StoreError(f"DuckDB named the files it read otherwise than listed: "
+                             f"{sorted(set(names) - set(files))[:3]}")
+        summed = {}
+        for path in files:
+            start = bisect.bisect_left(names, path)
+            size = bisect.bisect_right(names, path) - start
+            summed[path] = (columns, found.slice(start, size).drop_columns([FILE_COLUMN]))
+        return summed
 
     def daily_versions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
         """Predictions per day, version column and value: a cascade's escalation rate or a

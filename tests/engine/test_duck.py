@@ -355,3 +355,24 @@ def test_version_history_reads_each_file_once_and_equals_a_count_of_the_rows(
                 assert len(read) == 1 and new < set(read[0]) <= listed, day
             else:  # only the day's own file is read
                 assert [set(r) for r in read] == [new], day
+
+
+def test_version_history_reads_files_from_before_the_version_column_was_configured(
+    make_config: Any,
+) -> None:
+    """Files stored before a version column was configured lack it. Read on their own (new
+    files where a compaction merged old ones) they are read with the files that have it, as a
+    whole window is, and count no version."""
+    with Monitor(make_config()) as monitor:
+        monitor.log_predictions([prediction(1, 1, "CH", "a")])
+        monitor.log_predictions([prediction(2, 1, "CH", "a")])
+    config = make_config(columns={**COLUMNS, "model_version": "version"})
+    with Monitor(config) as monitor:
+        monitor.log_predictions([{**prediction(3, 2, "CH", "a"), "version": "v1"}])
+        first = monitor.engine.version_history(date(2026, 1, 2), ["version"])
+        before = {f.path for f in monitor.store.files(Table.PREDICTIONS)}
+        monitor.compact(grace=timedelta(0))
+        monitor.compact(grace=timedelta(0))
+        assert {f.path for f in monitor.store.files(Table.PREDICTIONS)} != before
+        again = monitor.engine.version_history(date(2026, 1, 2), ["version"])
+    assert first.num_rows == 1 and first["total"].to_pylist() == [1] and again.equals(first)
