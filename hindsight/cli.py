@@ -69,7 +69,8 @@ def spare_pandas_probe() -> None:
     """Where pandas is installed, pyarrow imports it (0.3-0.5 s) on its first conversion of
     any kind, to learn whether its input is a pandas object. A command reads and writes files
     and holds no pandas object: let that probe find none, in a process that has not loaded
-    pandas. pyarrow's explicit pandas functions (``Table.from_pandas``) still import it."""
+    pandas. Only for the command's own process: afterwards pyarrow's pandas conversions
+    (``Table.from_pandas`` still works) no longer treat pandas types specially."""
     import sys
 
     if "pandas" in sys.modules:
