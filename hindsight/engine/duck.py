@@ -160,6 +160,18 @@ def grain_sql(joined: str, config: Config) -> str:
     )
 
 
+def _by_file(table: pa.Table) -> dict[str, pa.Table]:
+    """``table``, sorted by ``FILE_COLUMN``, cut into each file's rows (without that column)."""
+    names = table[FILE_COLUMN].to_pylist()
+    rows = table.drop_columns([FILE_COLUMN])
+    cut, start = {}, 0
+    while start < len(names):
+        stop = bisect.bisect_right(names, names[start], lo=start)
+        cut[names[start]] = rows.slice(start, stop - start)
+        start = stop
+    return cut
+
+
 class DuckDBEngine:
     def __init__(self, store: Store, config: Config) -> None:
         self._store = store
@@ -260,7 +272,8 @@ class DuckDBEngine:
                              "last_seen": pa.array([], pa.timestamp("us", "UTC")),
                              "today": pa.array([], pa.int64()),
                              "total": pa.array([], pa.int64())})
-        summed = self._versions_by_file(files, tuple(columns))
+        by_file = self._versions_by_file(files, tuple(columns))
+        summed = pa.concat_tables([by_file[f] for f in files], promote_options="permissive")
         self._con.register("version_days", summed)
         try:
             return self._query(
@@ -272,7 +285,8 @@ class DuckDBEngine:
         finally:
             self._con.unregister("version_days")
 
-    def _versions_by_file(self, files: list[str], columns: tuple[str, ...]) -> pa.Table:
+    def _versions_by_file(self, files: list[str], columns: tuple[str, ...]
+                          ) -> dict[str, pa.Table]:
         """Per file of ``files``, value of ``columns`` and prediction day: first and last
         seen, predictions (n); the files not summed before are read, in one query. Only the
         files asked for stay kept, so what is kept follows the listing."""
@@ -291,7 +305,7 @@ class DuckDBEngine:
                 # the others, which have it, as a whole window is
                 kept = self._sum_versions(files, columns)
         self._version_files = kept
-        return pa.concat_tables([kept[f][1] for f in files], promote_options="permissive")
+        return {path: summed for path, (_, summed) in kept.items()}
 
     def _sum_versions(self, files: list[str], columns: tuple[str, ...]
                       ) -> dict[str, tuple[tuple[str, ...], pa.Table]]:
@@ -309,16 +323,14 @@ class DuckDBEngine:
             f'SELECT {FILE_COLUMN}, "column", value, CAST(ts AS DATE) AS day, '
             "min(ts) AS first_seen, max(ts) AS last_seen, count(*)::BIGINT AS n "
             f"FROM ({parts}) GROUP BY ALL ORDER BY {FILE_COLUMN}", files=files)
-        names = found[FILE_COLUMN].to_pylist()
-        if not set(names) <= set(files):
-            raise StoreError(f"DuckDB named the files it read otherwise than listed: "
-                             f"{sorted(set(names) - set(files))[:3]}")
-        summed = {}
-        for path in files:
-            start = bisect.bisect_left(names, path)
-            size = bisect.bisect_right(names, path) - start
-            summed[path] = (columns, found.slice(start, size).drop_columns([FILE_COLUMN]))
-        return summed
+        by_file = _by_file(found)
+        if not set(by_file) <= set(files):
+            raise StoreError(
+                f"DuckDB {duckdb.__version__} named the files it read otherwise than listed "
+                f"({sorted(set(by_file) - set(files))[:3]}); hindsight is tested with DuckDB "
+                "2.0: pip install 'duckdb~=2.0'")
+        empty = found.slice(0, 0).drop_columns([FILE_COLUMN])
+        return {path: (columns, by_file.get(path, empty)) for path in files}
 
     def daily_versions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
         """Predictions per day, version column and value: a cascade's escalation rate or a
@@ -432,10 +444,10 @@ class DuckDBEngine:
         files = self._files(Table.PREDICTIONS, since, day)
         if not columns or not files:
             return
-        self._versions_by_file(files, columns)
+        by_file = self._versions_by_file(files, columns)
         parts = []
         for path in files:
-            summed = self._version_files[path][1]
+            summed = by_file[path]
             if summed.num_rows == 0:  # summed, and nothing in it: one row saying so
                 summed = pa.Table.from_pylist([{}], schema=summed.schema)
             parts.append(summed.add_column(0, FILE_COLUMN, pa.array([path] * summed.num_rows,
@@ -459,19 +471,13 @@ class DuckDBEngine:
                 table = self._store.read(path)
                 if (table.schema.metadata or {}).get(b"of", b"").decode() != wanted:
                     continue
-                table = table.sort_by(FILE_COLUMN)
-                names = table[FILE_COLUMN].to_pylist()
-                summed = table.drop_columns([FILE_COLUMN])
+                by_file = _by_file(table.sort_by(FILE_COLUMN))
             except (StoreError, KeyError, pa.ArrowException):
                 continue  # none that day, pruned meanwhile, or damaged
-            start = 0
-            while start < len(names):
-                stop = bisect.bisect_right(names, names[start], lo=start)
-                if names[start] not in self._version_files:
-                    rows = summed.slice(start, stop - start)
-                    self._version_files[names[start]] = (
-                        columns, rows.filter(pc.is_valid(rows["column"])))
-                start = stop
+            for path, rows in by_file.items():
+                if path not in self._version_files:  # less the row saying "nothing in it"
+                    self._version_files[path] = (columns,
+                                                 rows.filter(pc.is_valid(rows["column"])))
 
     def _carried(self, window: _Window, listing: _Listing) -> _Kept | None:
         """The counts the run of the day before ``window`` carried, loaded as the kept tables,
