@@ -49,7 +49,7 @@ EXACT = "DECIMAL(38, 18)"
 # Carried counts (the store's ``counts`` table): what a window's are counts of, and the few
 # newest days kept. COUNTS_FORMAT changes whenever what the count tables hold does, so that
 # counts carried by an earlier release are not taken for this one's.
-COUNTS_FORMAT = 1
+COUNTS_FORMAT = 2  # 2: a prediction without a score is not scored
 COUNTS_MANIFEST = "counts.json"
 CARRIED_DAYS = 2
 FILE_COLUMN = "_hindsight_file"  # the file a row was read from, where a query asks
@@ -580,8 +580,9 @@ class DuckDBEngine:
         steps = " ".join(f"WHEN score < $edge{i} THEN $p{i - 1}" for i in range(1, len(lower)))
         params = {f"edge{i}": float(lower[i]) for i in range(1, len(lower))}
         params |= {f"p{i}": float(p) for i, p in enumerate(probability)}
-        # a non-finite score (stored before ingest refused them) is no score
-        return (f"SELECT *, CASE WHEN NOT isfinite(score) THEN NULL {steps} "
+        # a missing score is no score, nor is a non-finite one (stored before ingest refused
+        # them): a NULL would otherwise fail every step and fall to the top one
+        return (f"SELECT *, CASE WHEN score IS NULL OR NOT isfinite(score) THEN NULL {steps} "
                 f"ELSE $p{len(lower) - 1} END::DOUBLE AS p_correct FROM ({source})"), params
 
     def _label_rows_sql(self, only: str = "TRUE") -> str:

@@ -175,7 +175,8 @@ class SparkEngine:
             probability = calibration["probability"].to_pylist()
             steps = " ".join(f"WHEN score < {float(lower[i])!r}D "
                              f"THEN {float(probability[i - 1])!r}D" for i in range(1, len(lower)))
-            p_correct = (f"CASE WHEN isnan(score) OR abs(score) = double('infinity') THEN NULL "
+            p_correct = (f"CASE WHEN score IS NULL OR isnan(score) "
+                         f"OR abs(score) = double('infinity') THEN NULL "
                          f"{steps} ELSE {float(probability[-1])!r}D END")
         source = f"SELECT *, {p_correct} AS p_correct FROM ({source}) s"
         labels = self._read(Table.LABELS, first_day - timedelta(days=LABEL_LEAD_DAYS), as_of)

@@ -75,6 +75,32 @@ def test_per_class_counts_for_macro_f1(monitor: Monitor) -> None:
     assert overall == {"a": (2, 3, 3), "b": (1, 2, 2)}
 
 
+def test_the_label_free_estimate_counts_only_predictions_that_carry_a_score(
+    make_config: Any,
+) -> None:
+    """A score is optional: a prediction without one is not scored, nor credited with the top
+    step's probability. Each scored one counts its step's probability (numpy's searchsorted
+    over the same steps is the oracle), on every edge and in between."""
+    import numpy as np
+
+    config = make_config(columns={**COLUMNS, "score": "confidence"})
+    calibration = pa.table({"lower": [-np.inf, 0.4, 0.7, 0.9],
+                            "probability": [0.31, 0.55, 0.8, 0.97]})
+    scores = [None, 0.0, 0.39, 0.4, 0.5, None, 0.7, 0.89, 0.9, 1.0, None]
+    with Monitor(config) as monitor:
+        monitor.log_predictions([
+            {**prediction(i, 1, "CH" if i % 2 else "DE", "a"), "confidence": score}
+            for i, score in enumerate(scores)])
+        cells = cells_by_segment(monitor.engine.cell_counts(DAY, DAY, DAY, calibration).cells)
+    for segment, rows in (("{}", range(len(scores))),
+                          ('{"country":"CH"}', range(1, len(scores), 2))):
+        given = np.array([s for i, s in enumerate(scores) if i in rows and s is not None])
+        steps = np.searchsorted(calibration["lower"].to_numpy()[1:], given, side="right")
+        expected = calibration["probability"].to_numpy()[steps].sum()
+        assert cells[segment]["n_scored"] == given.size, segment
+        assert cells[segment]["expected_correct"] == pytest.approx(expected, abs=1e-12), segment
+
+
 def test_column_names_with_quotes_are_quoted_not_injected(make_config: object) -> None:
     columns = {"id": 'id"; DROP TABLE x; --', "timestamp": "t", "prediction": "p",
                "label": "y"}

@@ -16,6 +16,7 @@ import pytest
 from hindsight.config import Config, parse_config
 from hindsight.monitor import Monitor
 from hindsight.simulate import Scenario, demo_config
+from hindsight.store.partitions import Table
 from tests.conftest import log_simulation
 
 pytestmark = pytest.mark.slow
@@ -41,6 +42,13 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Monitor, 
     root = tmp_path_factory.mktemp("parity")
     clock = lambda: datetime(2026, 12, 1, tzinfo=UTC)  # noqa: E731
     duck = log_simulation(Monitor(config(root / "duck", "duckdb"), clock=clock), SCENARIO)
+    # a score is optional: some of the last day's predictions come without one
+    last = duck.store.read(duck.store.files(Table.PREDICTIONS, SCENARIO.end, SCENARIO.end)[0].path)
+    unscored = last.slice(0, 200)
+    duck.log_predictions(unscored.set_column(
+        0, "prediction_id", pc.binary_join_element_wise("unscored-", unscored["prediction_id"], ""))
+        .set_column(unscored.schema.get_field_index("confidence"), "confidence",
+                    pa.nulls(200, pa.float64())))
     shutil.copytree(root / "duck", root / "spark")
     spark = Monitor(config(root / "spark", "spark"), clock=clock)
     yield duck, spark
@@ -82,6 +90,8 @@ def test_cell_counts_are_identical(stores: tuple[Monitor, Monitor]) -> None:
         same(a.classes, b.classes, "classes")
         assert a.label_ages is not None and b.label_ages is not None
         same(a.label_ages, b.label_ages, "label ages")
+    last_day = [r for r in b.cells.to_pylist() if r["day"] == as_of and r["segment"] == "{}"]
+    assert last_day[0]["n_scored"] == last_day[0]["n_predictions"] - 200  # the unscored
     ref_a, ref_b = duck.engine.reference_counts(), spark.engine.reference_counts()
     assert ref_a is not None and ref_b is not None
     same(ref_a.cells, ref_b.cells, "reference cells")
