@@ -21,14 +21,13 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from child import in_own_process
 from daily_job import prepare
 from memory import own_peak_mib
 
@@ -104,10 +103,8 @@ def main() -> None:
             copy = base.parent.parent / mode
             shutil.rmtree(copy, ignore_errors=True)
             shutil.copytree(base.parent, copy)
-            done = subprocess.run([sys.executable, str(HERE), "--measure", mode,
-                                   str(copy / base.name), str(args.days)],
-                                  check=True, capture_output=True, text=True)
-            timings[mode].append(json.loads(done.stdout))
+            timings[mode].append(json.loads(in_own_process(
+                HERE, "--measure", mode, str(copy / base.name), str(args.days))))
     rows = agree(results(base.parent.parent / "backfill" / "store"),
                  results(base.parent.parent / "per-day" / "store"))
     print(f"{args.days} daily runs, {args.per_day:,} predictions a day; medians of "

@@ -23,13 +23,12 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from itertools import combinations
 from pathlib import Path
 
+from child import in_own_process
 from daily_job import prepare
 from memory import own_peak_mib
 
@@ -151,10 +150,9 @@ def main() -> None:
     timings: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
     for _ in range(args.repeat):
         for side in SIDES:  # alternate: a noisy machine hits all alike
-            done = subprocess.run([sys.executable, str(HERE), "--measure", side,
-                                   str(config_file), str(config_file.parent / f"{side}.json")],
-                                  check=True, capture_output=True, text=True)
-            timings[side].append(json.loads(done.stdout))
+            timings[side].append(json.loads(in_own_process(
+                HERE, "--measure", side, str(config_file),
+                str(config_file.parent / f"{side}.json"))))
     answers = {side: json.loads((config_file.parent / f"{side}.json").read_text())
                for side in SIDES}
     assert answers["hindsight"] == answers["duckdb-cube"], "hindsight and the CUBE disagree"

@@ -18,13 +18,13 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import yaml
+from child import in_own_process
 from memory import own_peak_mib
 
 HERE = Path(__file__).resolve()
@@ -106,8 +106,7 @@ def carry_day_before(config_file: Path) -> None:
     aside: each measurement of the job as it runs daily starts from a copy of them."""
     from hindsight.config import load_config
 
-    subprocess.run([sys.executable, str(HERE), "--measure", "day-before", "--dir",
-                    str(config_file.parent)], check=True, capture_output=True, text=True)
+    in_own_process(HERE, "--measure", "day-before", "--dir", str(config_file.parent))
     aside = config_file.parent / CARRIED_ASIDE
     shutil.rmtree(aside, ignore_errors=True)
     shutil.copytree(Path(load_config(config_file).store) / "counts", aside)
@@ -160,11 +159,8 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
     for _ in range(args.repeat):
         for kind in KINDS:  # alternate, so drift on a shared machine hits all alike
-            done = subprocess.run(
-                [sys.executable, str(HERE), "--measure", kind, "--dir", str(config_file.parent)],
-                check=True, capture_output=True, text=True,
-            )
-            results[kind].append(json.loads(done.stdout))
+            results[kind].append(json.loads(in_own_process(
+                HERE, "--measure", kind, "--dir", str(config_file.parent))))
     seconds = {k: statistics.median(r["seconds"] for r in v) for k, v in results.items()}
     peak = {k: max(r["peak_mib"] for r in v) for k, v in results.items()}
     rows = args.per_day * min(args.days, 21)

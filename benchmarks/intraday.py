@@ -18,14 +18,13 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import yaml
+from child import in_own_process
 from ingest_load import body
 from served import SERVE, serve
 
@@ -162,9 +161,8 @@ def main() -> None:
         print(json.dumps(measure_checks(args.measure_checks)))
         return
     config_file = prepare(args.dir, args.per_day)
-    fresh = subprocess.run([sys.executable, str(HERE), "--measure-checks", str(config_file)],
-                           check=True, capture_output=True, text=True)
-    checks = json.loads(fresh.stdout.strip().splitlines()[-1])
+    fresh = in_own_process(HERE, "--measure-checks", str(config_file))
+    checks = json.loads(fresh.strip().splitlines()[-1])
     print(f"{args.per_day:,} predictions a day with a daily cycle, hourly checks of the second "
           f"day ({checks['median_rows']:,.0f} predictions in the median window):")
     print(f"  first check (reads the reference, fits its detectors): {checks['first_s']:.2f} s")

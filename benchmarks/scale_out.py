@@ -29,6 +29,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
+from child import in_own_process
 from daily_job import prepare
 
 HERE = Path(__file__).resolve()
@@ -91,10 +92,9 @@ def config_for(base: Path, store: str, engine: str, name: str) -> Path:
 
 
 def run_side(config_file: Path, out: Path, env: dict[str, str] | None = None) -> dict[str, float]:
-    done = subprocess.run([sys.executable, str(HERE), "--measure", str(config_file), str(out)],
-                          check=True, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    printed = in_own_process(HERE, "--measure", str(config_file), str(out),
+                             env={**os.environ, **(env or {})})
+    return json.loads(printed.strip().splitlines()[-1])
 
 
 def engines(args: argparse.Namespace) -> None:

@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
+from child import in_own_process
 from daily_job import carry_day_before, prepare
 
 HERE = Path(__file__).resolve().parent
@@ -43,11 +42,8 @@ def main() -> None:
         found: dict[str, list[dict[str, float]]] = {"job": [], "job-cold": [], "bare": []}
         for _ in range(args.repeat):
             for kind in found:
-                done = subprocess.run(
-                    [sys.executable, str(HERE / "daily_job.py"), "--measure", kind,
-                     "--dir", str(config_file.parent)],
-                    check=True, capture_output=True, text=True)
-                found[kind].append(json.loads(done.stdout))
+                found[kind].append(json.loads(in_own_process(
+                    HERE / "daily_job.py", "--measure", kind, "--dir", str(config_file.parent))))
         seconds = {k: statistics.median(r["seconds"] for r in v) for k, v in found.items()}
         peak = {k: max(r["peak_mib"] for r in v) for k, v in found.items()}
         millions = size * min(args.days, DAYS) / 1e6

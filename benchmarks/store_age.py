@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
+from child import in_own_process
 from memory import own_peak_mib
 
 HERE = Path(__file__).resolve()
@@ -140,10 +141,8 @@ def main() -> None:
     for _ in range(args.repeat):
         for kind in ("run", "ingest"):
             for age in ("old", "young"):
-                done = subprocess.run([sys.executable, str(HERE), "--measure", kind,
-                                       str(directory / age)],
-                                      check=True, capture_output=True, text=True)
-                results.setdefault((kind, age), []).append(json.loads(done.stdout))
+                results.setdefault((kind, age), []).append(json.loads(in_own_process(
+                    HERE, "--measure", kind, str(directory / age))))
     old, young = stored_metrics(directory / "old"), stored_metrics(directory / "young")
     assert old.num_rows == young.num_rows and old.num_rows > 0, "the runs stored other cells"
     for column in ("day", "segment", "metric", "n_predictions", "n_labelled"):

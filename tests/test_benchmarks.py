@@ -11,57 +11,49 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
+def benchmark(script: str, *args: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    """Run a benchmark script; when it fails, the failure shows what it printed."""
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{script} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
 @pytest.mark.slow
 def test_the_daily_job_benchmark_runs_and_reports_a_ratio(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "daily_job.py"), "--per-day", "2000", "--days", "8",
-         "--repeat", "1", "--dir", str(tmp_path / "data")],
-        check=True, capture_output=True, text=True, timeout=300,
-    )
+    done = benchmark("daily_job.py", "--per-day", "2000", "--days", "8", "--repeat", "1", "--dir",
+                     str(tmp_path / "data"), timeout=300)
     assert "daily job, the day before's counts" in done.stdout
     assert "ratio" in done.stdout
 
 
 @pytest.mark.slow
 def test_the_alert_quality_benchmark_runs_and_scores_both_scenarios(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "alert_quality.py"), "--per-day", "3000",
-         "--seeds", "5", "--null-days", "30", "--dir", str(tmp_path / "data")],
-        check=True, capture_output=True, text=True, timeout=600,
-    )
+    done = benchmark("alert_quality.py", "--per-day", "3000", "--seeds", "5", "--null-days", "30",
+                     "--dir", str(tmp_path / "data"), timeout=600)
     assert "planted failure from" in done.stdout
     assert done.stdout.count("false alerts:") == 2
 
 
 @pytest.mark.slow
 def test_the_bootstrap_benchmark_runs_side_by_side(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bootstrap.py"), "--rows", "2000",
-         "--naive-replicates", "20", "--replicates", "200", "--repeat", "1"],
-        check=True, capture_output=True, text=True, timeout=300,
-    )
+    done = benchmark("bootstrap.py", "--rows", "2000", "--naive-replicates", "20", "--replicates",
+                     "200", "--repeat", "1", timeout=300)
     assert "speed-up" in done.stdout and "threshold difference" in done.stdout
 
 
 @pytest.mark.slow
 def test_the_ingest_load_benchmark_runs_against_a_real_server() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "ingest_load.py"), "--seconds", "2", "--batch", "500",
-         "--max-requests", "20"],
-        check=True, capture_output=True, text=True, timeout=300,
-    )
+    done = benchmark("ingest_load.py", "--seconds", "2", "--batch", "500", "--max-requests", "20",
+                     timeout=300)
     assert "rows/s" in done.stdout and "durability costs" in done.stdout
 
 
 @pytest.mark.slow
 def test_the_soak_benchmark_runs_runs_and_compactions_beside_ingest_and_checks_the_store(
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "soak.py"), "--seconds", "12", "--every", "4",
-         "--rows-per-second", "2000", "--batch", "500", "--per-day", "4000"],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = benchmark("soak.py", "--seconds", "12", "--every", "4", "--rows-per-second", "2000",
+                     "--batch", "500", "--per-day", "4000", timeout=600)
     assert "errors           : 0" in done.stdout and "hindsight check  : sound" in done.stdout
 
 
@@ -69,11 +61,8 @@ def test_the_soak_benchmark_runs_runs_and_compactions_beside_ingest_and_checks_t
 def test_the_peer_benchmark_runs_hindsight_on_the_shared_data(tmp_path: Path) -> None:
     """The peers install from the registry, so CI runs hindsight's side of every comparison
     and the agreement checks against scipy and a direct count."""
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "peers.py"), "--rows", "3000", "--repeat", "1",
-         "--peers", "none", "--dir", str(tmp_path / "data")],
-        check=True, capture_output=True, text=True, timeout=300,
-    )
+    done = benchmark("peers.py", "--rows", "3000", "--repeat", "1", "--peers", "none", "--dir",
+                     str(tmp_path / "data"), timeout=300)
     for task in ("hindsight-drift", "hindsight-performance", "hindsight-estimate"):
         assert task in done.stdout
     assert "(spread 0.0e+00)" in done.stdout  # and the run exits 0 only when all agree
@@ -83,11 +72,8 @@ def test_the_peer_benchmark_runs_hindsight_on_the_shared_data(tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_the_scaling_benchmark_reports_every_size(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "scaling.py"), "--sizes", "1000", "2000",
-         "--days", "8", "--repeat", "1", "--dir", str(tmp_path / "data")],
-        check=True, capture_output=True, text=True, timeout=600,
-    )
+    done = benchmark("scaling.py", "--sizes", "1000", "2000", "--days", "8", "--repeat", "1",
+                     "--dir", str(tmp_path / "data"), timeout=600)
     rows = [line.split() for line in done.stdout.splitlines()[2:]]
     assert [r[0] for r in rows] == ["1,000", "2,000"]
     assert all(float(r[4]) > 0 for r in rows)  # the ratio to the bare query
@@ -97,67 +83,45 @@ def test_the_scaling_benchmark_reports_every_size(tmp_path: Path) -> None:
 def test_the_store_age_benchmark_compares_old_and_young_stores_and_checks_they_agree(
     tmp_path: Path,
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "store_age.py"), "--per-day", "1000", "--old-days",
-         "30", "--young-days", "22", "--repeat", "1", "--dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = benchmark("store_age.py", "--per-day", "1000", "--old-days", "30", "--young-days", "22",
+                     "--repeat", "1", "--dir", str(tmp_path), timeout=600)
     assert "metric rows are identical" in done.stdout and "daily run" in done.stdout
 
 
 @pytest.mark.slow
 def test_the_scale_out_benchmark_compares_engines_and_a_bucket(tmp_path: Path) -> None:
-    engines = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "scale_out.py"), "--per-day", "1500", "--repeat", "1",
-         "--dir", str(tmp_path / "data")],
-        check=True, capture_output=True, text=True, timeout=900,
-    )
+    engines = benchmark("scale_out.py", "--per-day", "1500", "--repeat", "1", "--dir",
+                        str(tmp_path / "data"), timeout=900)
     assert "spark local[2] / duckdb" in engines.stdout
-    bucket = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "scale_out.py"), "--bucket", "moto",
-         "--bucket-per-day", "1500", "--repeat", "1", "--dir", str(tmp_path / "data")],
-        check=True, capture_output=True, text=True, timeout=900,
-    )
+    bucket = benchmark("scale_out.py", "--bucket", "moto", "--bucket-per-day", "1500", "--repeat",
+                       "1", "--dir", str(tmp_path / "data"), timeout=900)
     assert "bucket" in bucket.stdout and "x" in bucket.stdout.splitlines()[-1]
 
 
 @pytest.mark.slow
 def test_the_backfill_benchmark_compares_shared_and_per_day_work(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "backfill.py"), "--per-day", "800", "--days", "6",
-         "--dir", str(tmp_path / "data")],
-        check=True, capture_output=True, text=True, timeout=600,
-    )
+    done = benchmark("backfill.py", "--per-day", "800", "--days", "6", "--dir",
+                     str(tmp_path / "data"), timeout=600)
     assert "per-day / backfill" in done.stdout
 
 
 @pytest.mark.slow
 def test_the_cells_benchmark_agrees_with_a_cube_and_pandas(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "cells.py"), "--per-day", "1000", "--repeat", "1",
-         "--dir", str(tmp_path / "data")],
-        check=True, capture_output=True, text=True, timeout=600,
-    )
+    done = benchmark("cells.py", "--per-day", "1000", "--repeat", "1", "--dir",
+                     str(tmp_path / "data"), timeout=600)
     assert "all three give the same" in done.stdout
 
 
 @pytest.mark.slow
 def test_the_intraday_benchmark_times_checks_and_ingest_beside_them(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "intraday.py"), "--per-day", "20000", "--seconds",
-         "2", "--repeat", "1", "--dir", str(tmp_path / "data")],
-        check=True, capture_output=True, text=True, timeout=600,
-    )
+    done = benchmark("intraday.py", "--per-day", "20000", "--seconds", "2", "--repeat", "1",
+                     "--dir", str(tmp_path / "data"), timeout=600)
     assert "each later check: median" in done.stdout
     assert "checks back to back beside" in done.stdout
 
 
 @pytest.mark.slow
 def test_the_detection_benchmark_pages_on_the_break_on_every_schedule() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "detection.py"), "--per-day", "20000", "--break-at",
-         "9", "--every", "1h"],
-        check=True, capture_output=True, text=True, timeout=600,
-    )
+    done = benchmark("detection.py", "--per-day", "20000", "--break-at", "9", "--every", "1h",
+                     timeout=600)
     assert done.stdout.count("after the break") == 2
