@@ -122,29 +122,30 @@ def cli(ctx: click.Context, config: str | None) -> None:
 
 @cli.group()
 def log() -> None:
-    """Log predictions or labels from CSV, Parquet or JSON-lines files."""
+    """Log predictions or labels from CSV, Parquet or JSON-lines files, or directories of
+    them (as Spark, pandas or polars write them)."""
 
 
 @log.command("predictions")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.pass_context
 def log_predictions(ctx: click.Context, paths: tuple[str, ...]) -> None:
-    """Log prediction files. All are checked before any is stored."""
+    """Log prediction files or directories of them. All are checked before any is stored."""
     with _monitor(ctx) as monitor:
         out.print(monitor.log_prediction_files(paths).summary("predictions"))
 
 
 @log.command("labels")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.pass_context
 def log_labels(ctx: click.Context, paths: tuple[str, ...]) -> None:
-    """Log label files; the latest label per id wins."""
+    """Log label files or directories of them; the latest label per id wins."""
     with _monitor(ctx) as monitor:
         out.print(monitor.log_label_files(paths).summary("labels"))
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.pass_context
 def reference(ctx: click.Context, paths: tuple[str, ...]) -> None:
     """Set the reference: the labelled validation predictions at promotion (replaces the old)."""

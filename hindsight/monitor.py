@@ -37,7 +37,7 @@ from hindsight.jobs.validate import (
 from hindsight.jobs.versions import VersionSeen, versions_seen
 from hindsight.store import compaction, retention, tiering
 from hindsight.store.check import CheckReport, check_store
-from hindsight.store.inputs import Batch, from_memory, read_file
+from hindsight.store.inputs import Batch, from_memory, read_file, read_files
 from hindsight.store.partitions import Store, Table
 from hindsight.store.schema import text_columns
 
@@ -192,8 +192,7 @@ class Monitor:
                             settings.hot_days)
 
     def _read(self, paths: Sequence[str | Path], labels: bool) -> list[Batch]:
-        names = text_columns(self.config, labels=labels)
-        return [read_file(p, names) for p in paths]
+        return read_files(paths, text_columns(self.config, labels=labels))
 
     # --- the daily job and its results --------------------------------------------------
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -27,6 +28,7 @@ READERS = {
     ".ndjson": "json",
     ".json": "json",
 }
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # how Hive-style writers name a null partition value
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,28 +56,78 @@ class Batch:
 def read_file(path: str | Path, text_columns: Iterable[str] = ()) -> Batch:
     """Read one file; ``text_columns`` are kept as strings (ids like ``007`` stay ``007``)."""
     file = Path(path)
+    table = _table(file, list(text_columns))
+    if table.num_rows == 0:
+        raise InputError(f"{file}: has no rows; nothing was stored")
+    return Batch(table, Source(str(file), READERS[file.suffix.lower()]))
+
+
+def read_files(paths: Iterable[str | Path], text_columns: Iterable[str] = ()) -> list[Batch]:
+    """Each file, and each data file inside a directory, as a batch of its own (see
+    ``read_directory``)."""
+    names = list(text_columns)
+    return [batch for path in paths
+            for batch in (read_directory(Path(path), names) if Path(path).is_dir()
+                          else [read_file(path, names)])]
+
+
+def read_directory(directory: Path, text_columns: Iterable[str] = ()) -> list[Batch]:
+    """The data files a writer left in ``directory``, as Spark, pandas or polars leave them:
+    part files, in Hive-style ``key=value`` sub-directories or not. Names starting with ``.``
+    or ``_`` are the writer's own (``_SUCCESS``, ``_temporary/``, ``.crc`` checksums) and
+    are skipped, as are empty part files. A ``key=value`` directory gives its files' rows the
+    column ``key`` unless they hold it: the value as text (``007`` stays ``007``), URL-decoded,
+    and null for Hive's default partition."""
+    names = list(text_columns)
+    files = sorted(path for path in directory.rglob("*") if path.is_file() and not any(
+        part.startswith((".", "_")) for part in path.relative_to(directory).parts))
+    batches = []
+    for file in files:
+        if file.stat().st_size == 0:
+            continue
+        table = _table(file, names)
+        if table.num_rows == 0:
+            continue
+        for key, value in _partition_values(file.parent.relative_to(directory)).items():
+            if key not in table.column_names:
+                table = table.append_column(key, pa.array([value] * table.num_rows, pa.string()))
+        batches.append(Batch(table, Source(str(file), READERS[file.suffix.lower()])))
+    if not batches:
+        raise InputError(f"{directory}: a directory without rows in any data file (CSV, "
+                         "Parquet or JSON lines); nothing was stored")
+    return batches
+
+
+def _partition_values(relative: Path) -> dict[str, str | None]:
+    """``country=CH/day=2026-10-01`` as ``{"country": "CH", "day": "2026-10-01"}``."""
+    values: dict[str, str | None] = {}
+    for part in relative.parts:
+        key, equals, value = part.partition("=")
+        if equals and key:
+            decoded = unquote(value)
+            values[unquote(key)] = None if decoded == HIVE_NULL else decoded
+    return values
+
+
+def _table(file: Path, text_columns: list[str]) -> pa.Table:
+    try:
+        size = file.stat().st_size
+    except FileNotFoundError as exc:
+        raise InputError(f"{file}: no such file or directory") from exc
     kind = READERS.get(file.suffix.lower())
     if kind is None:
         raise InputError(
             f"{file}: unknown file type {file.suffix or '(none)'!r}; "
-            f"use one of {', '.join(sorted(READERS))}"
+            f"use one of {', '.join(sorted(READERS))}, or a directory of them"
         )
-    try:
-        size = file.stat().st_size
-    except FileNotFoundError as exc:
-        raise InputError(f"{file}: no such file") from exc
     if size == 0:
         raise InputError(f"{file}: the file is empty; nothing was stored")
-    source = Source(str(file), kind)
     try:
-        table = _read(file, kind, list(text_columns))
+        return _read(file, kind, text_columns)
     except (pa.ArrowInvalid, OSError) as exc:
         if kind == "json":
             _explain_json_lines(file)
         raise InputError(f"{file}: cannot be read as {kind}: {exc}") from exc
-    if table.num_rows == 0:
-        raise InputError(f"{file}: has no rows; nothing was stored")
-    return Batch(table, source)
 
 
 def _read(file: Path, kind: str, text_columns: list[str]) -> pa.Table:

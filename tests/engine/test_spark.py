@@ -153,3 +153,27 @@ def test_the_command_line_runs_on_spark_with_the_same_answer(
     for a, b in zip(printed[0], printed[1], strict=True):
         assert {**a, "value": None} == {**b, "value": None}
         assert a["value"] == pytest.approx(b["value"], abs=1e-9, nan_ok=True)
+
+
+def test_a_directory_spark_wrote_is_logged_as_the_same_rows(
+    stores: tuple[Monitor, Monitor], tmp_path: Path,
+) -> None:
+    """What Spark writes (part files partitioned by a segment, ``_SUCCESS``, checksums, its
+    own timestamp encoding) logs the same rows as the same table handed over in memory."""
+    duck, spark = stores
+    rows = duck.store.read(duck.store.files(Table.PREDICTIONS, SCENARIO.end,
+                                            SCENARIO.end)[0].path).slice(0, 400)
+    session = spark.engine._spark  # type: ignore[attr-defined]
+    written = tmp_path / "spark-out"
+    session.createDataFrame(rows).repartition(3).write.partitionBy("country").parquet(
+        str(written))
+    assert (written / "_SUCCESS").exists() and any(written.glob("country=*/.*.crc"))
+    stored = []
+    for name, log in (("from-spark", lambda m: m.log_prediction_files([written])),
+                      ("in-memory", lambda m: m.log_predictions(rows))):
+        with Monitor(config(tmp_path / name, "duckdb")) as monitor:
+            assert log(monitor).stored == rows.num_rows
+            table = pa.concat_tables(monitor.store.read(f.path)
+                                     for f in monitor.store.files(Table.PREDICTIONS))
+            stored.append(table.select(sorted(table.column_names)).sort_by("prediction_id"))
+    assert stored[0].equals(stored[1])
