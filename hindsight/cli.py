@@ -618,8 +618,9 @@ def versions(ctx: click.Context, as_of: date | None, daily: int | None, fmt: str
 
 
 @cli.command(name="validate")
-@click.option("--candidate", type=click.Path(dir_okay=False), required=True,
-              help="The candidate's predictions on the validation set (id, prediction).")
+@click.option("--candidate", type=click.Path(), required=True,
+              help="The candidate's predictions on the validation set (id, prediction): a "
+                   "file, or a directory of part files.")
 @click.option("--version", default=None, help="The candidate's version, for the report.")
 @click.option("--min-agreement", type=click.FloatRange(0, 1), default=None,
               help="Also fail below this share of predictions equal to the promoted model's.")

@@ -37,7 +37,7 @@ from hindsight.jobs.validate import (
 from hindsight.jobs.versions import VersionSeen, versions_seen
 from hindsight.store import compaction, retention, tiering
 from hindsight.store.check import CheckReport, check_store
-from hindsight.store.inputs import Batch, from_memory, read_file, read_files
+from hindsight.store.inputs import Batch, from_memory, read_file, read_files, read_whole
 from hindsight.store.partitions import Store, Table
 from hindsight.store.schema import text_columns
 
@@ -377,8 +377,8 @@ class Monitor:
     def validate_file(self, path: str | Path, version: str | None = None,
                       min_agreement: float | None = None) -> Validation:
         cols = self.config.columns
-        batch = read_file(path, [cols.id, cols.prediction])
-        return self.validate(batch.table, version, min_agreement, source=str(path))
+        return self.validate(read_whole(path, [cols.id, cols.prediction]), version,
+                             min_agreement, source=str(path))
 
     def version_shares(self, as_of: date | None, days: int) -> tuple[date, list[dict[str, Any]]]:
         """Each version value's share of each day's predictions, for ``days`` days."""

@@ -71,6 +71,12 @@ def read_files(paths: Iterable[str | Path], text_columns: Iterable[str] = ()) ->
                           else [read_file(path, names)])]
 
 
+def read_whole(path: str | Path, text_columns: Iterable[str] = ()) -> pa.Table:
+    """A file, or all the data files of a directory, as one table."""
+    return pa.concat_tables([b.table for b in read_files([path], text_columns)],
+                            promote_options="permissive")
+
+
 def read_directory(directory: Path, text_columns: Iterable[str] = ()) -> list[Batch]:
     """The data files a writer left in ``directory``, as Spark, pandas or polars leave them:
     part files, in Hive-style ``key=value`` sub-directories or not. Names starting with ``.``

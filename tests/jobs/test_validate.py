@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 
 from hindsight.cli import main
@@ -93,6 +94,12 @@ def test_the_cli_gate_exits_non_zero_on_failure(
     args = ["--config", str(tmp_path / "hindsight.yaml"), "validate", "--candidate"]
     assert main([*args, str(good)]) == 0
     assert main([*args, str(bad)]) == 5
+    assert "FAILED: country=FR" in capsys.readouterr().out
+    # a batch-scoring job's output: part files, here split by the candidate's prediction
+    parts = tmp_path / "bad-parts"
+    pq.write_to_dataset(candidate(reference(), 2, broken_country="FR"), parts,
+                        partition_cols=["predicted"])
+    assert main([*args, str(parts)]) == 5
     assert "FAILED: country=FR" in capsys.readouterr().out
 
 
