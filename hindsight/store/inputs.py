@@ -66,9 +66,10 @@ def read_files(paths: Iterable[str | Path], text_columns: Iterable[str] = ()) ->
     """Each file, and each data file inside a directory, as a batch of its own (see
     ``read_directory``)."""
     names = list(text_columns)
-    return [batch for path in paths
-            for batch in (read_directory(Path(path), names) if Path(path).is_dir()
-                          else [read_file(path, names)])]
+    batches: list[Batch] = []
+    for path in map(Path, paths):
+        batches += read_directory(path, names) if path.is_dir() else [read_file(path, names)]
+    return batches
 
 
 def read_whole(path: str | Path, text_columns: Iterable[str] = ()) -> pa.Table:
@@ -100,7 +101,9 @@ def read_directory(directory: Path, text_columns: Iterable[str] = ()) -> list[Ba
         batches.append(Batch(table, Source(str(file), READERS[file.suffix.lower()])))
     if not batches:
         raise InputError(f"{directory}: a directory without rows in any data file (CSV, "
-                         "Parquet or JSON lines); nothing was stored")
+                         "Parquet or JSON lines; names starting with . or _ are skipped); "
+                         "nothing was stored. Name the directory the part files are in, or "
+                         "the files themselves")
     return batches
 
 
