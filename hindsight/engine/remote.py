@@ -9,6 +9,8 @@ a fixed-name file such as the reference set may be replaced between them).
 
 from __future__ import annotations
 
+import io
+import threading
 from typing import Any, ClassVar
 
 from fsspec.implementations.arrow import ArrowFSWrapper
@@ -29,6 +31,11 @@ class StoreFileSystem(ArrowFSWrapper):  # type: ignore[misc]
         text = str(path)
         return (text[len(cls.prefix):] if text.startswith(cls.prefix) else text).rstrip("/")
 
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        if mode != "rb":
+            return super()._open(path, mode, **kwargs)
+        return PositionalFile(self.fs.open_input_file(path))
+
     def forget(self) -> None:
         self._details.clear()
 
@@ -40,3 +47,44 @@ class StoreFileSystem(ArrowFSWrapper):  # type: ignore[misc]
 
     def modified(self, path: Any) -> Any:
         return self.info(path)["mtime"]
+
+
+class PositionalFile(io.RawIOBase):
+    """A stored file that several threads read at once. DuckDB shares one handle between its
+    threads and reads at a place as ``seek`` then ``read``; Arrow's read lets go of the GIL,
+    so another thread's ``seek`` could move a shared position in between and the read would
+    return other bytes (a Parquet footer read as garbage: "don't know what type"). Here each
+    thread keeps its own position, and every read is Arrow's ``read_at``, which is safe from
+    any thread."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__()
+        self._stream = stream
+        self._size = int(stream.size())
+        self._local = threading.local()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return int(getattr(self._local, "position", 0))
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.tell(), io.SEEK_END: self._size}[whence]
+        position = base + offset
+        self._local.position = position
+        return position
+
+    def read(self, size: int | None = -1) -> bytes:
+        position = self.tell()
+        wanted = self._size - position if size is None or size < 0 else size
+        data = bytes(self._stream.read_at(max(min(wanted, self._size - position), 0), position))
+        self._local.position = position + len(data)
+        return data
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
