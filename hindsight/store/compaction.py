@@ -34,6 +34,7 @@ from hindsight.errors import StoreError
 from hindsight.store.partitions import (
     COMMIT_PREFIX,
     COMPACTED_PREFIX,
+    TIERED_PREFIX,
     PartitionFile,
     Store,
     Table,
@@ -168,7 +169,8 @@ def _finish(store: Store, table: Table, dt: date, now: datetime,
 def debris(store: Store, listing: list[pafs.FileInfo],
            commits: dict[str, tuple[str, list[str]]] | None = None) -> list[str]:
     """Files of a listing no reader ever sees: temporary files of interrupted writes, and
-    merged files that no commit names (a compaction interrupted before its commit)."""
+    merged or tiered files that no commit names (a compaction or tiering interrupted before
+    its commit)."""
     if commits is None:
         commits = {}
         for info in listing:
@@ -177,4 +179,4 @@ def debris(store: Store, listing: list[pafs.FileInfo],
                     commits[info.path] = store.read_commit(info.path)
     named = {merged for merged, _ in commits.values()}
     return [i.path for i in listing if i.base_name.startswith(".tmp-") or (
-        i.base_name.startswith(COMPACTED_PREFIX) and i.path not in named)]
+        i.base_name.startswith((COMPACTED_PREFIX, TIERED_PREFIX)) and i.path not in named)]

@@ -38,9 +38,10 @@ from hindsight.errors import StoreError
 
 PARTITION_KEY = "dt"
 COMPACTED_PREFIX = "compacted-"  # visible only once a commit marker names it
+TIERED_PREFIX = "tiered-"  # a cold copy: likewise
+_UNNAMED_PREFIXES = (COMPACTED_PREFIX, TIERED_PREFIX)
 COMMIT_PREFIX = "_commit-"
 LOCK_DIR = ".locks"
-_LISTING_TRIES = 5  # a listing that raced a compaction's clean-up is taken again
 
 
 class Table(StrEnum):
@@ -99,50 +100,54 @@ class Store:
     ) -> list[PartitionFile]:
         """Visible Parquet files of a table, optionally only partitions with start <= dt <= end:
         committed compactions applied (merged files in, the files they replace out)."""
-        for _ in range(_LISTING_TRIES - 1):
-            try:
-                return self._visible(table, start, end)
-            except _VanishedCommit:
-                continue  # a compaction removed a spent marker after we listed it: list again
-        try:
-            return self._visible(table, start, end)
-        except _VanishedCommit as exc:
-            raise StoreError(f"{self.table_dir(table)}: commit markers kept vanishing while "
-                             f"listing ({exc}); is a compaction looping? Retry the command"
-                             ) from exc
-
-    def _visible(self, table: Table, start: date | None,
-                 end: date | None) -> list[PartitionFile]:
+        listing = self.listing(table, start, end)
         parquet: list[PartitionFile] = []
         commits: list[str] = []
-        for info in self.listing(table, start, end):
-            dt = partition_date(info.path)
+        for info in listing:
             name = info.base_name
             if name.startswith(COMMIT_PREFIX) and name.endswith(".json"):
                 commits.append(info.path)
             elif not name.startswith(".") and name.endswith(".parquet"):
-                parquet.append(PartitionFile(info.path, dt))
+                parquet.append(PartitionFile(info.path, partition_date(info.path)))
         merged: dict[str, date | None] = {}
         replaced: set[str] = set()
+        vanished: set[date | None] = set()
         for commit in commits:
-            merged_file, replaced_files = self._read_listed_commit(commit)
-            merged[merged_file] = partition_date(commit)
-            replaced.update(replaced_files)
+            read = self._read_listed_commit(commit)
+            if read is None:
+                vanished.add(partition_date(commit))
+                continue
+            merged[read[0]] = partition_date(commit)
+            replaced.update(read[1])
         visible = [f for f in parquet if f.path not in replaced and (
-            f.path in merged or not _base_name(f.path).startswith(COMPACTED_PREFIX))]
+            f.path in merged or not _base_name(f.path).startswith(_UNNAMED_PREFIXES))]
         # merged files kept in another tier (storage tiering) are visible through their commit
         listed = {f.path for f in parquet}
         visible += [PartitionFile(path, dt, cold=True) for path, dt in merged.items()
                     if path not in listed and path not in replaced]
+        if vanished:
+            visible = self._still_there(table, visible, vanished)
         return sorted(visible, key=lambda f: f.path)
 
-    def _read_listed_commit(self, path: str) -> tuple[str, list[str]]:
+    def _read_listed_commit(self, path: str) -> tuple[str, list[str]] | None:
+        """A listed commit marker, or None where a compaction removed it since the listing."""
         try:
             return self.read_commit(path)
         except StoreError as exc:
             if isinstance(exc.__cause__, FileNotFoundError):
-                raise _VanishedCommit(path) from exc
+                return None
             raise
+
+    def _still_there(self, table: Table, visible: list[PartitionFile],
+                     days: set[date | None]) -> list[PartitionFile]:
+        """A commit marker that vanished after the listing was spent: compaction removes one
+        only after its merged file and every file it replaced are gone. So the view without it
+        is exact once the files gone since the listing are dropped, which one more listing of
+        those partitions tells (no loop: a marker removed meanwhile changes nothing more)."""
+        present: set[str] = set()
+        for dt in days:
+            present.update(i.path for i in self.listing(table, dt, dt))
+        return [f for f in visible if f.cold or f.dt not in days or f.path in present]
 
     def listing(self, table: Table, start: date | None = None,
                 end: date | None = None) -> list[pafs.FileInfo]:
@@ -325,10 +330,6 @@ def partition_date(path: str) -> date | None:
             except ValueError:
                 return None
     return None
-
-
-class _VanishedCommit(Exception):
-    """A commit marker that was listed and then removed before it could be read."""
 
 
 def _fsync(path: str) -> None:

@@ -29,10 +29,9 @@ import pyarrow as pa
 
 from hindsight.errors import StoreError
 from hindsight.store.compaction import GRACE, compact
-from hindsight.store.partitions import COMMIT_PREFIX, Store, Table
+from hindsight.store.partitions import COMMIT_PREFIX, TIERED_PREFIX, Store, Table
 
 TIERED = (Table.PREDICTIONS, Table.LABELS)
-TIERED_PREFIX = "tiered-"
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,3 +210,39 @@ def test_a_commit_marker_that_cannot_be_parsed_is_still_an_error(
         marker.write_text("{not json")
         with pytest.raises(StoreError, match="changed outside hindsight"):
             monitor.store.files(Table.PREDICTIONS)
+
+
+def test_a_reader_racing_the_removal_of_every_spent_marker_counts_each_row_once(
+        make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compaction removes spent markers one by one, after the files they name. A reader that
+    listed them all just before meets one vanished marker after another (a service soak saw a
+    run of five answer ingest with 500): each is spent, so the view stays exact, no retry."""
+    with Monitor(make_config()) as monitor:
+        store = monitor.store
+        for round_ in range(7):  # each compaction merges the last merged file again
+            monitor.log_predictions([prediction(10 * round_ + i, 5, "CH", "a")
+                                     for i in range(2)])
+            monitor.log_predictions([prediction(10 * round_ + 5, 5, "DE", "a")])
+            compact(store, grace=timedelta(minutes=10))
+        expected = _rows(store)
+        markers = sorted(Path(store.root).rglob("_commit-*.json"), key=lambda p: p.stat().st_mtime)
+        spent = [str(m) for m in markers[:-1]]
+        assert len(spent) == 6
+        read_commit = Store.read_commit
+        cleaned: list[str] = []
+
+        def read_after_a_cleanup_step(self: Store, path: str) -> tuple[str, list[str]]:
+            if path in spent and path not in cleaned:
+                if not cleaned:  # a compaction's clean-up: first the files past the grace ...
+                    keep = read_commit(self, str(markers[-1]))[0]
+                    for part in Path(store.partition_dir(Table.PREDICTIONS, DAY)).glob(
+                            "*.parquet"):
+                        if str(part) != keep:
+                            part.unlink()
+                Path(path).unlink()  # ... then the markers, one at a time
+                cleaned.append(path)
+            return read_commit(self, path)
+
+        monkeypatch.setattr(Store, "read_commit", read_after_a_cleanup_step)
+        assert _rows(store) == expected
+        assert len(cleaned) == 6
