@@ -15,8 +15,8 @@ pays per file. Compaction rewrites them as one file:
    1 and 2) and temporary files older than ``grace`` are removed the same way.
 
 Two compactions of the same partition at once would both commit the same files; the store's
-"compaction" lock keeps compactions of a local store apart. On an object store, run one
-compactor (the service does so in one thread).
+maintenance lock keeps compactions, tierings and retentions of a local store apart. On an object
+store, run one of them at a time (the service runs them in one thread).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from hindsight.errors import StoreError
 from hindsight.store.partitions import (
     COMMIT_PREFIX,
     COMPACTED_PREFIX,
+    MAINTENANCE_LOCK,
     TIERED_PREFIX,
     PartitionFile,
     Store,
@@ -72,7 +73,7 @@ def compact(store: Store, tables: tuple[Table, ...] = COMPACTED_TABLES, *,
     earlier compactions left (files past their grace)."""
     moment = now or datetime.now(UTC)
     report = CompactionReport()
-    with store.lock("compaction"):
+    with store.lock(MAINTENANCE_LOCK):
         for table in tables:
             for dt in store.partitions(table):
                 report += _finish(store, table, dt, moment, grace)

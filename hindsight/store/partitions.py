@@ -42,6 +42,9 @@ TIERED_PREFIX = "tiered-"  # a cold copy: likewise
 _UNNAMED_PREFIXES = (COMPACTED_PREFIX, TIERED_PREFIX)
 COMMIT_PREFIX = "_commit-"
 LOCK_DIR = ".locks"
+# Held by every step that removes or replaces files (compaction, tiering, retention): one at a
+# time per store. A step that removes a day's files also holds that table's writer lock.
+MAINTENANCE_LOCK = "maintenance"
 
 
 class Table(StrEnum):
@@ -171,7 +174,8 @@ class Store:
             if dt is not None and ((start is not None and dt < start)
                                    or (end is not None and dt > end)):
                 continue
-            inside = pafs.FileSelector(info.path, recursive=True)
+            # a day retention removed since the top listing has no files, not an error
+            inside = pafs.FileSelector(info.path, recursive=True, allow_not_found=True)
             found += [i for i in self.fs.get_file_info(inside) if i.type == pafs.FileType.File]
         return found
 
@@ -262,6 +266,13 @@ class Store:
         while directory.startswith(self.root):
             _fsync(directory)
             directory = directory.rsplit("/", 1)[0]
+
+    def rename_durably(self, source: str, target: str) -> None:
+        """Rename a local file or directory, the new name on disk before this returns."""
+        self.fs.move(source, target)
+        _fsync(target.rsplit("/", 1)[0])
+        if source.rsplit("/", 1)[0] != target.rsplit("/", 1)[0]:
+            _fsync(source.rsplit("/", 1)[0])
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:

@@ -20,9 +20,10 @@ from datetime import date, timedelta
 import pyarrow.fs as pafs
 
 from hindsight.config import RetentionDays
-from hindsight.store.partitions import Store, Table
+from hindsight.store.partitions import MAINTENANCE_LOCK, Store, Table
 
 RETIRING = ".retiring-"
+WRITTEN = (Table.PREDICTIONS, Table.LABELS)  # by ingest, under the table's lock
 RESULTS = (Table.METRICS, Table.ALERTS, Table.RUNS, Table.DRIFT, Table.CHECKS)
 
 
@@ -56,25 +57,35 @@ def expired(store: Store, keep: RetentionDays, today: date) -> list[Retired]:
 
 
 def retire(store: Store, keep: RetentionDays, today: date) -> list[Retired]:
-    """Delete what ``expired`` lists, and what an interrupted retention left."""
-    gone = expired(store, keep, today)
-    for partition in gone:
-        table = Table(partition.table)
-        directory = store.partition_dir(table, partition.dt)
-        tiered = [f.path for f in store.files(table, partition.dt, partition.dt) if f.cold]
-        if store.is_local:
-            parent, name = directory.rsplit("/", 1)
-            hidden = f"{parent}/{RETIRING}{name}-{uuid.uuid4().hex}"
-            store.fs.move(directory, hidden)  # from here on, no listing shows the day
-            store.fs.delete_dir(hidden)
-        else:
-            store.fs.delete_dir(directory)
-        for path in tiered:  # a crash before this leaves them unnamed: tiering sweeps them
-            with contextlib.suppress(FileNotFoundError):
-                store.fs.delete_file(path)
-    for table in Table:
-        _sweep(store, table)
+    """Delete what ``expired`` lists, and what an interrupted retention left. Holds the store's
+    maintenance lock, so no compaction or tiering works on a day while it goes, and for each
+    day of predictions or labels that table's writer lock, so no ingest looks it up
+    meanwhile."""
+    with store.lock(MAINTENANCE_LOCK):
+        gone = expired(store, keep, today)
+        for partition in gone:
+            table = Table(partition.table)
+            with store.lock(table.value) if table in WRITTEN else contextlib.nullcontext():
+                _remove(store, table, partition.dt)
+        for table in Table:
+            _sweep(store, table)
     return gone
+
+
+def _remove(store: Store, table: Table, dt: date) -> None:
+    directory = store.partition_dir(table, dt)
+    tiered = [f.path for f in store.files(table, dt, dt) if f.cold]
+    if store.is_local:
+        parent, name = directory.rsplit("/", 1)
+        hidden = f"{parent}/{RETIRING}{name}-{uuid.uuid4().hex}"
+        store.rename_durably(directory, hidden)  # from here on, no listing shows the day
+        store.fs.delete_dir(hidden)
+    else:
+        with contextlib.suppress(FileNotFoundError):  # removed by another retention
+            store.fs.delete_dir(directory)
+    for path in tiered:  # a crash before this leaves them unnamed: tiering sweeps them
+        with contextlib.suppress(FileNotFoundError):
+            store.fs.delete_file(path)
 
 
 def _sweep(store: Store, table: Table) -> None:

@@ -29,7 +29,13 @@ import pyarrow as pa
 
 from hindsight.errors import StoreError
 from hindsight.store.compaction import GRACE, compact
-from hindsight.store.partitions import COMMIT_PREFIX, TIERED_PREFIX, Store, Table
+from hindsight.store.partitions import (
+    COMMIT_PREFIX,
+    MAINTENANCE_LOCK,
+    TIERED_PREFIX,
+    Store,
+    Table,
+)
 
 TIERED = (Table.PREDICTIONS, Table.LABELS)
 
@@ -71,11 +77,11 @@ def tier(store: Store, cold: Store, today: date, hot_days: int, *,
         raise StoreError(f"cold store {cold.root!r}: it must be reachable the same way as the "
                          f"store {store.root!r} (both local, or both on the same object store)")
     report = TieringReport()
-    with store.lock("compaction"):  # one tiering or compaction of a partition at a time
+    with store.lock(MAINTENANCE_LOCK):  # one tiering or compaction of a partition at a time
         for table, dt in due(store, today, hot_days):
             report += _move(store, cold, table, dt)
     compact(store, TIERED, now=now, grace=grace)  # deletes replaced hot files past the grace
-    with store.lock("compaction"):
+    with store.lock(MAINTENANCE_LOCK):
         swept = _sweep(store, cold, now or datetime.now(UTC), grace)
     return report + TieringReport(swept=swept)
 

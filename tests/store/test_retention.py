@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -11,9 +12,11 @@ from hindsight.cli import cli
 from hindsight.config import Config
 from hindsight.errors import ConfigError
 from hindsight.monitor import Monitor
-from hindsight.store.partitions import Table
+from hindsight.store.compaction import compact
+from hindsight.store.partitions import MAINTENANCE_LOCK, Store, Table
 from hindsight.store.retention import RETIRING, retire
 from tests.conftest import label, prediction
+from tests.store.races import Beside
 
 KEEP = {"predictions": 25, "labels": 25, "results": 10}
 TODAY = date(2026, 2, 10)  # predictions of January 1..31, labels a day later
@@ -87,3 +90,62 @@ def test_the_retention_command_lists_then_deletes(filled: Monitor, tmp_path: Pat
     done = runner.invoke(cli, args)
     assert done.exit_code == 0 and "deleted" in done.stdout
     assert filled.store.partitions(Table.PREDICTIONS)[0] == TODAY - timedelta(days=25)
+
+
+def _small_files(monitor: Monitor, day: int, files: int) -> None:
+    for f in range(files):
+        monitor.log_predictions([prediction(5000 + 10 * f + i, day, "CH", "a")
+                                 for i in range(3)])
+
+
+def test_a_retention_waits_for_a_compaction_that_listed_its_day_and_no_day_comes_back(
+        filled: Monitor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compaction reads a day's small files; retention removes that day before the merged
+    file is written. Without a shared lock the merged file and its marker re-created the day,
+    and rows re-sent for it were then refused as stored, or stored twice."""
+    _small_files(filled, 3, 4)
+    store, keep = filled.store, filled.config.storage.delete_after_days
+    write = Store.write
+    raced: list[Beside] = []
+
+    def a_retention_then_write(self: Store, *args: object, **kwargs: object) -> str:
+        if not raced and sys._getframe(1).f_code.co_name == "_merge":
+            raced.append(Beside(lambda: retire(store, keep, TODAY), MAINTENANCE_LOCK,
+                                monkeypatch))
+            raced[0].start()  # the merged rows are read; the day may go before they are written
+        return write(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "write", a_retention_then_write)
+    compact(store)
+    raced[0].join()
+    day = Path(store.partition_dir(Table.PREDICTIONS, date(2026, 1, 3)))
+    assert not day.exists()
+    again = [prediction(5000 + i, 3, "CH", "a") for i in range(3)]
+    assert filled.log_predictions(again).stored == 3
+    assert len(store.files(Table.PREDICTIONS, date(2026, 1, 3), date(2026, 1, 3))) == 1
+    assert filled.check().ok
+    assert raced[0].waited
+
+
+def test_a_retention_waits_for_an_ingest_looking_up_the_day_it_removes(
+        filled: Monitor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ingest looks up what a batch may repeat, then writes; a retention removing a day that
+    look-up reads waits for the write (ingest once answered 500 reading a file just removed)."""
+    store, keep = filled.store, filled.config.storage.delete_after_days
+    lookup = filled.engine.stored_predictions
+    raced: list[Beside] = []
+
+    def lookup_beside_a_retention(*args: object) -> object:
+        if not raced:
+            raced.append(Beside(lambda: retire(store, keep, TODAY), Table.PREDICTIONS.value,
+                                monkeypatch))
+            raced[0].start()
+        return lookup(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(filled.engine, "stored_predictions", lookup_beside_a_retention)
+    report = filled.log_predictions([prediction(i, 1 + i % 31, "DE", "a") for i in range(62)])
+    raced[0].join()
+    assert report.stored == 0
+    assert filled.store.partitions(Table.PREDICTIONS)[0] == TODAY - timedelta(days=25)
+    assert filled.check().ok
+    assert raced[0].waited
