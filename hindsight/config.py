@@ -384,11 +384,10 @@ class Config(_Frozen):
                 f"label_window_days ({self.label_window_days}): the rest of the window is tested"
             )
         cold = self.storage.cold_store
-        if cold is not None and _scheme(cold) != _scheme(self.store):
-            raise ValueError(
-                f"storage.cold_store {cold!r} and store {self.store!r} are on different kinds "
-                "of storage: the cold store must be reachable the same way as the store (both "
-                "local paths, or both s3:// URLs with the same credentials)")
+        if cold is not None:
+            problem = cold_store_problem(self.store, cold)
+            if problem is not None:
+                raise ValueError(problem)
         keep = self.storage.delete_after_days
         for kind in ("predictions", "labels"):
             days = getattr(keep, kind)
@@ -438,7 +437,39 @@ def load_config(path: str | Path | None = None) -> Config:
         storage = config.storage.model_copy(
             update={"cold_store": str((file.parent / cold).resolve())})
         config = config.model_copy(update={"storage": storage})
+        problem = cold_store_problem(config.store, storage.cold_store or "")
+        if problem is not None:  # the paths as resolved against the file's folder
+            raise ConfigError(f"{file}: {problem}")
     return config
+
+
+def cold_store_problem(store: str, cold: str) -> str | None:
+    """Why ``cold`` cannot be the cold store of ``store``, or None. Tiering writes and sweeps
+    the cold store: inside the store (or holding it) its files would be the store's own.
+
+    >>> cold_store_problem("/data/hot", "/data/hot/cold") is not None
+    True
+    >>> cold_store_problem("s3://b/hot", "s3://b/cold") is None
+    True
+    """
+    if _scheme(cold) != _scheme(store):
+        return (f"storage.cold_store {cold!r} and store {store!r} are on different kinds "
+                "of storage: the cold store must be reachable the same way as the store (both "
+                "local paths, or both s3:// URLs with the same credentials)")
+    if not _scheme(store) and Path(store).is_absolute() != Path(cold).is_absolute():
+        return None  # a relative path: load_config checks it once resolved
+    hot, other = _normalized(store), _normalized(cold)
+    if hot == other or other.startswith(f"{hot}/") or hot.startswith(f"{other}/"):
+        return (f"storage.cold_store {cold!r} is the store {store!r}, inside it or holds it: "
+                "name a location apart from the store (another disk, bucket or prefix)")
+    return None
+
+
+def _normalized(location: str) -> str:
+    if _scheme(location):
+        scheme, _, rest = location.partition("://")
+        return f"{scheme.lower()}://{rest.strip('/')}"
+    return os.path.normpath(location)
 
 
 def _scheme(location: str) -> str:

@@ -100,19 +100,38 @@ def _open_all(store: Store,
 
 
 def _schemas(opened: dict[str, pq.FileMetaData]) -> list[Finding]:
-    if not opened:
-        return []
-    first_path, first = next(iter(opened.items()))
+    """Every file against the types of all before it (not only the first's): a column typed
+    one way in most files and another in a few is named in each odd file."""
+    union: pa.Schema | None = None
+    first: dict[str, str] = {}  # the first file that typed each column
     problems = []
     for path, meta in opened.items():
+        schema = meta.schema.to_arrow_schema()
         try:
-            pa.unify_schemas([first.schema.to_arrow_schema(), meta.schema.to_arrow_schema()],
-                             promote_options="permissive")
+            union = schema if union is None else pa.unify_schemas(
+                [union, schema], promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            problems.append(Finding(path, f"its column types disagree with {first_path} "
-                                          f"({exc})",
+            assert union is not None
+            odd = next((f.name for f in schema if f.name in union.names
+                        and not _unify(union.field(f.name), f)), None)
+            against = first.get(odd or "", next(iter(opened)))
+            problems.append(Finding(path, f"its column types disagree with {against} "
+                                          f"({odd!r}: {exc})" if odd else f"its column types "
+                                          f"disagree with the files before it ({exc})",
                                     "rewrite the odd file with the types of the others"))
+            continue
+        for name in schema.names:
+            first.setdefault(name, path)
     return problems
+
+
+def _unify(a: pa.Field, b: pa.Field) -> bool:
+    try:
+        pa.unify_schemas([pa.schema([a]), pa.schema([b.with_name(a.name)])],
+                         promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
+    return True
 
 
 def _keys(table: Table, config: Config) -> list[str]:
@@ -148,8 +167,10 @@ def _duplicates(store: Store, table: Table, paths: list[str],
                     f"{repeated.num_rows} value(s) of {'+'.join(keys)} stored more than once "
                     f"(e.g. {examples})",
                     "keep one copy of each: where one file repeats another's rows, move it out "
-                    "of the store. hindsight's own writes never do this: look for a tool that "
-                    "wrote into the store directly")]
+                    "of the store. Ingest stores an id once while its re-sent rows fall within "
+                    "storage.lookup_days of the first and one writer at a time holds the store "
+                    "(several processes on one machine do; several machines on one bucket do "
+                    "not); a file copied or restored into the store by hand does the same")]
 
 
 def _exists(store: Store, path: str) -> bool:

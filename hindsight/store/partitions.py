@@ -42,6 +42,7 @@ TIERED_PREFIX = "tiered-"  # a cold copy: likewise
 _UNNAMED_PREFIXES = (COMPACTED_PREFIX, TIERED_PREFIX)
 COMMIT_PREFIX = "_commit-"
 LOCK_DIR = ".locks"
+IDENTITY_FILE = "store.json"
 # Held by every step that removes or replaces files (compaction, tiering, retention): one at a
 # time per store. A step that removes a day's files also holds that table's writer lock.
 MAINTENANCE_LOCK = "maintenance"
@@ -261,11 +262,53 @@ class Store:
         disk before its name, and the name before we return."""
         _fsync(temp)
         self.fs.move(temp, final)
-        # the new name, and each directory this write may have created, up to the store's root
+        # the new name, and each directory this write may have created: up to the store's
+        # root, and the root's own entry in its parent (the first write into a new store)
         directory = final.rsplit("/", 1)[0]
         while directory.startswith(self.root):
             _fsync(directory)
             directory = directory.rsplit("/", 1)[0]
+        _fsync(directory or "/")
+
+    def identity(self) -> str:
+        """This store's id: made once, kept in ``store.json`` at its root. It names the
+        store's part of a cold store (a copy of a store carries it, and tiering tells the two
+        apart by the root the cold part was claimed for)."""
+        path = f"{self.root}/{IDENTITY_FILE}"
+        if not self.exists(path):
+            body = json.dumps({"id": uuid.uuid4().hex}).encode()
+            try:
+                self.create_once(path, body)
+            except OSError as exc:
+                raise StoreError(f"cannot write {path}: {exc}") from exc
+        found = self.read_json(path)
+        if not isinstance(found, dict) or not isinstance(found.get("id"), str) or not (
+                found["id"].isalnum()):
+            raise StoreError(f"{path}: not a store identity ({found!r}); it was changed outside "
+                             "hindsight: restore it from a backup")
+        return str(found["id"])
+
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.get_file_info(path).type == pafs.FileType.File)
+
+    def create_once(self, final: str, body: bytes) -> None:
+        """Write ``final`` unless it exists: on a local disk exactly one of several writers
+        racing wins (a hard link never replaces); on an object store the last upload does."""
+        if not self.is_local:
+            _write_bytes(self.fs, final, body)
+            return
+        directory = final.rsplit("/", 1)[0]
+        temp = f"{directory}/.tmp-{uuid.uuid4().hex}"
+        try:
+            self.fs.create_dir(directory, recursive=True)
+            _write_bytes(self.fs, temp, body)
+            _fsync(temp)
+            with contextlib.suppress(FileExistsError):
+                os.link(temp, final)
+            _fsync(directory)
+            _fsync(directory.rsplit("/", 1)[0] or "/")
+        finally:
+            _remove_quietly(self.fs, temp)
 
     def rename_durably(self, source: str, target: str) -> None:
         """Rename a local file or directory, the new name on disk before this returns."""

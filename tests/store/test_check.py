@@ -90,3 +90,19 @@ def test_the_check_command_exits_4_with_the_problems_and_0_when_sound(
     broken = runner.invoke(cli, ["--config", str(config_file), "check", "--format", "json"])
     assert broken.exit_code == 4
     assert json.loads(broken.stdout)["ok"] is False
+
+
+def test_two_files_that_disagree_are_named_even_when_the_first_lacks_the_column(
+        filled: Monitor) -> None:
+    """A feature sent as 1.5 in one batch and "abc" in another: each file agrees with the
+    first (which has no such column), so a check against the first alone said sound."""
+    day = date(2026, 1, 9)
+    filled.store.write(Table.PREDICTIONS, pa.table({"request_id": ["x1"]}), dt=day,
+                       name="part-0-first.parquet")
+    filled.store.write(Table.PREDICTIONS, pa.table({"request_id": ["x2"], "f": [1.5]}), dt=day,
+                       name="part-1-float.parquet")
+    filled.store.write(Table.PREDICTIONS, pa.table({"request_id": ["x3"], "f": ["abc"]}),
+                       dt=day, name="part-2-text.parquet")
+    problems = [p for p in filled.check().problems if "column types" in p.problem]
+    assert [Path(p.path).name for p in problems] == ["part-2-text.parquet"]
+    assert "part-1-float.parquet" in problems[0].problem and "'f'" in problems[0].problem

@@ -85,8 +85,8 @@ def test_a_write_reaches_the_disk_before_its_name_and_its_name_before_it_returns
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """fsync of the file (still under its temporary name), then the rename, then fsync of the
-    directories that now hold the name, up to the store's root: a write that returned survives
-    a power cut."""
+    directories that now hold the name, up to the store's root and the root's own entry in its
+    parent (the first write makes it): a write that returned survives a power cut."""
     import os
 
     import hindsight.store.partitions as partitions
@@ -107,4 +107,4 @@ def test_a_write_reaches_the_disk_before_its_name_and_its_name_before_it_returns
     assert [(Path(path).name.startswith(".tmp-"), visible) for path, visible in events[:1]] \
         == [(True, [])]
     assert events[1:] == [(str(partition), [name]), (str(partition.parent), [name]),
-                          (str(tmp_path), [name])]
+                          (str(tmp_path), [name]), (str(tmp_path.parent), [name])]

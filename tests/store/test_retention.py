@@ -149,3 +149,26 @@ def test_a_retention_waits_for_an_ingest_looking_up_the_day_it_removes(
     assert filled.store.partitions(Table.PREDICTIONS)[0] == TODAY - timedelta(days=25)
     assert filled.check().ok
     assert raced[0].waited
+
+
+def test_a_retired_day_is_gone_from_its_table_on_disk_before_its_files_are_deleted(
+        filled: Monitor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rename that hides a day is made durable (the table's directory fsynced) before the
+    files go: a power cut cannot bring back half a day."""
+    import os
+
+    import hindsight.store.partitions as partitions
+
+    table = Path(filled.store.table_dir(Table.PREDICTIONS))
+    day = table / "dt=2026-01-01"
+    synced: list[tuple[str, bool]] = []  # what was fsynced, and whether the day was listed then
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append((os.readlink(f"/proc/self/fd/{fd}"), day.exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(partitions.os, "fsync", fsync)
+    retire(filled.store, filled.config.storage.delete_after_days, TODAY)
+    assert (str(table), False) in synced
+    assert not day.exists() and not list(table.glob(f"{RETIRING}*"))

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from hindsight.config import Config
-from hindsight.errors import StoreError
+from hindsight.errors import ConfigError, StoreError
 from hindsight.monitor import Monitor
 from hindsight.store import tiering
 from hindsight.store.partitions import Store, Table
@@ -127,3 +127,72 @@ def test_retention_deletes_a_cold_day_with_its_hot_marker(filled: Monitor,
     left = list(Path(cold_store(filled).root).rglob("tiered-*.parquet"))
     assert len(left) == len(cold_files) - len(retired)
     assert filled.check().ok
+
+
+def test_two_stores_sharing_a_cold_store_keep_every_row_of_each_other(
+        filled: Monitor, make_config: Callable[..., Config], tmp_path: Path) -> None:
+    """The README's cold store names no model: one store's sweep deleted the other's cold
+    files as unnamed, and its next compaction the hot copies, 100 of 100 rows lost."""
+    other = Monitor(make_config(store=str(tmp_path / "other"), label_window_days=7,
+                                alerts={"baseline_days": 3},
+                                storage={"hot_days": HOT_DAYS,
+                                         "cold_store": str(tmp_path / "cold")}))
+    other.log_predictions([prediction(10_000 + i, 1 + i % 31, "DE", "b") for i in range(100)])
+    mine, theirs = rows(filled.store, Table.PREDICTIONS), rows(other.store, Table.PREDICTIONS)
+    filled.tier(TODAY)
+    other.tier(TODAY)
+    for monitor in (filled, other, filled):  # sweeps and compactions past every grace
+        tiering.tier(monitor.store, cold_store(monitor), TODAY, HOT_DAYS, now=LATER)
+    assert rows(filled.store, Table.PREDICTIONS) == mine
+    assert rows(other.store, Table.PREDICTIONS) == theirs
+    assert filled.check().ok and other.check().ok
+    parts = sorted(p.name for p in (tmp_path / "cold").iterdir())
+    assert parts == sorted([filled.store.identity(), other.store.identity()])
+
+
+def test_a_copy_of_a_store_is_refused_the_cold_part_of_its_original(
+        filled: Monitor, tmp_path: Path) -> None:
+    import shutil
+
+    filled.tier(TODAY)
+    copy = Store.open(tmp_path / "copy")
+    shutil.copytree(filled.store.root, copy.root)
+    with pytest.raises(ConfigError, match=r"it is a copy of that store.*remove its store.json"):
+        tiering.tier(copy, cold_store(filled), TODAY, HOT_DAYS)
+    (Path(copy.root) / "store.json").unlink()
+    assert tiering.tier(copy, cold_store(filled), TODAY, HOT_DAYS).partitions == 0
+    assert copy.identity() != filled.store.identity()
+
+
+@pytest.mark.parametrize("where", ["the store", "inside the store", "holding the store"])
+def test_a_cold_store_that_is_the_store_inside_it_or_holding_it_is_refused(
+        make_config: Callable[..., Config], tmp_path: Path, where: str) -> None:
+    store = tmp_path / "store"
+    cold = {"the store": store, "inside the store": store / "cold",
+            "holding the store": tmp_path}[where]
+    with pytest.raises(ConfigError, match=r"is the store .*, inside it or holds it"):
+        make_config(storage={"hot_days": 5, "cold_store": str(cold)})
+
+
+def test_a_cold_store_that_is_another_stores_root_is_refused(
+        filled: Monitor, make_config: Callable[..., Config], tmp_path: Path) -> None:
+    other = Monitor(make_config(store=str(tmp_path / "other"), label_window_days=7,
+                                alerts={"baseline_days": 3},
+                                storage={"hot_days": HOT_DAYS, "cold_store": filled.store.root}))
+    other.log_predictions([prediction(10_000 + i, 1 + i % 31, "DE", "b") for i in range(100)])
+    filled.run(date(2026, 1, 31))
+    with pytest.raises(ConfigError, match="is a hindsight store itself"):
+        other.tier(TODAY)
+
+
+def test_a_day_removed_after_tiering_listed_it_is_skipped_and_said(
+        filled: Monitor, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    listed = tiering.due(filled.store, TODAY, HOT_DAYS)
+    # retention, in a bucket where no lock keeps it apart
+    shutil.rmtree(filled.store.partition_dir(Table.PREDICTIONS, date(2026, 1, 1)))
+    monkeypatch.setattr(tiering, "due", lambda *args: listed)
+    report = filled.tier(TODAY)
+    assert report.gone == 1 and report.partitions == len(listed) - 1
+    assert "1 partitions due were gone when reached" in report.summary()
