@@ -324,6 +324,8 @@ def compact(ctx: click.Context, grace_minutes: float) -> None:
 
         report = monitor.compact(timedelta(minutes=grace_minutes), advance)
     out.print(report.summary())
+    if report.failed:
+        ctx.exit(4)  # as 'check' does for a store that needs a repair
 
 
 @cli.group()

@@ -72,7 +72,11 @@ class Compactor:
 
     def _compact(self) -> None:
         try:
-            self._metrics.compacted.inc(self._monitor.compact().files_merged)
+            report = self._monitor.compact()
+            self._metrics.compacted.inc(report.files_merged)
+            self._metrics.uncompactable.set(len(report.failed))
+            for reason in report.failed:
+                log.warning("compaction left a partition as it was: %s", reason)
             today = datetime.now(UTC).date()
             if self._maintained != today:
                 self._monitor.maintain()

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -39,6 +39,10 @@ class IngestMetrics:
         self.compaction_failures = Counter("hindsight_compaction_failures",
                                            "Background compactions that failed (see the log)",
                                            registry=registry)
+        self.uncompactable = Gauge("hindsight_uncompactable_partitions",
+                                   "Partitions the latest background compaction left as they "
+                                   "were ('hindsight check' names the files and the fix)",
+                                   registry=registry)
 
 
 class StoreCollector(Collector):

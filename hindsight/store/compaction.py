@@ -53,16 +53,22 @@ class CompactionReport:
     files_merged: int = 0  # small files replaced by merged ones
     files_written: int = 0
     files_removed: int = 0  # replaced files past their grace, and crash debris
+    failed: tuple[str, ...] = ()  # partitions left as they were, each with why and the fix
 
     def __add__(self, other: CompactionReport) -> CompactionReport:
         return CompactionReport(self.partitions + other.partitions,
                                 self.files_merged + other.files_merged,
                                 self.files_written + other.files_written,
-                                self.files_removed + other.files_removed)
+                                self.files_removed + other.files_removed,
+                                self.failed + other.failed)
 
     def summary(self) -> str:
-        return (f"compacted {self.partitions} partitions: {self.files_merged} small files into "
+        text = (f"compacted {self.partitions} partitions: {self.files_merged} small files into "
                 f"{self.files_written}; removed {self.files_removed} files past their grace")
+        if self.failed:
+            text += (f"; {len(self.failed)} partitions left as they were (the others went on):"
+                     + "".join(f"\n  {reason}" for reason in self.failed))
+        return text
 
 
 def compact(store: Store, tables: tuple[Table, ...] = COMPACTED_TABLES, *,
@@ -70,14 +76,19 @@ def compact(store: Store, tables: tuple[Table, ...] = COMPACTED_TABLES, *,
             small_bytes: int = SMALL_FILE_BYTES, target_bytes: int = TARGET_FILE_BYTES,
             progress: Callable[[Table, date], None] | None = None) -> CompactionReport:
     """Compact every partition of ``tables`` with two or more small files, and finish what
-    earlier compactions left (files past their grace)."""
+    earlier compactions left (files past their grace). A partition that cannot be compacted
+    (files whose types disagree, a file that does not read) is left as it was and named in
+    the report; the others go on."""
     moment = now or datetime.now(UTC)
     report = CompactionReport()
     with store.lock(MAINTENANCE_LOCK):
         for table in tables:
             for dt in store.partitions(table):
-                report += _finish(store, table, dt, moment, grace)
-                report += _merge(store, table, dt, small_bytes, target_bytes)
+                try:
+                    report += _finish(store, table, dt, moment, grace)
+                    report += _merge(store, table, dt, small_bytes, target_bytes)
+                except StoreError as exc:  # one bad partition does not stop the store's upkeep
+                    report += CompactionReport(failed=(str(exc),))
                 if progress is not None:
                     progress(table, dt)
     return report
@@ -94,7 +105,7 @@ def _merge(store: Store, table: Table, dt: date, small_bytes: int,
     for group in _groups(small, sizes, target_bytes):
         if len(group) < 2:
             continue
-        merged = _concat(store, group)
+        merged = concat(store, group)
         written = store.write(table, merged, dt=dt,
                               name=f"{COMPACTED_PREFIX}{uuid.uuid4().hex}.parquet")
         directory, merged_name = written.rsplit("/", 1)
@@ -103,7 +114,7 @@ def _merge(store: Store, table: Table, dt: date, small_bytes: int,
     return report
 
 
-def _concat(store: Store, files: list[PartitionFile]) -> pa.Table:
+def concat(store: Store, files: list[PartitionFile]) -> pa.Table:
     tables = [store.read(f.path) for f in files]
     try:
         return pa.concat_tables(tables, promote_options="permissive")
@@ -111,9 +122,9 @@ def _concat(store: Store, files: list[PartitionFile]) -> pa.Table:
         odd = next((f for f, t in zip(files, tables, strict=True)
                     if not _unifies(tables[0], t)), files[-1])
         raise StoreError(
-            f"cannot compact: {odd.path} and {files[0].path} disagree on column types ({exc}); "
-            "nothing was changed. Rewrite the odd file with the types of the others (or log "
-            "its rows again after moving it out of the store)") from exc
+            f"cannot merge {odd.path} with {files[0].path}: they disagree on column types "
+            f"({exc}); nothing was changed. Rewrite the odd file with the types of the others "
+            "(or log its rows again after moving it out of the store)") from exc
 
 
 def _unifies(first: pa.Table, other: pa.Table) -> bool:

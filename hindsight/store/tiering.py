@@ -31,15 +31,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-import pyarrow as pa
-
 from hindsight.errors import ConfigError, StoreError
-from hindsight.store.compaction import GRACE, compact
+from hindsight.store.compaction import GRACE, compact, concat
 from hindsight.store.partitions import (
     COMMIT_PREFIX,
     IDENTITY_FILE,
     MAINTENANCE_LOCK,
     TIERED_PREFIX,
+    PartitionFile,
     Store,
     Table,
 )
@@ -55,11 +54,12 @@ class TieringReport:
     bytes: int = 0
     swept: int = 0  # cold files no commit names (a tiering interrupted before its commit)
     gone: int = 0  # partitions due whose files were gone when reached (removed meanwhile)
+    failed: tuple[str, ...] = ()  # partitions left hot, each with why and the fix
 
     def __add__(self, other: TieringReport) -> TieringReport:
         return TieringReport(self.partitions + other.partitions, self.rows + other.rows,
                              self.bytes + other.bytes, self.swept + other.swept,
-                             self.gone + other.gone)
+                             self.gone + other.gone, self.failed + other.failed)
 
     def summary(self) -> str:
         text = (f"moved {self.partitions} partitions ({self.rows:,} rows, {self.bytes:,} bytes) "
@@ -67,6 +67,9 @@ class TieringReport:
         if self.gone:
             text += (f"; {self.gone} partitions due were gone when reached (removed meanwhile, "
                      "by retention): nothing to move")
+        if self.failed:
+            text += (f"; {len(self.failed)} partitions left hot (the others went on):"
+                     + "".join(f"\n  {reason}" for reason in self.failed))
         return text
 
 
@@ -94,7 +97,10 @@ def tier(store: Store, cold: Store, today: date, hot_days: int, *,
     with store.lock(MAINTENANCE_LOCK):  # one tiering, compaction or retention at a time
         own = claim(store, cold)
         for table, dt in due(store, today, hot_days):
-            report += _move(store, own, table, dt)
+            try:
+                report += _move(store, own, table, dt)
+            except StoreError as exc:  # one bad partition does not stop the others
+                report += TieringReport(failed=(str(exc),))
     compact(store, TIERED, now=now, grace=grace)  # deletes replaced hot files past the grace
     with store.lock(MAINTENANCE_LOCK):
         swept = _sweep(store, own, now or datetime.now(UTC), grace)
@@ -134,7 +140,7 @@ def _move(store: Store, cold: Store, table: Table, dt: date) -> TieringReport:
     paths = _hot_files(store, table, dt)
     if not paths:  # removed since ``due`` listed it (retention, in a bucket without locks)
         return TieringReport(gone=1)
-    merged = pa.concat_tables([store.read(p) for p in paths], promote_options="permissive")
+    merged = concat(store, [PartitionFile(p, dt) for p in paths])
     written = cold.write(table, merged, dt=dt, name=f"{TIERED_PREFIX}{uuid.uuid4().hex}.parquet")
     back = cold.read(written)
     if back.num_rows != merged.num_rows or not back.equals(merged):

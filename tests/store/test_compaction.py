@@ -128,16 +128,26 @@ def test_a_crash_before_the_commit_leaves_nothing_visible_and_is_swept_later(
     assert _rows(store) == [(("x", 1),)]
 
 
-def test_files_that_disagree_on_types_are_refused_and_left_as_they_were(tmp_path: Path) -> None:
+def test_a_partition_whose_files_disagree_is_left_as_it_was_and_the_others_are_compacted(
+        tmp_path: Path) -> None:
+    """A poison batch (a feature sent as 1.5, then as "abc" the same day) once stopped every
+    compaction of the store: healthy days and every label partition were never merged."""
     store = Store.open(tmp_path)
     store.write(Table.PREDICTIONS, pa.table({"x": [1]}), dt=DAY)
     store.write(Table.PREDICTIONS, pa.table({"x": ["one"]}), dt=DAY)
-    before = store.files(Table.PREDICTIONS)
-    with pytest.raises(StoreError, match=r"dt=2026-01-05.*disagree on column types") as error:
-        compact(store)
-    assert str(error.value).count("/part-") == 2  # both files named, and the fix
-    assert "Rewrite the odd file" in str(error.value)
-    assert store.files(Table.PREDICTIONS) == before
+    for day in (DAY + timedelta(days=1), DAY + timedelta(days=2)):
+        for i in range(3):
+            store.write(Table.PREDICTIONS, pa.table({"x": [i]}), dt=day)
+            store.write(Table.LABELS, pa.table({"x": [i]}), dt=day)
+    poisoned = store.files(Table.PREDICTIONS, DAY, DAY)
+    report = compact(store)
+    assert (report.partitions, report.files_merged) == (4, 12)
+    assert len(report.failed) == 1
+    assert str(report.failed[0]).count("dt=2026-01-05/part-") == 2  # both files, and the fix
+    assert "Rewrite the odd file" in report.failed[0]
+    assert "1 partitions left as they were (the others went on)" in report.summary()
+    assert store.files(Table.PREDICTIONS, DAY, DAY) == poisoned
+    assert len(store.files(Table.LABELS)) == 2
 
 
 def test_the_daily_job_reads_the_same_numbers_after_compaction(
@@ -170,6 +180,12 @@ def test_the_compact_command_reports_what_it_did(make_config: Callable[..., Conf
     done = CliRunner().invoke(cli, ["--config", str(config_file), "compact"])
     assert done.exit_code == 0, done.output
     assert "compacted 1 partitions: 5 small files into 1" in done.output
+    store = Store.open(config.store)
+    store.write(Table.PREDICTIONS, pa.table({"amount": ["abc"]}), dt=DAY)
+    store.write(Table.PREDICTIONS, pa.table({"amount": [1.5]}), dt=DAY)
+    poisoned = CliRunner().invoke(cli, ["--config", str(config_file), "compact"])
+    assert poisoned.exit_code == 4, poisoned.output
+    assert "1 partitions left as they were" in poisoned.output
 
 
 def test_a_reader_that_listed_a_marker_compaction_then_removed_lists_again(

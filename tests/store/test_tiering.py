@@ -196,3 +196,14 @@ def test_a_day_removed_after_tiering_listed_it_is_skipped_and_said(
     report = filled.tier(TODAY)
     assert report.gone == 1 and report.partitions == len(listed) - 1
     assert "1 partitions due were gone when reached" in report.summary()
+
+
+def test_a_day_whose_files_disagree_stays_hot_and_every_other_day_moves(
+        filled: Monitor) -> None:
+    poisoned = date(2026, 1, 3)
+    filled.store.write(Table.PREDICTIONS, pa.table({"request_id": ["odd"], "amount": ["abc"]}),
+                       dt=poisoned)
+    report = filled.tier(TODAY)
+    assert report.partitions == 20 + 19 - 1 and len(report.failed) == 1
+    assert "dt=2026-01-03" in report.failed[0] and "left hot" in report.summary()
+    assert not any(f.cold for f in filled.store.files(Table.PREDICTIONS, poisoned, poisoned))
