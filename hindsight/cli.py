@@ -402,6 +402,8 @@ def storage_tier(ctx: click.Context, as_of: date | None) -> None:
     with _monitor(ctx) as monitor:
         report = monitor.tier(as_of or datetime.now(UTC).date())
     out.print(report.summary())
+    if report.failed:
+        ctx.exit(4)
 
 
 @storage.command("estimate")
