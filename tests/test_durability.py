@@ -5,6 +5,8 @@
   acknowledged row is stored exactly once and ``hindsight check`` finds the store sound.
 - Several processes log overlapping batches while a daily run reads and a compactor merges:
   no id is stored twice, no acknowledged row is lost, and the run's counts equal a recount.
+- Writers, compactions, tierings into a cold store shared by two models and retentions are
+  SIGKILLed at random beside each other: nothing acknowledged is lost or doubled.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ import yaml
 
 from hindsight.monitor import Monitor
 from hindsight.store.compaction import compact
-from hindsight.store.partitions import Table
+from hindsight.store.partitions import Store, Table
 from tests.conftest import COLUMNS, label, prediction
 
 pytestmark = pytest.mark.slow
@@ -260,3 +262,89 @@ def recount(monitor: Monitor, day: date) -> tuple[int, int]:
         {"files": files, "labels": labels}).fetchone()
     assert found is not None
     return int(found[0]), int(found[1])
+
+
+def maintained_config(folder: Path, name: str, cold: Path) -> Path:
+    """A model whose store tiers days older than 3 into a cold store shared with another model,
+    and deletes days older than 8."""
+    config = folder / f"{name}.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": name, "store": str(folder / name), "columns": COLUMNS,
+        "segments": ["country", "tier"], "min_samples": 20, "label_window_days": 3,
+        "alerts": {"baseline_days": 1},
+        "storage": {"hot_days": 3, "cold_store": str(cold),
+                    "delete_after_days": {"predictions": 8, "labels": 8}}}))
+    return config
+
+
+def dated_batch(k: int, today: date) -> list[dict[str, Any]]:
+    """Batch k: 300 ids over the four days from a week ago, its first 100 shared with k - 1."""
+    return [{**prediction(i, 1, "CH" if i % 2 else "DE", "a"),
+             "served_at": f"{today - timedelta(days=7 - i % 4)}T12:00:00Z"}
+            for i in range(k * 200, k * 200 + 300)]
+
+
+def test_maintenance_killed_and_raced_at_random_loses_nothing_of_two_models_sharing_a_cold_store(
+    tmp_path: Path,
+) -> None:
+    """Writers of two models, compactions (grace 0), tierings into one shared cold store and
+    retentions run side by side and are SIGKILLed at seeded random moments: every acknowledged
+    row is stored exactly once in its own model's store, expired days are gone whole, no cold
+    file is left that no commit names, and ``check`` finds both stores sound."""
+    from hindsight.store import tiering
+
+    today = date.today()
+    cold = tmp_path / "cold"
+    configs = {name: maintained_config(tmp_path, name, cold) for name in ("a", "b")}
+    for k in range(12):
+        pq.write_table(pa.Table.from_pylist(dated_batch(k, today)), tmp_path / f"batch-{k}.parquet")
+    with Monitor.from_config(configs["a"]) as monitor:  # two days that retention removes
+        monitor.log_predictions([{**prediction(90_000 + i, 1, "DE", "a"),
+                                  "served_at": f"{today - timedelta(days=9 + i % 2)}T12:00:00Z"}
+                                 for i in range(50)])
+    chance = random.Random(20261203)
+    acknowledged: dict[str, list[int]] = {"a": [], "b": []}
+    kills = 0
+    for _ in range(8):
+        writers = [(name, k, subprocess.Popen(
+                        hindsight(configs[name], "log", "predictions",
+                                  str(tmp_path / f"batch-{k}.parquet")),
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                   for name in ("a", "b") for k in [chance.randrange(12)]]
+        upkeep = [subprocess.Popen(hindsight(configs[chance.choice("ab")], *command),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                  for command in (["compact", "--grace-minutes", "0"],
+                                  ["storage", "tier", "--as-of", str(today)],
+                                  ["storage", "tier", "--as-of", str(today)],
+                                  ["storage", "retention", "--as-of", str(today)])]
+        time.sleep(chance.uniform(0.5, 3.0))  # the kill point, seeded
+        victim = chance.choice([*(p for _, _, p in writers), *upkeep])
+        if victim.poll() is None:
+            victim.send_signal(signal.SIGKILL)
+            kills += 1
+        for name, k, process in writers:
+            if process.wait(timeout=300) == 0:
+                acknowledged[name].append(k)
+        for process in upkeep:
+            process.wait(timeout=300)
+
+    later = datetime.now(UTC) + timedelta(hours=1)  # past every grace: sweep what kills left
+    for config in configs.values():
+        with Monitor.from_config(config) as monitor:
+            monitor.retention(today)
+            tiering.tier(monitor.store, Store.open(cold), today, 3, now=later)
+    assert kills >= 4 and acknowledged["a"] and acknowledged["b"]
+    named: set[str] = set()
+    for name, config in configs.items():
+        ids = stored(config, Table.PREDICTIONS, COLUMNS["id"])
+        assert max(ids.values()) == 1, f"an id of {name} is stored twice"
+        expected = {r["request_id"] for k in acknowledged[name] for r in dated_batch(k, today)}
+        assert expected <= {key for (key,) in ids}, f"an acknowledged row of {name} is lost"
+        assert not any(key.startswith("r9") and len(key) == 6 for (key,) in ids)  # expired
+        check = subprocess.run(hindsight(config, "check", "--format", "json"),
+                               capture_output=True, text=True, timeout=300)
+        assert check.returncode == 0, check.stdout + check.stderr
+        with Monitor.from_config(config) as monitor:
+            named |= {f.path for f in monitor.store.files(Table.PREDICTIONS) if f.cold}
+    left = {str(p) for p in cold.rglob("tiered-*.parquet")}
+    assert named and left == named, "a cold file no commit names was left, or one was lost"
