@@ -10,19 +10,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 import yaml
 
 from hindsight.alerts.delivery import deliver, enqueue, idempotency_key, outbox_id
+from hindsight.alerts.journal import Journal
 from hindsight.alerts.model import Alert
 from hindsight.alerts.sinks import AlertmanagerSink, LogSink, SlackSink, WebhookSink
 from hindsight.cli import main
-from hindsight.config import Config, load_config
+from hindsight.config import Config, load_config, parse_config
 from hindsight.monitor import Monitor
+from hindsight.service.watch import DriftWatch
+from hindsight.simulate import demo_config
 from hindsight.store.partitions import Store, Table
 from tests.conftest import COLUMNS
 from tests.jobs.test_daily import seed_collapse
@@ -304,3 +308,82 @@ def deliver_report_pending(config: Path) -> int:
     store = Store.open(load_config(config).store)
     return sum(1 for row in store.read(store.files(Table.OUTBOX)[0].path).to_pylist()
                if row["delivered_at"] is None)
+
+
+def test_a_log_line_written_by_a_killed_delivery_is_not_written_again(tmp_path: Path) -> None:
+    """The kill fell between the line and its record: the next delivery finds the key on the
+    file's last line and records the alert as sent without a second line."""
+    store, path = Store.open(tmp_path / "store"), tmp_path / "pages.jsonl"
+    enqueue(store, [alert()], ["log"], NOW)
+    sink = LogSink("log", str(path))
+    sink.send(alert(), "churn", idempotency_key(outbox_id("log", alert())))  # the one in flight
+    assert deliver(store, [sink], "churn", lambda: NOW).delivered == 1
+    assert len(path.read_text().splitlines()) == 1
+    assert deliver(store, [sink], "churn", lambda: NOW).pending == 0
+
+
+def test_a_run_beside_a_delivery_stuck_on_a_dead_sink_queues_at_once_and_leaves_it_the_send(
+    tmp_path: Path, receiver: Receiver,
+) -> None:
+    """Sending holds the delivery lock, not the outbox's: a run queues while another delivery
+    waits on a sink, does not wait for it, and that delivery sends what the run queued."""
+    store, sink = Store.open(tmp_path), WebhookSink("hook", receiver.url)
+    enqueue(store, [alert()], ["hook"], NOW)
+    receiver.hold_from = 1
+    stuck = threading.Thread(target=deliver, args=(store, [sink], "churn", lambda: NOW),
+                             kwargs={"backoff_seconds": 0})
+    stuck.start()
+    assert receiver.holding.wait(timeout=60)
+    later = replace(alert(), segment={"country": "DE"})
+    assert enqueue(store, [later], ["hook"], NOW) == 1
+    report = deliver(store, [sink], "churn", lambda: NOW, wait=False)
+    assert stuck.is_alive()  # neither the queueing nor the run's delivery waited for it
+    assert (report.delivered, report.note) == (0, "another delivery is sending them")
+    receiver.hold_from = None
+    receiver.release.set()
+    stuck.join()
+    sent = sorted(b["segment"]["country"] for b in receiver.bodies)  # type: ignore[index]
+    assert sent == ["CH", "DE"]
+    assert deliver(store, [sink], "churn", lambda: NOW).pending == 0
+
+
+def test_the_services_next_check_delivers_what_a_run_left_pending(tmp_path: Path) -> None:
+    raw = demo_config(str(tmp_path / "store"))
+    raw["drift"] = {"every": "1h"}
+    raw["sinks"] = [{"name": "pager", "type": "log", "path": str(tmp_path / "pages.jsonl")}]
+    config = parse_config(raw, source="test.yaml")
+    enqueue(Store.open(config.store), [alert()], ["pager"], NOW)  # a run's, its sink was down
+    now = [datetime(2026, 1, 20, 9, 0, tzinfo=UTC)]
+    watch = DriftWatch(config, clock=lambda: now[0])
+    try:
+        now[0] += timedelta(hours=1)
+        watch.run_due()  # no predictions yet: the check finds nothing, delivery still runs
+    finally:
+        watch.stop()
+    lines = (tmp_path / "pages.jsonl").read_text().splitlines()
+    assert [json.loads(line)["key"] for line in lines] == [alert().key]
+
+
+def test_a_store_that_cannot_append_records_each_send_as_its_own_object(
+    tmp_path: Path,
+) -> None:
+    """As in a bucket: one small object per send, folded into the outbox and removed."""
+    (tmp_path / "store" / "outbox" / "delivered").mkdir(parents=True)  # a bucket needs none
+    store = Store(pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem()), "store")
+    assert not store.is_local
+    enqueue(store, [alert(), alert("resolved", 13)], ["log"], NOW)
+    journal, recorded = Journal(store), []
+    sink = LogSink("log", str(tmp_path / "pages.jsonl"))
+
+    class Watching:
+        name = "log"
+
+        def send(self, alert: Alert, model: str, key: str | None = None,
+                 timeout: float = 5.0) -> None:
+            recorded.append(len(journal.read()[0]))  # what is durable before this send
+            sink.send(alert, model, key, timeout)
+
+    assert deliver(store, [Watching()], "churn", lambda: NOW).delivered == 2
+    assert recorded == [0, 1]
+    assert journal.read() == ([], [])
+    assert deliver(store, [sink], "churn", lambda: NOW).pending == 0
