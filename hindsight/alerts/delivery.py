@@ -184,7 +184,7 @@ def _fold(store: Store, journal: Journal) -> list[dict[str, object]]:
     the attempts count is added twice)."""
     rows = _load(store)
     outcomes, files = journal.read()
-    if not outcomes:
+    if not files:
         return rows
     by_id = {str(r["id"]): r for r in rows}
     for outcome in outcomes:
@@ -198,8 +198,9 @@ def _fold(store: Store, journal: Journal) -> list[dict[str, object]]:
             row["last_error"] = None
         elif row["delivered_at"] is None:
             row["last_error"] = outcome.error
-    _save(store, rows)
-    journal.remove(files)
+    if outcomes:
+        _save(store, rows)
+    journal.remove(files)  # a record cut short too: the next one must start a line
     return rows
 
 

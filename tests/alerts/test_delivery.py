@@ -322,6 +322,19 @@ def test_a_log_line_written_by_a_killed_delivery_is_not_written_again(tmp_path: 
     assert deliver(store, [sink], "churn", lambda: NOW).pending == 0
 
 
+def test_a_record_cut_short_by_a_kill_counts_for_nothing_and_the_journal_starts_afresh(
+    tmp_path: Path,
+) -> None:
+    store, path = Store.open(tmp_path / "store"), tmp_path / "pages.jsonl"
+    enqueue(store, [alert(), alert("resolved", 13)], ["log"], NOW)
+    cut = '{"id": "' + outbox_id("log", alert()) + '", "attem'
+    (tmp_path / "store" / "outbox" / "delivered.jsonl").write_text(cut)  # no line end
+    assert deliver(store, [LogSink("log", str(path))], "churn", lambda: NOW).delivered == 2
+    assert not (tmp_path / "store" / "outbox" / "delivered.jsonl").exists()
+    rows = store.read(store.files(Table.OUTBOX)[0].path).to_pylist()
+    assert [(r["attempts"], r["delivered_at"] is not None) for r in rows] == [(1, True)] * 2
+
+
 def test_a_run_beside_a_delivery_stuck_on_a_dead_sink_queues_at_once_and_leaves_it_the_send(
     tmp_path: Path, receiver: Receiver,
 ) -> None:
