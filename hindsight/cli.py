@@ -156,10 +156,16 @@ def reference(ctx: click.Context, paths: tuple[str, ...]) -> None:
 @cli.command()
 @click.option("--date", "day", callback=_day, default=None,
               help="Run as of the end of this UTC date. Default: yesterday.")
+@click.option("--delivery-seconds", type=click.FloatRange(min=0), default=10.0,
+              show_default=True, help="Deliver queued alerts for at most this long after "
+              "the run (0: only queue); what the sinks have not taken by then stays pending.")
 @ENGINE
 @click.pass_context
-def run(ctx: click.Context, day: date | None, engine: str | None) -> None:
-    """Run the daily job as of a date."""
+def run(ctx: click.Context, day: date | None, delivery_seconds: float,
+        engine: str | None) -> None:
+    """Run the daily job as of a date. Its openings and resolutions are queued for the
+    sinks, then delivered for at most --delivery-seconds; 'hindsight deliver' (which the
+    cron line and the Kubeflow pipeline run next) and the service's checks send the rest."""
     as_of = day or datetime.now(UTC).date() - timedelta(days=1)
     with _monitor(ctx, engine) as monitor:
         summary = monitor.run(as_of)
@@ -167,7 +173,7 @@ def run(ctx: click.Context, day: date | None, engine: str | None) -> None:
         if summary.alerts:
             _print_alerts(list(summary.alerts), "table")
         if monitor.config.sinks:
-            _print_delivery(monitor.deliver())
+            _print_delivery(monitor.deliver(within=delivery_seconds, wait=False))
 
 
 def _duration(_: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
@@ -226,6 +232,8 @@ def backfill(ctx: click.Context, start: date, end: date, every: timedelta | None
 
 def _print_delivery(report: DeliveryReport) -> None:
     line = f"Sinks: {report.delivered} delivered, {report.pending} pending"
+    if report.note:
+        line += f"; {report.note}"
     if report.errors:
         line += f" (retried next time; last error: {report.errors[-1]})"
     out.print(line, highlight=False)
@@ -531,7 +539,9 @@ def report(ctx: click.Context, day: date | None, out: str) -> None:
 @cli.command(name="deliver")
 @click.pass_context
 def deliver_command(ctx: click.Context) -> None:
-    """Retry the alerts the sinks have not taken yet."""
+    """Send the alerts the sinks have not taken yet (each recorded as sent before the next
+    is sent; a killed delivery repeats at most the one in flight, under the same
+    idempotency key)."""
     with _monitor(ctx) as monitor:
         _print_delivery(monitor.deliver())
 

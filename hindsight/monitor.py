@@ -332,12 +332,15 @@ class Monitor:
 
         return [make_sink(s, config_file=self.config.source) for s in self.config.sinks]
 
-    def deliver(self, tries: int = 3, backoff_seconds: float = 0.5) -> DeliveryReport:
-        """Send what the sinks have pending; what fails stays pending."""
+    def deliver(self, tries: int = 3, backoff_seconds: float = 0.5, within: float | None = None,
+                wait: bool = True) -> DeliveryReport:
+        """Send what the sinks have pending; what fails stays pending. ``within``: for at most
+        that many seconds; ``wait=False``: not if another delivery is sending (it sends
+        these); see ``alerts.delivery.deliver``."""
         from hindsight.alerts.delivery import deliver
 
         return deliver(self.store, self.sinks(), self.config.model, self._clock, tries,
-                       backoff_seconds)
+                       backoff_seconds, within, wait)
 
     def alerts(self, start: date | None = None, end: date | None = None) -> list[Alert]:
         return results.read_alerts(self.store, start, end)

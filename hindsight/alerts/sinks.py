@@ -1,7 +1,12 @@
 """Where alerts go: Slack incoming webhooks, generic JSON webhooks, Alertmanager, a log file.
 
 A sink sends one alert or raises ``DeliveryError``; retries, backoff and dedupe live in
-``delivery``. Only openings and resolutions are sent: an ongoing alert is not news.
+``delivery``. Only openings and resolutions are sent: an ongoing alert is not news. Each send
+carries the delivery's idempotency key, the same on every try of one alert: as an
+``Idempotency-Key`` header on every HTTP sink, and in the body of a webhook's JSON and of a log
+line, for a receiver to drop the one repeat a killed delivery may leave (Alertmanager already
+merges alerts by their labels). The log sink writes a line at most once: a line is fsynced
+before the send returns, and a key already on the file's last line is not written again.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, Protocol
 import httpx
 
 from hindsight.alerts.hierarchy import describe
+from hindsight.alerts.journal import append_durably
 from hindsight.alerts.model import Alert
 from hindsight.config import SinkSettings
 from hindsight.errors import ConfigError, HindsightError
@@ -32,12 +38,15 @@ class Sink(Protocol):
     @property
     def name(self) -> str: ...
 
-    def send(self, alert: Alert, model: str) -> None: ...
+    def send(self, alert: Alert, model: str, key: str | None = None,
+             timeout: float = TIMEOUT_SECONDS) -> None: ...
 
 
-def _post(url: str, body: dict[str, Any] | list[dict[str, Any]], what: str) -> None:
+def _post(url: str, body: dict[str, Any] | list[dict[str, Any]], what: str, key: str | None,
+          timeout: float) -> None:
+    headers = {} if key is None else {"Idempotency-Key": key}
     try:
-        response = httpx.post(url, json=body, timeout=TIMEOUT_SECONDS)
+        response = httpx.post(url, json=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         raise DeliveryError(f"{what}: {exc}") from exc
     if response.status_code >= 300:
@@ -54,9 +63,10 @@ class SlackSink:
     name: str
     url: str
 
-    def send(self, alert: Alert, model: str) -> None:
+    def send(self, alert: Alert, model: str, key: str | None = None,
+             timeout: float = TIMEOUT_SECONDS) -> None:
         _post(self.url, {"text": f"*{_title(alert, model)}*\n{alert.message}"},
-              f"sink {self.name!r}")
+              f"sink {self.name!r}", key, timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +74,9 @@ class WebhookSink:
     name: str
     url: str
 
-    def send(self, alert: Alert, model: str) -> None:
-        _post(self.url, {"model": model, **alert.as_json()}, f"sink {self.name!r}")
+    def send(self, alert: Alert, model: str, key: str | None = None,
+             timeout: float = TIMEOUT_SECONDS) -> None:
+        _post(self.url, _record(alert, model, key), f"sink {self.name!r}", key, timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +86,8 @@ class AlertmanagerSink:
     name: str
     url: str  # e.g. http://127.0.0.1:9093
 
-    def send(self, alert: Alert, model: str) -> None:
+    def send(self, alert: Alert, model: str, key: str | None = None,
+             timeout: float = TIMEOUT_SECONDS) -> None:
         now = datetime.now(UTC)
         ends = now if alert.state == "resolved" else now + timedelta(days=2)
         labels = {"alertname": f"hindsight_{alert.kind}", "model": model,
@@ -85,22 +97,46 @@ class AlertmanagerSink:
                  "startsAt": datetime.combine(alert.opened_on or alert.date, datetime.min.time(),
                                               tzinfo=UTC).isoformat(),
                  "endsAt": ends.isoformat()}]
-        _post(f"{self.url.rstrip('/')}/api/v2/alerts", body, f"sink {self.name!r}")
+        _post(f"{self.url.rstrip('/')}/api/v2/alerts", body, f"sink {self.name!r}", key,
+              timeout)
 
 
 @dataclass(frozen=True, slots=True)
 class LogSink:
-    """Appends one JSON line per alert to a file."""
+    """Appends one JSON line per alert to a file, fsynced before it returns."""
 
     name: str
     path: str
 
-    def send(self, alert: Alert, model: str) -> None:
+    def send(self, alert: Alert, model: str, key: str | None = None,
+             timeout: float = TIMEOUT_SECONDS) -> None:
+        path = Path(self.path)
         try:
-            with Path(self.path).open("a", encoding="utf-8") as log:
-                log.write(json.dumps({"model": model, **alert.as_json()}) + "\n")
+            if key is not None and _last_key(path) == key:
+                return  # written by a delivery killed before it could record it
+            append_durably(path, json.dumps(_record(alert, model, key)) + "\n")
         except OSError as exc:
             raise DeliveryError(f"sink {self.name!r}: cannot write {self.path}: {exc}") from exc
+
+
+def _record(alert: Alert, model: str, key: str | None) -> dict[str, Any]:
+    body = {"model": model, **alert.as_json()}
+    return body if key is None else {**body, "idempotency_key": key}
+
+
+def _last_key(path: Path, tail: int = 65_536) -> str | None:
+    """The idempotency key on a log file's last line, if any."""
+    if not path.exists():
+        return None
+    with path.open("rb") as log:
+        log.seek(max(0, log.seek(0, os.SEEK_END) - tail))
+        lines = log.read().splitlines()
+    try:
+        last = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return None  # a line cut short, or not ours
+    key = last.get("idempotency_key") if isinstance(last, dict) else None
+    return None if key is None else str(key)
 
 
 def make_sink(settings: SinkSettings, environ: Mapping[str, str] | None = None,

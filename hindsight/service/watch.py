@@ -2,7 +2,9 @@
 
 A thread runs the check of each instant ``k * drift.every`` after UTC midnight, ``settle``
 after it (so predictions made just before the instant and still in flight are in), delivers
-what the check opened or resolved, and keeps the check's measurements for ``/metrics``. It has
+what the sinks have pending (what the check opened or resolved, and what a run or a sink that
+was down left), for at most ``RUN_DELIVERY_SECONDS`` and not while another delivery sends, and
+keeps the check's measurements for ``/metrics``. It has
 its own monitor, hence its own engine: a check never waits for the ingest writer, nor the
 writer for a check. Instants missed while the service was down are not run late: ``hindsight
 backfill --every`` replays them.
@@ -71,13 +73,20 @@ class DriftWatch:
             if at.hour == at.minute == at.second == 0:
                 continue  # midnight is the daily run's
             result = self._monitor.check_drift(at)
-            if result is not None and self._monitor.config.sinks and result.count(
-                    "opened", "resolved"):
-                self._monitor.deliver()
+            if self._monitor.config.sinks:
+                self._deliver()
             with self._checked:
                 if result is not None:
                     self.latest = result
                 self._checked.notify_all()
+
+    def _deliver(self) -> None:
+        from hindsight.alerts.delivery import RUN_DELIVERY_SECONDS
+
+        report = self._monitor.deliver(within=RUN_DELIVERY_SECONDS, wait=False)
+        if report.errors or report.note:
+            log.warning("alert delivery: %d delivered, %d pending; %s", report.delivered,
+                        report.pending, "; ".join(filter(None, [report.note, *report.errors[-1:]])))
 
     def _loop(self) -> None:
         while not self._stop.is_set():

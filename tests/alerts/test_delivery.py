@@ -2,43 +2,66 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
+import yaml
 
-from hindsight.alerts.delivery import deliver, enqueue
+from hindsight.alerts.delivery import deliver, enqueue, idempotency_key, outbox_id
+from hindsight.alerts.journal import Journal
 from hindsight.alerts.model import Alert
 from hindsight.alerts.sinks import AlertmanagerSink, LogSink, SlackSink, WebhookSink
 from hindsight.cli import main
-from hindsight.config import Config
+from hindsight.config import Config, load_config, parse_config
 from hindsight.monitor import Monitor
-from hindsight.store.partitions import Store
+from hindsight.service.watch import DriftWatch
+from hindsight.simulate import demo_config
+from hindsight.store.partitions import Store, Table
+from tests.conftest import COLUMNS
 from tests.jobs.test_daily import seed_collapse
 
 NOW = datetime(2026, 1, 20, tzinfo=UTC)
 
 
 class Receiver:
-    """A stand-in for Slack or any webhook on 127.0.0.1; answers ``statuses`` in turn."""
+    """A stand-in for Slack or any webhook on 127.0.0.1; answers ``statuses`` in turn. From
+    the ``hold_from``-th post on, it records the post and then answers only once ``release``
+    is set (a sink that never answers, or one a sender is killed in front of)."""
 
     def __init__(self) -> None:
         self.bodies: list[object] = []
         self.statuses: list[int] = []
+        self.received: list[tuple[str | None, object]] = []  # (idempotency key, body)
+        self.hold_from: int | None = None
+        self.holding, self.release = threading.Event(), threading.Event()
+        self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                body = json.loads(self.rfile.read(length))
+                with receiver.lock:
+                    receiver.received.append((self.headers.get("Idempotency-Key"), body))
+                    number = len(receiver.received)
+                    status = receiver.statuses.pop(0) if receiver.statuses else 200
+                if receiver.hold_from is not None and number >= receiver.hold_from:
+                    receiver.holding.set()
+                    receiver.release.wait()
+                    return  # the sender is gone or gave up: no answer
                 if status == 200:
-                    receiver.bodies.append(json.loads(self.rfile.read(length)))
-                else:
-                    self.rfile.read(length)
+                    receiver.bodies.append(body)
                 self.send_response(status)
                 self.end_headers()
 
@@ -54,6 +77,7 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
+    r.release.set()
     r.server.shutdown()
     r.server.server_close()
 
@@ -123,7 +147,9 @@ def test_a_sink_that_is_down_keeps_the_alert_pending_until_it_is_back(
     assert (first.delivered, first.pending) == (0, 1) and "HTTP 503" in first.errors[0]
     second = deliver(store, [sink], "churn", lambda: NOW, backoff_seconds=0)
     assert (second.delivered, second.pending) == (1, 0)
-    assert receiver.bodies == [{"model": "churn", **alert().as_json()}]
+    key = idempotency_key(outbox_id("hook", alert()))
+    assert receiver.bodies == [{"model": "churn", **alert().as_json(), "idempotency_key": key}]
+    assert [k for k, _ in receiver.received] == [key] * 3  # the same on every try
     assert deliver(store, [sink], "churn", lambda: NOW).delivered == 0  # never twice
 
 
@@ -178,3 +204,199 @@ def test_test_sink_reports_success_and_failure(
     assert main(["--config", config, "alerts", "test-sink", "down"]) == 1
     assert main(["--config", config, "alerts", "test-sink", "nope"]) == 2
     assert "no sink named 'nope'" in capsys.readouterr().err
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _webhook_config(tmp_path: Path, url: str, **extra: object) -> Path:
+    raw: dict[str, object] = {
+        "model": "churn", "store": str(tmp_path / "store"), "columns": dict(COLUMNS),
+        "segments": ["country", "tier"], "min_samples": 20,
+        "sinks": [{"name": "hook", "type": "webhook", "url": url}], **extra}
+    path = tmp_path / "hindsight.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_a_delivery_killed_mid_loop_resends_only_the_alert_in_flight_under_its_key(
+    tmp_path: Path, receiver: Receiver,
+) -> None:
+    """``hindsight deliver`` is SIGKILLed while the receiver holds the 4th of 10 posts
+    unanswered: the next delivery sends the other six and the 4th again, never one of the
+    three answered before, and the 4th carries the same idempotency key both times."""
+    config = _webhook_config(tmp_path, receiver.url)
+    store = Store.open(tmp_path / "store")
+    alerts = [replace(alert(), segment={"country": f"C{i}"}) for i in range(10)]
+    assert enqueue(store, alerts, ["hook"], NOW) == 10
+    receiver.hold_from = 4
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hindsight.cli", "--config", str(config), "deliver"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert receiver.holding.wait(timeout=120), process.communicate(timeout=60)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+    receiver.hold_from = None
+    receiver.release.set()
+    assert len(receiver.received) == 4
+
+    report = deliver(store, [WebhookSink("hook", receiver.url)], "churn", lambda: NOW)
+    assert (report.delivered, report.pending) == (7, 0)
+    keys = [key for key, _ in receiver.received]
+    segments = [body["segment"]["country"] for _, body in receiver.received]  # type: ignore[index]
+    assert len(keys) == 11 and None not in keys
+    assert sorted(set(segments)) == sorted(f"C{i}" for i in range(10))
+    twice = [s for s in set(segments) if segments.count(s) > 1]
+    assert twice == [segments[3]]  # the one in flight at the kill, and no other
+    assert len(set(keys)) == 10 and keys.count(keys[3]) == 2
+    in_body = [body["idempotency_key"] for _, body in receiver.received]  # type: ignore[index]
+    assert in_body == keys
+
+
+def test_a_log_sinks_line_is_on_disk_before_its_outbox_row_says_delivered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, path = Store.open(tmp_path / "store"), tmp_path / "pages.jsonl"
+    enqueue(store, [alert(), alert("resolved", 13)], ["log"], NOW)
+    fsynced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        real_fsync(fd)
+        fsynced.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    report = deliver(store, [LogSink("log", str(path))], "churn", lambda: NOW)
+    monkeypatch.undo()
+    assert report.delivered == 2
+    outbox = tmp_path / "store" / "outbox"
+    order = ["line" if p == str(path) else "sent" for p in fsynced
+             if p == str(path) or Path(p).parent == outbox]  # a file, not the directory
+    # each line durable before anything in the outbox says it was sent, and before the next
+    assert order[:4] == ["line", "sent", "line", "sent"], fsynced
+
+
+def test_a_run_whose_sink_never_answers_returns_promptly_and_leaves_its_alerts_pending(
+    tmp_path: Path, receiver: Receiver, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The run delivers within ``--delivery-seconds``; what a sink has not taken by then stays
+    pending, and ``hindsight deliver`` sends it once the sink answers."""
+    config = _webhook_config(tmp_path, receiver.url)
+    with Monitor(load_config(config)) as m:
+        seed_collapse(m)
+    receiver.hold_from = 1  # never answers
+    started = time.monotonic()
+    assert main(["--config", str(config), "run", "--date", "2026-01-15",
+                 "--delivery-seconds", "1"]) == 0
+    elapsed = time.monotonic() - started
+    output = capsys.readouterr().out
+    assert len(receiver.received) <= 1 and elapsed < 30, (elapsed, receiver.received)
+    queued = deliver_report_pending(config)
+    assert queued > 0 and f"0 delivered, {queued} pending" in output
+    receiver.release.set()
+    receiver.hold_from = None
+    assert main(["--config", str(config), "deliver"]) == 0
+    assert f"{queued} delivered, 0 pending" in capsys.readouterr().out
+    assert len(receiver.bodies) == queued
+
+
+def deliver_report_pending(config: Path) -> int:
+    """How many outbox rows wait for a sink (read from the store, without sending)."""
+    store = Store.open(load_config(config).store)
+    return sum(1 for row in store.read(store.files(Table.OUTBOX)[0].path).to_pylist()
+               if row["delivered_at"] is None)
+
+
+def test_a_log_line_written_by_a_killed_delivery_is_not_written_again(tmp_path: Path) -> None:
+    """The kill fell between the line and its record: the next delivery finds the key on the
+    file's last line and records the alert as sent without a second line."""
+    store, path = Store.open(tmp_path / "store"), tmp_path / "pages.jsonl"
+    enqueue(store, [alert()], ["log"], NOW)
+    sink = LogSink("log", str(path))
+    sink.send(alert(), "churn", idempotency_key(outbox_id("log", alert())))  # the one in flight
+    assert deliver(store, [sink], "churn", lambda: NOW).delivered == 1
+    assert len(path.read_text().splitlines()) == 1
+    assert deliver(store, [sink], "churn", lambda: NOW).pending == 0
+
+
+def test_a_record_cut_short_by_a_kill_counts_for_nothing_and_the_journal_starts_afresh(
+    tmp_path: Path,
+) -> None:
+    store, path = Store.open(tmp_path / "store"), tmp_path / "pages.jsonl"
+    enqueue(store, [alert(), alert("resolved", 13)], ["log"], NOW)
+    cut = '{"id": "' + outbox_id("log", alert()) + '", "attem'
+    (tmp_path / "store" / "outbox" / "delivered.jsonl").write_text(cut)  # no line end
+    assert deliver(store, [LogSink("log", str(path))], "churn", lambda: NOW).delivered == 2
+    assert not (tmp_path / "store" / "outbox" / "delivered.jsonl").exists()
+    rows = store.read(store.files(Table.OUTBOX)[0].path).to_pylist()
+    assert [(r["attempts"], r["delivered_at"] is not None) for r in rows] == [(1, True)] * 2
+
+
+def test_a_run_beside_a_delivery_stuck_on_a_dead_sink_queues_at_once_and_leaves_it_the_send(
+    tmp_path: Path, receiver: Receiver,
+) -> None:
+    """Sending holds the delivery lock, not the outbox's: a run queues while another delivery
+    waits on a sink, does not wait for it, and that delivery sends what the run queued."""
+    store, sink = Store.open(tmp_path), WebhookSink("hook", receiver.url)
+    enqueue(store, [alert()], ["hook"], NOW)
+    receiver.hold_from = 1
+    stuck = threading.Thread(target=deliver, args=(store, [sink], "churn", lambda: NOW),
+                             kwargs={"backoff_seconds": 0})
+    stuck.start()
+    assert receiver.holding.wait(timeout=60)
+    later = replace(alert(), segment={"country": "DE"})
+    assert enqueue(store, [later], ["hook"], NOW) == 1
+    report = deliver(store, [sink], "churn", lambda: NOW, wait=False)
+    assert stuck.is_alive()  # neither the queueing nor the run's delivery waited for it
+    assert (report.delivered, report.note) == (0, "another delivery is sending them")
+    receiver.hold_from = None
+    receiver.release.set()
+    stuck.join()
+    sent = sorted(b["segment"]["country"] for b in receiver.bodies)  # type: ignore[index]
+    assert sent == ["CH", "DE"]
+    assert deliver(store, [sink], "churn", lambda: NOW).pending == 0
+
+
+def test_the_services_next_check_delivers_what_a_run_left_pending(tmp_path: Path) -> None:
+    raw = demo_config(str(tmp_path / "store"))
+    raw["drift"] = {"every": "1h"}
+    raw["sinks"] = [{"name": "pager", "type": "log", "path": str(tmp_path / "pages.jsonl")}]
+    config = parse_config(raw, source="test.yaml")
+    enqueue(Store.open(config.store), [alert()], ["pager"], NOW)  # a run's, its sink was down
+    now = [datetime(2026, 1, 20, 9, 0, tzinfo=UTC)]
+    watch = DriftWatch(config, clock=lambda: now[0])
+    try:
+        now[0] += timedelta(hours=1)
+        watch.run_due()  # no predictions yet: the check finds nothing, delivery still runs
+    finally:
+        watch.stop()
+    lines = (tmp_path / "pages.jsonl").read_text().splitlines()
+    assert [json.loads(line)["key"] for line in lines] == [alert().key]
+
+
+def test_a_store_that_cannot_append_records_each_send_as_its_own_object(
+    tmp_path: Path,
+) -> None:
+    """As in a bucket: one small object per send, folded into the outbox and removed."""
+    (tmp_path / "store" / "outbox" / "delivered").mkdir(parents=True)  # a bucket needs none
+    store = Store(pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem()), "store")
+    assert not store.is_local
+    enqueue(store, [alert(), alert("resolved", 13)], ["log"], NOW)
+    journal, recorded = Journal(store), []
+    sink = LogSink("log", str(tmp_path / "pages.jsonl"))
+
+    class Watching:
+        name = "log"
+
+        def send(self, alert: Alert, model: str, key: str | None = None,
+                 timeout: float = 5.0) -> None:
+            recorded.append(len(journal.read()[0]))  # what is durable before this send
+            sink.send(alert, model, key, timeout)
+
+    assert deliver(store, [Watching()], "churn", lambda: NOW).delivered == 2
+    assert recorded == [0, 1]
+    assert journal.read() == ([], [])
+    assert deliver(store, [sink], "churn", lambda: NOW).pending == 0
