@@ -378,8 +378,9 @@ class DuckDBEngine:
             self._count_change(kept, window, reads, calibration, listing)
         else:
             self._count_window(window, reads, calibration)
-        # only a daily run's window has a next day to count from it
-        keep = window.next_day() is not None
+        # only a daily run's window has a next day to count from it; a regression's sums
+        # are floats, never counted from the day before's (so neither kept nor carried)
+        keep = window.next_day() is not None and self._config.task == "classification"
         rows = self._partition_rows(reads) if keep else None
         self._kept = _Kept(window, reads, rows) if rows is not None else None
         return self._present(KEPT, keep=keep)
