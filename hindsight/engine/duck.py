@@ -206,7 +206,7 @@ class DuckDBEngine:
         cols = self._config.columns
         return self._lookup(
             Table.PREDICTIONS, ids, first_day, last_day,
-            f"{ident(cols.id)} AS id, {ident(cols.prediction)} AS prediction, "
+            f"{ident(cols.id)} AS id, {self._value(cols.prediction)} AS prediction, "
             f"{ident(cols.timestamp)} AS at",
             empty={"id": pa.string(), "prediction": pa.null(),
                    "at": pa.timestamp("us", "UTC")},
@@ -217,7 +217,7 @@ class DuckDBEngine:
         cols = self._config.columns
         return self._lookup(
             Table.LABELS, ids, first_day, last_day,
-            f"{ident(cols.id)} AS id, {ident(cols.label)} AS label, "
+            f"{ident(cols.id)} AS id, {self._value(cols.label)} AS label, "
             f"{ident(ARRIVED_AT)} AS arrived_at",
             empty={"id": pa.string(), "label": pa.null(), "arrived_at": pa.timestamp("us", "UTC")},
         )

@@ -48,6 +48,9 @@ def test_values_stored_under_an_older_spelling_are_read_under_todays(
         monitor.store.write(Table.PREDICTIONS, table, dt=date(2026, 1, 1))
         monitor.log_predictions([{**prediction(100 + i, 1, "CH", 1), "is_customer": True}
                                  for i in range(30)])
+        resent = monitor.log_predictions([{**prediction(i, 1, "CH", 1), "is_customer": True}
+                                          for i in range(30)])
+        assert resent.already_stored == 30  # the same prediction, spelled as now
         monitor.log_labels([label(i, "1", 2) for i in (*range(30), *range(100, 130))])
         monitor.run(date(2026, 1, 3))
         _, rows = monitor.metrics(date(2026, 1, 1), date(2026, 1, 3))
