@@ -365,7 +365,7 @@ class Monitor:
         """Gate a candidate: its predictions on the reference set (a table of id and
         prediction, or a function from the reference rows to predictions) against the
         promoted model's, overall and per segment."""
-        reference = read_reference(self.store)
+        reference = read_reference(self.store, self.config)
         if reference is None:
             raise InputError("no reference set to validate against: log the validation set "
                              "with 'hindsight reference PATH' first")

@@ -33,6 +33,7 @@ from hindsight.engine.base import (
 )
 from hindsight.engine.sql import ident, literal
 from hindsight.errors import StoreError
+from hindsight.store.identity import identity_sql, value_identities
 from hindsight.store.partitions import Store, Table, partition_date
 from hindsight.store.schema import ARRIVED_AT
 
@@ -205,7 +206,7 @@ class DuckDBEngine:
         cols = self._config.columns
         return self._lookup(
             Table.PREDICTIONS, ids, first_day, last_day,
-            f"{ident(cols.id)} AS id, {ident(cols.prediction)} AS prediction, "
+            f"{ident(cols.id)} AS id, {self._value(cols.prediction)} AS prediction, "
             f"{ident(cols.timestamp)} AS at",
             empty={"id": pa.string(), "prediction": pa.null(),
                    "at": pa.timestamp("us", "UTC")},
@@ -216,7 +217,7 @@ class DuckDBEngine:
         cols = self._config.columns
         return self._lookup(
             Table.LABELS, ids, first_day, last_day,
-            f"{ident(cols.id)} AS id, {ident(cols.label)} AS label, "
+            f"{ident(cols.id)} AS id, {self._value(cols.label)} AS label, "
             f"{ident(ARRIVED_AT)} AS arrived_at",
             empty={"id": pa.string(), "label": pa.null(), "arrived_at": pa.timestamp("us", "UTC")},
         )
@@ -250,12 +251,11 @@ class DuckDBEngine:
         if not files:
             return pa.table({name: pa.array([]) for name in columns})
         timestamp = ident(self._config.columns.timestamp)
-        return self._query(
+        return value_identities(self._query(
             f"SELECT {', '.join(ident(c) for c in columns)} "
             "FROM read_parquet($files, union_by_name = true) "
             f"WHERE {timestamp} >= $start AND {timestamp} < $stop",
-            files=files, start=start, stop=stop,
-        )
+            files=files, start=start, stop=stop), self._config)
 
     def version_history(self, as_of: date, columns: list[str],
                         since: date | None = None) -> pa.Table:
@@ -378,8 +378,9 @@ class DuckDBEngine:
             self._count_change(kept, window, reads, calibration, listing)
         else:
             self._count_window(window, reads, calibration)
-        # only a daily run's window has a next day to count from it
-        keep = window.next_day() is not None
+        # only a daily run's window has a next day to count from it; a regression's sums
+        # are floats, never counted from the day before's (so neither kept nor carried)
+        keep = window.next_day() is not None and self._config.task == "classification"
         rows = self._partition_rows(reads) if keep else None
         self._kept = _Kept(window, reads, rows) if rows is not None else None
         return self._present(KEPT, keep=keep)
@@ -565,7 +566,7 @@ class DuckDBEngine:
         score = f"{ident(cols.score)}::DOUBLE" if cols.score else "NULL::DOUBLE"
         source = (
             f"SELECT {ident(cols.id)} AS id, CAST({ident(cols.timestamp)} AS DATE) AS day, "
-            f"{ident(cols.prediction)} AS prediction, {score} AS score"
+            f"{self._value(cols.prediction)} AS prediction, {score} AS score"
             f"{self._segment_columns()} "
             "FROM read_parquet($predictions, union_by_name = true) "
             f"WHERE {ident(cols.timestamp)} >= $start AND {ident(cols.timestamp)} < $stop "
@@ -588,7 +589,7 @@ class DuckDBEngine:
     def _label_rows_sql(self, only: str = "TRUE") -> str:
         """Label rows of ``$labels`` that arrived in ``[$since, $as_of)``, that ``only`` keeps."""
         cols, arrived = self._config.columns, ident(ARRIVED_AT)
-        return (f"SELECT {ident(cols.id)} AS id, {ident(cols.label)} AS label, "
+        return (f"SELECT {ident(cols.id)} AS id, {self._value(cols.label)} AS label, "
                 f"{arrived} AS arrived_at FROM read_parquet($labels, union_by_name = true) "
                 f"WHERE {arrived} >= $since AND {arrived} < $as_of AND {only}")
 
@@ -725,18 +726,26 @@ class DuckDBEngine:
             return None
         cols = self._config.columns
         joined = (
-            f"SELECT CAST(NULL AS DATE) AS day, {ident(cols.prediction)} AS prediction, "
-            f"{ident(cols.label)} AS label, NULL::BIGINT AS age, NULL::DOUBLE AS p_correct"
+            f"SELECT CAST(NULL AS DATE) AS day, {self._value(cols.prediction)} AS prediction, "
+            f"{self._value(cols.label)} AS label, NULL::BIGINT AS age, NULL::DOUBLE AS p_correct"
             f"{self._segment_columns()} "
             "FROM read_parquet($reference, union_by_name = true)"
         )
         self._rollup(joined, {"reference": files}, "reference")
         return self._present("reference", keep=False)
 
+    def _value(self, column: str) -> str:
+        """A stored class (its identity, however it was spelled when stored), or a regression
+        value."""
+        if self._config.task == "classification":
+            return identity_sql(ident(column))
+        return ident(column)
+
     def _segment_columns(self) -> str:
         """``, coalesce("country", '(missing)') AS s0, ...``: a null value is its own cell."""
         return "".join(
-            f", coalesce({ident(name)}, {literal(MISSING_SEGMENT_VALUE)}) AS {alias}"
+            f", coalesce({identity_sql(ident(name))}, {literal(MISSING_SEGMENT_VALUE)}) "
+            f"AS {alias}"
             for name, alias in zip(self._config.segments, self._seg, strict=True)
         )
 

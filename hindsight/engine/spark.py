@@ -27,6 +27,7 @@ from hindsight.engine.base import (
 )
 from hindsight.engine.duck import DuckDBEngine, grain_sql
 from hindsight.errors import ConfigError, StoreError
+from hindsight.store.identity import identity_sql
 from hindsight.store.partitions import Store, Table
 from hindsight.store.schema import ARRIVED_AT
 
@@ -221,12 +222,14 @@ class SparkEngine:
 
     def _value(self, column: str) -> str:
         """A prediction or label as the task compares them: text, or a number."""
-        kind = "STRING" if self._config.task == "classification" else "DOUBLE"
-        return f"CAST({q(column)} AS {kind})"
+        if self._config.task == "classification":
+            return identity_sql(q(column), "spark")
+        return f"CAST({q(column)} AS DOUBLE)"
 
     def _segment_columns(self) -> str:
         return "".join(
-            f", coalesce(CAST({q(name)} AS STRING), {_text(MISSING_SEGMENT_VALUE)}) AS {alias}"
+            f", coalesce({identity_sql(q(name), 'spark')}, {_text(MISSING_SEGMENT_VALUE)}) "
+            f"AS {alias}"
             for name, alias in zip(self._config.segments, self._seg, strict=True))
 
     def _read(self, table: Table, start: date | None = None,

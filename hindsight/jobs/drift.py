@@ -34,6 +34,7 @@ from hindsight.stats.drift import (
     psi,
     tail_quantile,
 )
+from hindsight.store.identity import value_identities
 from hindsight.store.partitions import Store, Table
 
 DRIFT_SCHEMA = pa.schema([
@@ -74,7 +75,8 @@ def read_reference(store: Store, config: Config | None = None) -> pa.Table | Non
         cols = config.columns
         columns = list(dict.fromkeys([cols.id, cols.prediction, cols.label, *config.segments,
                                       *config.features, *([cols.score] if cols.score else [])]))
-    return pa.concat_tables([store.read(f.path, columns) for f in files])
+    table = pa.concat_tables([store.read(f.path, columns) for f in files])
+    return table if config is None else value_identities(table, config)
 
 
 def calibration_table(reference: pa.Table | None, config: Config) -> pa.Table | None:

@@ -44,6 +44,8 @@ class IngestReport:
     orphans: int = 0
     early: int = 0  # labels stamped before their prediction's day by more than the lead
     unpinned: tuple[str, ...] = ()  # versions that are not pinned, dated snapshots
+    # labels none of whose values is among their predictions' classes: (labels, classes)
+    disjoint: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
     def summary(self, what: str) -> str:
         text = (f"{what}: {self.rows} rows read, {self.stored} stored, "
@@ -54,6 +56,11 @@ class IngestReport:
         if self.early:
             text += (f", {self.early} stamped more than {LABEL_LEAD_DAYS} day before their "
                      "prediction's day (kept, but no run joins them: check the clocks)")
+        if self.disjoint:
+            said, classes = (", ".join(repr(v) for v in side) for side in self.disjoint)
+            text += (f". Warning: no label is among its predictions' classes: labels say "
+                     f"{said}; predictions say {classes} (are both the same column, written "
+                     "the same way? see \"A value's identity\" in the README)")
         if self.unpinned:
             text += (f". Unpinned: {', '.join(self.unpinned)} (an alias can move under you: "
                      "log a dated version, or list it in versions.pinned)")
@@ -66,12 +73,49 @@ def log_predictions(batches: Sequence[Batch], config: Config, store: Store,
     table, origins = _combine(batches, [normalize_predictions(b, config) for b in batches])
     table, origins = _unique_by(table, origins, [cols.id], cols.prediction, "prediction")
     with store.lock(Table.PREDICTIONS.value):
+        table = _as_stored(table, origins, store, Table.PREDICTIONS)
         days = pc.cast(table[cols.timestamp], pa.date32())
         new = _fresh_predictions(table, origins, config, engine, _lookup_span(days, config))
         _write_by_day(store, Table.PREDICTIONS, new, pc.cast(new[cols.timestamp], pa.date32()))
     flagged = unpinned(config, {c: pc.unique(table[c]).drop_null().to_pylist()
                                 for c in cols.versions()})
     return replace(_report(batches, new.num_rows), unpinned=tuple(flagged))
+
+
+def _as_stored(table: pa.Table, origins: Origins, store: Store, kind: Table) -> pa.Table:
+    """``table`` with each column the store already holds read as the type it holds it as
+    (the newest file's), so that every file of a table agrees; a value that cannot be read
+    so refuses the batch, naming its row, column and both types."""
+    days = store.partitions(kind)
+    files = store.files(kind, days[-1], days[-1]) if days else []
+    if not files:
+        return table
+    stored = store.footer(files[-1].path).schema.to_arrow_schema()
+    for index, name in enumerate(table.column_names):
+        held = stored.field(name).type if name in stored.names else None
+        column = table[name]
+        if held is None or column.type == held or pa.types.is_null(held) \
+                or pa.types.is_null(column.type):
+            continue
+        try:
+            table = table.set_column(index, name, column.cast(held))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            row, value = _first_unreadable(column, held)
+            raise InputError(
+                f"{origins[row]}: column {name!r} has {value!r}, which cannot be read as "
+                f"{held}, the type the store holds it as (this batch's column is {column.type})"
+                "; fix the value, or send it under another column name") from exc
+    return table
+
+
+def _first_unreadable(column: pa.ChunkedArray, target: pa.DataType) -> tuple[int, object]:
+    # Only on the error path: find the culprit one value at a time.
+    for row, value in enumerate(column.to_pylist()):
+        try:
+            pa.array([value], column.type).cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            return row, value
+    return 0, None
 
 
 def _lookup_span(days: pa.ChunkedArray, config: Config) -> tuple[date | None, date | None]:
@@ -141,7 +185,22 @@ def log_labels(batches: Sequence[Batch], config: Config, store: Store, engine: E
         _write_by_day(store, Table.LABELS, new, pc.cast(new[ARRIVED_AT], pa.date32()))
     known = engine.stored_predictions(pc.unique(new[cols.id].combine_chunks()), *span)
     orphans = new.num_rows - int(pc.sum(pc.is_in(new[cols.id], known["id"])).as_py() or 0)
-    return replace(_report(batches, new.num_rows, orphans), early=_early(new, known, config))
+    return replace(_report(batches, new.num_rows, orphans), early=_early(new, known, config),
+                   disjoint=_disjoint(new, known, config))
+
+
+def _disjoint(labels: pa.Table, predictions: pa.Table,
+              config: Config) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """The label values and the predicted classes of their ids (a few of each), when no
+    label value is among those classes: two spellings of the classes, or another column."""
+    if config.task != "classification" or not predictions.num_rows:
+        return None
+    matched = labels.filter(pc.is_in(labels[config.columns.id], predictions["id"]))
+    said = pc.unique(matched[config.columns.label]).drop_null()
+    classes = pc.unique(predictions["prediction"].cast(pa.string())).drop_null()
+    if not len(said) or pc.any(pc.is_in(said, classes)).as_py():
+        return None
+    return (tuple(sorted(said.to_pylist())[:5]), tuple(sorted(classes.to_pylist())[:5]))
 
 
 def _early(labels: pa.Table, predictions: pa.Table, config: Config) -> int:

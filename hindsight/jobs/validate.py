@@ -20,6 +20,7 @@ from hindsight.jobs.drift import category_counts, segment_cells
 from hindsight.stats.drift import CategoryDetector, tail_quantile
 from hindsight.stats.intervals import z_value
 from hindsight.stats.significance import holm, paired_drop_pvalue
+from hindsight.store.identity import identity
 from hindsight.store.partitions import Store, Table
 
 # a table of (id, prediction), or a function from the reference rows to predictions
@@ -107,7 +108,7 @@ def candidate_predictions(candidate: Candidate, reference: pa.Table, config: Con
         if len(values) != reference.num_rows:
             raise InputError(f"{source}: returned {len(values)} predictions for "
                              f"{reference.num_rows} reference rows; return one per row")
-        return values.cast(reference[cols.prediction].type)
+        return _like_reference(values, reference, config)
     for column in (cols.id, cols.prediction):
         if column not in candidate.column_names:
             raise InputError(f"{source}: missing column {column!r}; a candidate file needs "
@@ -123,7 +124,15 @@ def candidate_predictions(candidate: Candidate, reference: pa.Table, config: Con
         raise InputError(f"{source}: {len(lost)} of {reference.num_rows} validation ids have "
                          f"no prediction (e.g. {examples}); predict every reference row")
     values = candidate[cols.prediction].take(position)
-    return values.cast(reference[cols.prediction].type)
+    return _like_reference(values, reference, config)
+
+
+def _like_reference(values: pa.Array, reference: pa.Table, config: Config) -> pa.Array:
+    """A candidate's predictions as the reference's are stored: classes as their identities
+    (a candidate written by another tool spells ``True`` or ``1.0`` its own way)."""
+    if config.task == "classification":
+        values = identity(values)
+    return values.cast(reference[config.columns.prediction].type)
 
 
 def validate(reference: pa.Table, predicted: pa.Array, config: Config,

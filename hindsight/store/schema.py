@@ -3,8 +3,9 @@
 Stored tables keep the user's column names. Roles get fixed types: ids, classes, versions and
 segment values are text; timestamps are UTC microseconds (a timestamp without a zone is read
 as UTC; finer precisions are truncated to the microsecond) within ``EARLIEST``..``LATEST``;
-scores and regression values are finite float64. A bad value raises ``InputError`` naming the
-source, the row, the column and the fix.
+scores and regression values are finite float64. Segment values and classes are stored as
+their identities (``hindsight.store.identity``): ``True``, ``true`` -> ``true``; ``1.0`` ->
+``1``. A bad value raises ``InputError`` naming the source, the row, the column and the fix.
 
 Ids and classes may not be empty or blank. A NaN in a feature means "missing" and is stored as
 null (pandas writes missing numbers as NaN); an infinite feature is refused.
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 
 from hindsight.config import RESERVED_PREFIX, Config
 from hindsight.errors import InputError
+from hindsight.store.identity import identity
 from hindsight.store.inputs import Batch
 
 ARRIVED_AT = f"{RESERVED_PREFIX}arrived_at"
@@ -57,7 +59,7 @@ def normalize_predictions(batch: Batch, config: Config, *, with_label: bool = Fa
     for name in [*cols.versions(), *([cols.input_hash] if cols.input_hash else [])]:
         typed[name] = (_text, False)
     for segment in config.segments:
-        typed[segment] = (_text, False)
+        typed[segment] = (_value, False)
     kept = list(typed) + list(config.features or ())
     if config.features is None:
         kept += [c for c in batch.table.column_names if c not in typed and c != cols.label]
@@ -112,8 +114,9 @@ def _apply(batch: Batch, typed: dict[str, tuple[Caster, bool]], kept: list[str],
 
 
 def _value_caster(config: Config) -> Caster:
-    """Predictions and labels: classes are text, regression values finite numbers."""
-    return _text if config.task == "classification" else _number
+    """Predictions and labels: classes are text (their identities), regression values finite
+    numbers."""
+    return _value if config.task == "classification" else _number
 
 
 def _refuse_empty(column: pa.Array, batch: Batch, name: str) -> None:
@@ -147,6 +150,11 @@ def _shown(column: pa.Array | pa.ChunkedArray, row: int) -> str:
 
 def _text(column: pa.ChunkedArray, batch: Batch, name: str) -> pa.Array:
     return _cast_or_explain(column, pa.string(), batch, name)
+
+
+def _value(column: pa.ChunkedArray, batch: Batch, name: str) -> pa.Array:
+    """A segment value or a class: its identity (see ``identity``), whatever wrote it."""
+    return identity(_text(column, batch, name))
 
 
 def _number(column: pa.ChunkedArray, batch: Batch, name: str) -> pa.Array:

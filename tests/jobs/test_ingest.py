@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +233,39 @@ def test_a_label_batch_stores_exactly_what_changes_the_label_in_force(
                 continue
             assert monitor.log_labels(rows).stored == len(fresh)
             kept |= {(k, d): v for k, v, d in fresh}
+
+
+def test_a_batch_whose_feature_cannot_be_read_as_the_stored_type_is_refused_before_writing(
+    monitor: Monitor, tmp_path: Path,
+) -> None:
+    first = tmp_path / "first.csv"
+    first.write_text("request_id,served_at,country,tier,predicted,amount\n"
+                     "r1,2026-01-01T12:00:00Z,CH,free,a,12.5\n")
+    monitor.log_prediction_files([first])
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("request_id,served_at,country,tier,predicted,amount\n"
+                     "r2,2026-01-02T12:00:00Z,CH,free,a,3\n"
+                     "r3,2026-01-02T12:00:00Z,CH,free,a,twelve\n")
+    with pytest.raises(InputError) as refused:
+        monitor.log_prediction_files([mixed])
+    message = str(refused.value)
+    assert "mixed.csv: row 2 (line 3)" in message and "'amount'" in message
+    assert "'twelve'" in message and "double" in message and "string" in message
+    assert monitor.store.partitions(Table.PREDICTIONS) == [date(2026, 1, 1)]
+    whole = tmp_path / "whole.csv"  # whole numbers where the store holds floats: read as such
+    whole.write_text("request_id,served_at,country,tier,predicted,amount\n"
+                     "r4,2026-01-03T12:00:00Z,CH,free,a,3\n")
+    monitor.log_prediction_files([whole])
+    monitor.run(date(2026, 1, 3))  # the store's files agree: the run reads them
+
+
+def test_labels_whose_values_are_never_among_the_predicted_classes_are_a_warning(
+    monitor: Monitor,
+) -> None:
+    monitor.log_predictions([prediction(i, 1, "CH", str(i % 2)) for i in range(10)])
+    report = monitor.log_labels([label(i, ["false", "true"][i % 2], 2) for i in range(10)])
+    text = report.summary("labels")
+    assert report.disjoint == (("false", "true"), ("0", "1"))
+    assert "labels say 'false', 'true'" in text and "predictions say '0', '1'" in text
+    fine = monitor.log_labels([label(i, str(i % 2), 3) for i in range(10)])
+    assert fine.disjoint is None and "say" not in fine.summary("labels")
