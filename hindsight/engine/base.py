@@ -15,6 +15,8 @@ from typing import Protocol
 
 import pyarrow as pa
 
+from hindsight.store.partitions import Table
+
 MISSING_SEGMENT_VALUE = "(missing)"
 # Labels are read from the partitions of the days they arrived, from this many days before the
 # first prediction day joined: a run's cost follows its window, not the store's age. A label
@@ -74,6 +76,11 @@ class Engine(Protocol):
                       last_day: date | None = None) -> pa.Table:
         """Every row ``(id, label, arrived_at)`` stored for any of ``ids`` in the partitions
         (days of arrival) ``first_day..last_day``."""
+        ...
+
+    def remember(self, table: Table, path: str, rows: pa.Table) -> None:
+        """Rows just written to ``path`` (one of ``table``'s files), so that later look-ups
+        need not read that file again."""
         ...
 
     def version_history(self, as_of: date, columns: list[str],

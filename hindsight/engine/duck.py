@@ -31,6 +31,7 @@ from hindsight.engine.base import (
     end_of_day,
     partition_days,
 )
+from hindsight.engine.lookups import SmallFileRows
 from hindsight.engine.sql import ident, literal
 from hindsight.errors import StoreError
 from hindsight.store.identity import identity_sql, value_identities
@@ -195,6 +196,7 @@ class DuckDBEngine:
         # each prediction file's versions by day, by path (see version_history)
         self._version_files: dict[str, tuple[tuple[str, ...], pa.Table]] = {}
         self._carried_versions_read = False
+        self._small_files = SmallFileRows()  # for ingest's look-ups (see engine.lookups)
 
     def close(self) -> None:
         self._con.close()
@@ -222,20 +224,51 @@ class DuckDBEngine:
             empty={"id": pa.string(), "label": pa.null(), "arrived_at": pa.timestamp("us", "UTC")},
         )
 
+    def remember(self, table: Table, path: str, rows: pa.Table) -> None:
+        """Rows this process just wrote to ``path``: later look-ups need not read the file."""
+        columns = self._lookup_columns(table)
+        if all(c in rows.column_names for c in columns):
+            self._small_files.keep(path, rows.select(columns))
+
+    def _lookup_columns(self, table: Table) -> list[str]:
+        cols = self._config.columns
+        return ([cols.id, cols.prediction, cols.timestamp] if table == Table.PREDICTIONS
+                else [cols.id, cols.label, ARRIVED_AT])
+
     def _lookup(self, table: Table, ids: pa.Array, first_day: date | None,
                 last_day: date | None, select: str, empty: dict[str, pa.DataType]) -> pa.Table:
-        files = self._files(table, first_day, last_day)
+        files = self._store.files(table, first_day, last_day)
         if not files:
             return pa.schema(list(empty.items())).empty_table()
+        columns = ", ".join(ident(c) for c in self._lookup_columns(table))
+        kept, unseen, others = self._small_files.split(files)
+        if unseen:  # read once, in one query, and kept by file
+            read = self._query(f"SELECT {columns}, {FILE_COLUMN} FROM read_parquet($files, "
+                               f"union_by_name = true, filename = '{FILE_COLUMN}') "
+                               f"ORDER BY {FILE_COLUMN}",
+                               files=[self._scheme + path for path in unseen])
+            for path, rows in _by_file(read).items():
+                self._small_files.keep(path.removeprefix(self._scheme), rows)
+                kept.append(rows)
+        try:
+            known = pa.concat_tables(kept, promote_options="permissive") if kept else None
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # types that differ by file: read them
+            known, others = None, [f.path for f in files]
+        sources = [f"SELECT {columns} FROM read_parquet($files, union_by_name = true)"
+                   ] if others else []
+        if known is not None:
+            self._con.register("kept_rows", known)
+            sources.append(f"SELECT {columns} FROM kept_rows")
         self._con.register("batch_ids", pa.table({"id": ids}))
         try:
             return self._query(
-                f"SELECT {select} FROM read_parquet($files, union_by_name = true) "
+                f"SELECT {select} FROM ({' UNION ALL BY NAME '.join(sources)}) "
                 f"WHERE {ident(self._config.columns.id)} IN (SELECT id FROM batch_ids)",
-                files=files,
-            )
+                **({"files": [self._scheme + path for path in others]} if others else {}))
         finally:
             self._con.unregister("batch_ids")
+            if known is not None:
+                self._con.unregister("kept_rows")
 
     # --- the daily job -------------------------------------------------------------------
 

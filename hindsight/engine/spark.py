@@ -102,6 +102,9 @@ class SparkEngine:
                       last_day: date | None = None) -> pa.Table:
         return self._duck.stored_labels(ids, first_day, last_day)
 
+    def remember(self, table: Table, path: str, rows: pa.Table) -> None:
+        self._duck.remember(table, path, rows)
+
     # --- the daily job ---------------------------------------------------------------------
 
     def predictions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:

@@ -76,7 +76,8 @@ def log_predictions(batches: Sequence[Batch], config: Config, store: Store,
         table = _as_stored(table, origins, store, Table.PREDICTIONS)
         days = pc.cast(table[cols.timestamp], pa.date32())
         new = _fresh_predictions(table, origins, config, engine, _lookup_span(days, config))
-        _write_by_day(store, Table.PREDICTIONS, new, pc.cast(new[cols.timestamp], pa.date32()))
+        _write_by_day(store, engine, Table.PREDICTIONS, new,
+                      pc.cast(new[cols.timestamp], pa.date32()))
     flagged = unpinned(config, {c: pc.unique(table[c]).drop_null().to_pylist()
                                 for c in cols.versions()})
     return replace(_report(batches, new.num_rows), unpinned=tuple(flagged))
@@ -86,8 +87,7 @@ def _as_stored(table: pa.Table, origins: Origins, store: Store, kind: Table) -> 
     """``table`` with each column the store already holds read as the type it holds it as
     (the newest file's), so that every file of a table agrees; a value that cannot be read
     so refuses the batch, naming its row, column and both types."""
-    days = store.partitions(kind)
-    files = store.files(kind, days[-1], days[-1]) if days else []
+    files = store.newest_files(kind)
     if not files:
         return table
     stored = store.footer(files[-1].path).schema.to_arrow_schema()
@@ -182,7 +182,8 @@ def log_labels(batches: Sequence[Batch], config: Config, store: Store, engine: E
     span = _lookup_span(pc.cast(table[ARRIVED_AT], pa.date32()), config)
     with store.lock(Table.LABELS.value):
         new = _fresh_labels(table, origins, config, engine, span)
-        _write_by_day(store, Table.LABELS, new, pc.cast(new[ARRIVED_AT], pa.date32()))
+        _write_by_day(store, engine, Table.LABELS, new,
+                      pc.cast(new[ARRIVED_AT], pa.date32()))
     known = engine.stored_predictions(pc.unique(new[cols.id].combine_chunks()), *span)
     orphans = new.num_rows - int(pc.sum(pc.is_in(new[cols.id], known["id"])).as_py() or 0)
     return replace(_report(batches, new.num_rows, orphans), early=_early(new, known, config),
@@ -325,6 +326,8 @@ def _report(batches: Sequence[Batch], stored: int, orphans: int = 0) -> IngestRe
     return IngestReport(rows=rows, stored=stored, already_stored=rows - stored, orphans=orphans)
 
 
-def _write_by_day(store: Store, kind: Table, table: pa.Table, days: pa.ChunkedArray) -> None:
+def _write_by_day(store: Store, engine: Engine, kind: Table, table: pa.Table,
+                  days: pa.ChunkedArray) -> None:
     for day in pc.unique(days).to_pylist():
-        store.write(kind, table.filter(pc.equal(days, day)), dt=day)
+        rows = table.filter(pc.equal(days, day))
+        engine.remember(kind, store.write(kind, rows, dt=day), rows)

@@ -69,6 +69,7 @@ class PartitionFile:
     path: str
     dt: date | None
     cold: bool = False  # kept in another store (tiering), visible through its partition's commit
+    size: int | None = None  # bytes, as listed (None: not listed, a cold file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +113,8 @@ class Store:
             if name.startswith(COMMIT_PREFIX) and name.endswith(".json"):
                 commits.append(info.path)
             elif not name.startswith(".") and name.endswith(".parquet"):
-                parquet.append(PartitionFile(info.path, partition_date(info.path)))
+                parquet.append(PartitionFile(info.path, partition_date(info.path),
+                                             size=info.size))
         merged: dict[str, date | None] = {}
         replaced: set[str] = set()
         vanished: set[date | None] = set()
@@ -355,6 +357,23 @@ class Store:
                 return parquet.read(columns=columns)
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from exc
+
+    def newest_files(self, table: Table) -> list[PartitionFile]:
+        """The visible files of the newest day of a table that has any: on a disk, from a look
+        at the day directories, not a listing of every file of every day."""
+        if not self.is_local:  # one listing of the table either way
+            files = self.files(table)
+            newest = max((f.dt for f in files if f.dt is not None), default=None)
+            return [f for f in files if f.dt == newest and newest is not None]
+        top = self.fs.get_file_info(pafs.FileSelector(self.table_dir(table),
+                                                      allow_not_found=True))
+        days = {partition_date(f"{i.path}/") for i in top
+                if i.type == pafs.FileType.Directory and not i.base_name.startswith(".")}
+        for dt in sorted((d for d in days if d is not None), reverse=True):
+            found = self.files(table, dt, dt)
+            if found:
+                return found
+        return []
 
     def partitions(self, table: Table) -> list[date]:
         """The dates that have at least one file, ascending."""
