@@ -4,6 +4,8 @@ while writers wait."""
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import select
 import socket
@@ -14,6 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pyarrow as pa
+import pyarrow.ipc as ipc
 import pytest
 
 from hindsight.monitor import Monitor
@@ -157,3 +161,87 @@ def test_segment_values_are_shown_as_text_not_as_live_html_in_charts(monitor: Mo
     monitor.run(date(2026, 1, 5))
     chart = views.segments(monitor, "country", {}).chart
     assert chart is not None and "&lt;a href" in chart and "<a href" not in chart
+
+
+ROW = prediction(1, 1, "CH", "a")
+
+
+def arrow_stream(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    return sink.getvalue()
+
+
+def arrow_with(name: str, values: pa.Array, replace: bool = False) -> bytes:
+    table = pa.Table.from_pylist([ROW])
+    if replace:
+        return arrow_stream(table.set_column(table.schema.get_field_index(name), name, values))
+    return arrow_stream(table.append_column(name, values))
+
+
+ROW_TEXT = json.dumps(ROW)[1:-1].encode()  # the row's fields, without its braces
+NDJSON = "application/x-ndjson"
+
+
+@pytest.mark.parametrize("content_type, body, named", [
+    ("application/json", b'[{' + ROW_TEXT + b', "amount": ' + b"7" * 5000 + b"}]",
+     "a whole number of 5000 digits"),
+    (NDJSON, b'{' + ROW_TEXT + b', "amount": ' + b"7" * 5000 + b"}", "line 1: a whole number"),
+    ("application/json", b'[{' + ROW_TEXT + b', "note": "caf\xe9"}]', "is not UTF-8"),
+    (NDJSON, b'{' + ROW_TEXT + b', "note": "caf\xe9"}', "line 1: byte"),
+    ("application/json", json.dumps([{**ROW, "_hindsight_origin": i} for i in (1, 2)]).encode(),
+     "column '_hindsight_origin' is reserved"),
+    ("application/vnd.apache.arrow.stream", arrow_with("country", pa.array(["DE"])),
+     "the column 'country' appears 2 times"),
+    ("application/vnd.apache.arrow.stream",
+     arrow_with("gap", pa.array([pa.MonthDayNano([1, 2, 3])], pa.month_day_nano_interval())),
+     "column 'gap' has type month_day_nano_interval"),
+    ("application/vnd.apache.arrow.stream",
+     arrow_with("served_at", pa.array([2**62], pa.timestamp("s", "UTC")), replace=True),
+     "column 'served_at' has 4611686018427387904 s since 1970"),
+    ("application/vnd.apache.arrow.stream",
+     arrow_with("served_at", pa.array([2**62], pa.date64()), replace=True),
+     "column 'served_at' has 4611686018427387904 ms since 1970"),
+    ("application/vnd.apache.arrow.stream",
+     arrow_with("seen", pa.array([-(2**62)], pa.timestamp("s"))), "column 'seen' has"),
+    ("application/vnd.apache.arrow.stream",
+     arrow_with("country", pa.array([b"\xff"], pa.binary()).view(pa.string()), replace=True),
+     "column 'country' holds text that is not valid UTF-8"),
+])
+def test_bodies_that_used_to_answer_500_are_refused_with_422_naming_the_column(
+    server: Server, monitor: Monitor, content_type: str, body: bytes, named: str,
+) -> None:
+    with client(server) as http:
+        answer = http.post("/v1/predictions", content=body,
+                           headers={"Content-Type": content_type})
+    assert answer.status_code == 422, answer.text
+    assert named in answer.json()["error"]
+    assert monitor.store.files(Table.PREDICTIONS) == []
+
+
+def test_a_gzip_body_is_inflated_and_stored(server: Server, monitor: Monitor) -> None:
+    with client(server) as http:
+        answer = http.post("/v1/predictions", content=gzip.compress(json.dumps([ROW]).encode()),
+                           headers={"Content-Type": "application/json",
+                                    "Content-Encoding": "gzip"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["stored"] == 1
+
+
+@pytest.mark.parametrize("encoding, body, status, named", [
+    ("gzip", gzip.compress(b"[" + b" " * (4 << 20) + b"]"), 413, "inflates to over the limit"),
+    ("gzip", b"not gzip at all", 422, "not valid gzip"),
+    ("gzip", gzip.compress(json.dumps([ROW]).encode())[:-12], 422, "cut short"),
+    ("br", b"[]", 415, "Content-Encoding 'br'"),
+])
+def test_a_gzip_bomb_or_an_unknown_encoding_is_refused(
+    server: Server, monitor: Monitor, encoding: str, body: bytes, status: int, named: str,
+) -> None:
+    with client(server) as http:
+        answer = http.post("/v1/predictions", content=body,
+                           headers={"Content-Type": "application/json",
+                                    "Content-Encoding": encoding})
+    assert answer.status_code == status, answer.text
+    assert named in answer.json()["error"]
+    assert monitor.store.files(Table.PREDICTIONS) == []
