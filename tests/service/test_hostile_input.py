@@ -11,15 +11,18 @@ import select
 import socket
 import threading
 import time
-from datetime import date
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pyarrow as pa
 import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 import pytest
 
+from hindsight.config import Config
 from hindsight.monitor import Monitor
 from hindsight.service import views
 from hindsight.store.partitions import Table
@@ -245,3 +248,75 @@ def test_a_gzip_bomb_or_an_unknown_encoding_is_refused(
     assert answer.status_code == status, answer.text
     assert named in answer.json()["error"]
     assert monitor.store.files(Table.PREDICTIONS) == []
+
+
+@pytest.fixture
+def tight(make_config: Callable[..., Config]) -> Iterator[tuple[Server, Monitor]]:
+    """A server that reads one body at a time and lets it decode to 4 MiB at most."""
+    config = make_config(service={"max_body_bytes": 1 << 20, "max_decoded_bytes": 4 << 20,
+                                  "max_concurrent_bodies": 1, "write_wait_seconds": 0.2})
+    with Monitor(config, clock=lambda: datetime(2026, 2, 1, tzinfo=UTC)) as monitor:
+        server = Server(monitor, TOKEN)
+        yield server, monitor
+        server.stop()
+
+
+def parquet_body(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("application/vnd.apache.parquet", parquet_body(pa.Table.from_pylist(
+        [{**prediction(i, 1, "CH", "a"), "note": "x" * 100_000} for i in range(100)]))),
+    ("application/vnd.apache.arrow.stream", arrow_stream(pa.Table.from_pylist(
+        [{**prediction(i, 1, "CH", "a"), "note": "x" * 100_000} for i in range(100)]).cast(
+        pa.schema([*pa.Table.from_pylist([ROW]).schema,
+                   pa.field("note", pa.dictionary(pa.int32(), pa.string()))])))),
+])
+def test_a_small_body_that_decodes_to_more_than_the_limit_is_refused_before_it_is_stored(
+    tight: tuple[Server, Monitor], content_type: str, body: bytes,
+) -> None:
+    """100 rows of one repeated 100 kB value: a few kB on the wire, 10 MB decoded."""
+    server, monitor = tight
+    assert len(body) < 1 << 20
+    with client(server) as http:
+        answer = http.post("/v1/predictions", content=body,
+                           headers={"Content-Type": content_type})
+    assert answer.status_code == 413, answer.text
+    assert "service.max_decoded_bytes" in answer.json()["error"]
+    assert monitor.store.files(Table.PREDICTIONS) == []
+
+
+def test_bodies_beyond_the_concurrent_limit_get_503_while_one_is_still_arriving(
+    tight: tuple[Server, Monitor],
+) -> None:
+    server, _ = tight
+    address = urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as slow:
+        slow.sendall(b"POST /v1/predictions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     + f"Authorization: Bearer {TOKEN}\r\n".encode()
+                     + b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n[")
+        with client(server) as http:
+            deadline = time.monotonic() + 60
+            while True:  # until the server holds the slow body (its reading has begun)
+                answer = http.post("/v1/predictions", json=[ROW])
+                if answer.status_code != 200 or time.monotonic() > deadline:
+                    break
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["Retry-After"] == "1"
+    with client(server) as http:  # the slow one gone, bodies are read again
+        assert http.post("/v1/predictions", json=[ROW]).status_code == 200
+
+
+def test_a_row_of_thousands_of_columns_is_typed_in_linear_time(
+    make_config: Callable[..., Config],
+) -> None:
+    """8,000 columns held the writer for a minute (a list of names rebuilt per column)."""
+    config = make_config(ingest={"max_columns": 10_000})
+    row = {**ROW, **{f"f{i}": float(i) for i in range(8000)}}
+    with Monitor(config, clock=lambda: datetime(2026, 2, 1, tzinfo=UTC)) as monitor:
+        started = time.perf_counter()
+        assert monitor.log_predictions([row]).stored == 1
+        assert time.perf_counter() - started < 30
