@@ -43,6 +43,7 @@ from hindsight.service.bodies import (
     parse,
     request_body,
 )
+from hindsight.service.connections import LoopbackGuard
 from hindsight.service.metrics import DriftCollector, IngestMetrics, StoreCollector
 from hindsight.service.watch import DriftWatch
 from hindsight.store.inputs import OverLimit
@@ -136,6 +137,8 @@ def create_app(monitor: Monitor, token: str | None,
     app = FastAPI(title="hindsight", version="0.1.0",
                   description=f"Monitoring of {monitor.config.model}: ingest, alerts, metrics.",
                   openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
+    if token is None:  # loopback only: still refuse other sites' pages and other hosts
+        app.add_middleware(LoopbackGuard)
     app.state.compactor = compactor
     app.state.drift_watch = watch
 
