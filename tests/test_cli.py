@@ -289,6 +289,8 @@ def test_drift_says_when_runs_had_no_predictions_to_compare(
     ("bad.jsonl", b'{"id": "0001", "ts": "2026-01-01T10:00:00", "pred": "yes", '
                   b'"country": "CH\xff"}\n', "line 1: column 'country' holds text that is not"),
     ("bad.csv", b"id,ts,pred,country\n0001,2026-01-01T10:00:00,yes,CH\xff\n", "invalid UTF8"),
+    ("name.csv", b"id,ts,pred,country,\xff\n0001,2026-01-01T10:00:00,yes,CH,x\n",
+     "a column name is not UTF-8"),
     ("twice.csv", b"id,ts,pred,country,country\n0001,2026-01-01T10:00:00,yes,CH,DE\n",
      "the column 'country' appears 2 times"),
     ("reserved.csv", b"id,ts,pred,country,_hindsight_file\n0001,2026-01-01T10:00:00,yes,CH,x\n"

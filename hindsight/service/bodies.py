@@ -20,6 +20,7 @@ from hindsight.store.inputs import (
     json_line,
     json_value,
     refuse_deep_json,
+    refuse_undecodable_names,
     rows_to_table,
 )
 
@@ -136,6 +137,7 @@ def parse(body: bytes, content_type: str, limits: BodyLimits) -> pa.Table:
             table = _json(body, kind, limits)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         raise InputError(f"body: cannot be read as {kind}: {exc}") from exc
+    refuse_undecodable_names(table, "body")
     if not table.num_rows:
         raise InputError("body: no rows")
     _refuse_over(table.num_rows, limits.max_rows, "rows", "service.max_rows")

@@ -146,11 +146,21 @@ def _table(file: Path, text_columns: list[str], max_depth: int) -> pa.Table:
     if kind == "json":  # Arrow's JSON reader recurses without a bound
         _refuse_deep_json_file(file, max_depth)
     try:
-        return _read(file, kind, text_columns)
+        return refuse_undecodable_names(_read(file, kind, text_columns), str(file))
     except (pa.ArrowInvalid, OSError) as exc:
         if kind == "json":
             _explain_json_lines(file)
         raise InputError(f"{file}: cannot be read as {kind}: {exc}") from exc
+
+
+def refuse_undecodable_names(table: pa.Table, where: str) -> pa.Table:
+    """``table``, if every column name is UTF-8 (Arrow takes a file's names as they come)."""
+    try:
+        table.column_names  # noqa: B018  # decodes each name
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{where}: a column name is not UTF-8 ({exc.object[:40]!r}); "
+                         "save the file as UTF-8") from exc
+    return table
 
 
 def _read(file: Path, kind: str, text_columns: list[str]) -> pa.Table:
