@@ -495,10 +495,11 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
     from hindsight.monitor import Monitor
     from hindsight.service.app import create_app
+    from hindsight.service.connections import server_config
 
     monitor = Monitor.from_config(ctx.obj["config"])
     settings = monitor.config.service
-    token = os.environ.get(settings.token_env) or None
+    token = _token(settings.token_env)
     if token is None:
         if not _loopback_only(host):
             raise ConfigError(f"no bearer token in ${settings.token_env}: refusing to serve "
@@ -506,9 +507,25 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         err.print(f"No token in ${settings.token_env}: serving on {host} (loopback) only, "
                   "without authentication.")
     try:
-        uvicorn.run(create_app(monitor, token), host=host, port=port, log_level="warning")
+        uvicorn.Server(server_config(create_app(monitor, token), host, port, settings)).run()
     finally:
         monitor.close()
+
+
+def _token(variable: str) -> str | None:
+    """The bearer token in ``$variable``: surrounding whitespace (a newline from a secret
+    file) is stripped, with a warning; a value of only whitespace is refused."""
+    raw = os.environ.get(variable)
+    if raw is None or raw == "":
+        return None
+    token = raw.strip()
+    if not token:
+        raise ConfigError(f"${variable} holds only whitespace: set the token, or unset it "
+                          "to serve on loopback without one")
+    if token != raw:
+        err.print(f"${variable}: surrounding whitespace stripped from the token (clients "
+                  "send it without)")
+    return token
 
 
 def _loopback_only(host: str) -> bool:

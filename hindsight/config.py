@@ -175,6 +175,31 @@ class ServiceSettings(_Frozen):
         default=200, ge=0,
         description="merge each day's small files after this many ingest writes, in the "
                     "background; 0: never (run 'hindsight compact' instead)")
+    max_decoded_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1024,
+        description="most memory one body may decode to (gzip, Parquet, Arrow, JSON), "
+                    "checked while decoding")
+    max_concurrent_bodies: int = Field(
+        default=4, ge=1, description="bodies read and decoded at once; more wait up to "
+                                     "write_wait_seconds, then get 503")
+    max_connections: int = Field(
+        default=512, ge=8, description="open connections and requests at once; more are "
+                                       "answered 503 (keep it under the descriptor limit)")
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a connection that has not sent a whole request "
+                                        "head within this time is closed")
+    idle_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="an idle kept-alive connection is closed after this")
+
+
+class IngestLimits(_Frozen):
+    """What one batch may hold, at every entry (HTTP, CLI files, the Python API)."""
+
+    max_columns: int = Field(default=2000, ge=1, description="most columns in one batch")
+    max_id_chars: int = Field(default=1024, ge=1, description="longest id, in characters")
+    max_json_depth: int = Field(
+        default=32, ge=2, description="deepest nesting of a JSON row (rows are flat: "
+                                      "checked before parsing)")
 
 
 class RetentionDays(_Frozen):
@@ -335,6 +360,7 @@ class Config(_Frozen):
     sinks: tuple[SinkSettings, ...] = ()
     service: ServiceSettings = ServiceSettings()
     storage: StorageSettings = StorageSettings()
+    ingest: IngestLimits = IngestLimits()
     engine: Literal["duckdb", "spark"] = Field(
         default="duckdb", description="what runs the daily job's queries: the embedded "
                                       "DuckDB, or Spark (pip install 'hindsight[spark]')")

@@ -117,7 +117,7 @@ class Monitor:
     def log_predictions(self, data: Any, name: str = "predictions") -> IngestReport:
         """Log a pandas/polars DataFrame, a pyarrow Table or a list of row dicts."""
         return ingest.log_predictions([from_memory(data, name)], self.config, self.store,
-                                      self.lookups)
+                                      self.lookups, self._clock().date())
 
     def log_labels(self, data: Any, name: str = "labels") -> IngestReport:
         return ingest.log_labels([from_memory(data, name)], self.config, self.store,
@@ -128,7 +128,7 @@ class Monitor:
 
     def log_prediction_files(self, paths: Sequence[str | Path]) -> IngestReport:
         return ingest.log_predictions(self._read(paths, labels=False), self.config, self.store,
-                                      self.lookups)
+                                      self.lookups, self._clock().date())
 
     def log_label_files(self, paths: Sequence[str | Path]) -> IngestReport:
         return ingest.log_labels(self._read(paths, labels=True), self.config, self.store,
@@ -192,7 +192,8 @@ class Monitor:
                             settings.hot_days)
 
     def _read(self, paths: Sequence[str | Path], labels: bool) -> list[Batch]:
-        return read_files(paths, text_columns(self.config, labels=labels))
+        return read_files(paths, text_columns(self.config, labels=labels),
+                          self.config.ingest.max_json_depth)
 
     # --- the daily job and its results --------------------------------------------------
 

@@ -283,3 +283,33 @@ def test_drift_says_when_runs_had_no_predictions_to_compare(
     capsys.readouterr()
     assert main(["drift", "--start", "2026-01-01", "--end", "2026-01-01"]) == 0
     assert "had no predictions of their day to compare" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, content, named", [
+    ("bad.jsonl", b'{"id": "0001", "ts": "2026-01-01T10:00:00", "pred": "yes", '
+                  b'"country": "CH\xff"}\n', "line 1: column 'country' holds text that is not"),
+    ("bad.csv", b"id,ts,pred,country\n0001,2026-01-01T10:00:00,yes,CH\xff\n", "invalid UTF8"),
+    ("name.csv", b"id,ts,pred,country,\xff\n0001,2026-01-01T10:00:00,yes,CH,x\n",
+     "a column name is not UTF-8"),
+    ("twice.csv", b"id,ts,pred,country,country\n0001,2026-01-01T10:00:00,yes,CH,DE\n",
+     "the column 'country' appears 2 times"),
+    ("reserved.csv", b"id,ts,pred,country,_hindsight_file\n0001,2026-01-01T10:00:00,yes,CH,x\n"
+                     b"0001,2026-01-01T10:00:00,yes,CH,y\n", "'_hindsight_file' is reserved"),
+    ("deep.jsonl", b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"\n",
+     "line 1 is nested too deeply (50000 levels"),
+    ("deeper.jsonl", b'{"id": "0001", "note": "[[[[{{{{"}\n' + b"[" * 50_000 + b"]" * 50_000,
+     "line 2 is nested too deeply"),
+])
+def test_bad_files_exit_3_naming_the_problem_and_never_crash(
+        project: Path, name: str, content: bytes, named: str) -> None:
+    """In a process of its own: a parser that recursed without bound would end it."""
+    import subprocess
+    import sys
+
+    (project / name).write_bytes(content)
+    done = subprocess.run([sys.executable, "-m", "hindsight.cli", "log", "predictions", name],
+                          capture_output=True, text=True, cwd=project, timeout=120)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert named in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+    assert not (project / "store" / "predictions").exists()

@@ -27,6 +27,7 @@ from hindsight.config import Config
 from hindsight.engine.base import LABEL_LEAD_DAYS, Engine
 from hindsight.errors import InputError
 from hindsight.jobs.versions import unpinned
+from hindsight.store.admission import admit, refuse_expired
 from hindsight.store.inputs import Batch
 from hindsight.store.partitions import Store, Table
 from hindsight.store.schema import ARRIVED_AT, normalize_labels, normalize_predictions
@@ -68,9 +69,17 @@ class IngestReport:
 
 
 def log_predictions(batches: Sequence[Batch], config: Config, store: Store,
-                    engine: Engine) -> IngestReport:
+                    engine: Engine, today: date | None = None) -> IngestReport:
+    """``today``: rows older than the retention keeps as of this day are refused."""
     cols = config.columns
-    table, origins = _combine(batches, [normalize_predictions(b, config) for b in batches])
+    for batch in batches:
+        admit(batch, config, "predictions")
+    normalized = [normalize_predictions(b, config) for b in batches]
+    if today is not None:
+        for batch, typed in zip(batches, normalized, strict=True):
+            refuse_expired(typed, cols.timestamp, batch.source.name, config, "predictions",
+                           today)
+    table, origins = _combine(batches, normalized)
     table, origins = _unique_by(table, origins, [cols.id], cols.prediction, "prediction")
     with store.lock(Table.PREDICTIONS.value):
         table = _as_stored(table, origins, store, Table.PREDICTIONS)
@@ -176,7 +185,12 @@ def _without(table: pa.Table, rows: pa.ChunkedArray) -> pa.Table:
 def log_labels(batches: Sequence[Batch], config: Config, store: Store, engine: Engine,
                received_at: datetime) -> IngestReport:
     cols = config.columns
+    for batch in batches:
+        admit(batch, config, "labels")
     normalized = [normalize_labels(b, config, received_at) for b in batches]
+    for batch, typed in zip(batches, normalized, strict=True):
+        refuse_expired(typed, ARRIVED_AT, batch.source.name, config, "labels",
+                       received_at.date())
     table, origins = _combine(batches, normalized)
     table, origins = _unique_by(table, origins, [cols.id, ARRIVED_AT], cols.label, "label")
     span = _lookup_span(pc.cast(table[ARRIVED_AT], pa.date32()), config)
@@ -258,6 +272,8 @@ def _fresh_labels(table: pa.Table, origins: Origins, config: Config, engine: Eng
 def log_reference(batches: Sequence[Batch], config: Config, store: Store) -> IngestReport:
     """Replace the reference set: the labelled validation predictions at promotion."""
     cols = config.columns
+    for batch in batches:
+        admit(batch, config, "reference")
     tables = [normalize_predictions(b, config, with_label=True) for b in batches]
     table, origins = _combine(batches, tables)
     table, _ = _unique_by(table, origins, [cols.id], cols.prediction, "prediction")

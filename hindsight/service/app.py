@@ -12,6 +12,7 @@ a thread checks prediction drift within the day (``service.watch``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -30,13 +31,22 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 
 from hindsight.errors import InputError
 from hindsight.monitor import Monitor
 from hindsight.service import views
-from hindsight.service.bodies import UnsupportedMediaType, parse, request_body
+from hindsight.service.bodies import (
+    BodyLimits,
+    UnsupportedMediaType,
+    decode_content,
+    parse,
+    request_body,
+)
+from hindsight.service.connections import LoopbackGuard
 from hindsight.service.metrics import DriftCollector, IngestMetrics, StoreCollector
 from hindsight.service.watch import DriftWatch
+from hindsight.store.inputs import OverLimit
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +141,8 @@ def create_app(monitor: Monitor, token: str | None,
     app = FastAPI(title="hindsight", version="0.1.0",
                   description=f"Monitoring of {monitor.config.model}: ingest, alerts, metrics.",
                   openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
+    if token is None:  # loopback only: still refuse other sites' pages and other hosts
+        app.add_middleware(LoopbackGuard)
     app.state.compactor = compactor
     app.state.drift_watch = watch
 
@@ -166,22 +178,24 @@ def create_app(monitor: Monitor, token: str | None,
             chunks.append(chunk)
         return b"".join(chunks)
 
+    limits = BodyLimits.of(monitor.config)
+
+    def refused(table: str, reason: str, status: int, error: str,
+                headers: dict[str, str] | None = None) -> JSONResponse:
+        ingest_metrics.refused.labels(table, reason).inc()
+        return JSONResponse(Refusal(error=error).model_dump(), status_code=status,
+                            headers=headers)
+
     def ingest(table: Literal["predictions", "labels"], body: bytes,
-               content_type: str) -> JSONResponse:
+               headers: Headers) -> JSONResponse:
         started = time.perf_counter()
         try:
-            rows = parse(body, content_type)
-            if rows.num_rows > settings.max_rows:
-                ingest_metrics.refused.labels(table, "too_many_rows").inc()
-                return JSONResponse(
-                    Refusal(error=f"{rows.num_rows} rows is over the limit of "
-                                  f"{settings.max_rows}; send smaller batches").model_dump(),
-                    status_code=413)
+            body = decode_content(body, headers.get("content-encoding", ""),
+                                  settings.max_body_bytes)
+            rows = parse(body, headers.get("content-type", ""), limits)
             if not writer.acquire(timeout=settings.write_wait_seconds):
-                ingest_metrics.refused.labels(table, "busy").inc()
-                return JSONResponse(Refusal(error="the writer is busy; retry shortly")
-                                    .model_dump(), status_code=429,
-                                    headers={"Retry-After": "1"})
+                return refused(table, "busy", 429, "the writer is busy; retry shortly",
+                               {"Retry-After": "1"})
             try:
                 log: Callable[..., Any] = (monitor.log_predictions if table == "predictions"
                                            else monitor.log_labels)
@@ -190,11 +204,11 @@ def create_app(monitor: Monitor, token: str | None,
                 writer.release()
             compactor.wrote()
         except UnsupportedMediaType as exc:
-            ingest_metrics.refused.labels(table, "media_type").inc()
-            return JSONResponse(Refusal(error=str(exc)).model_dump(), status_code=415)
+            return refused(table, "media_type", 415, str(exc))
+        except OverLimit as exc:
+            return refused(table, "too_large", 413, str(exc))
         except InputError as exc:
-            ingest_metrics.refused.labels(table, "invalid").inc()
-            return JSONResponse(Refusal(error=str(exc)).model_dump(), status_code=422)
+            return refused(table, "invalid", 422, str(exc))
         finally:
             ingest_metrics.seconds.labels(table).observe(time.perf_counter() - started)
         ingest_metrics.rows.labels(table).inc(report.stored)
@@ -203,13 +217,31 @@ def create_app(monitor: Monitor, token: str | None,
             orphans=report.orphans, early=report.early,
             unpinned=list(report.unpinned)).model_dump())
 
+    bodies = asyncio.Semaphore(settings.max_concurrent_bodies)
+
+    async def receive(request: Request, table: Literal["predictions", "labels"]
+                      ) -> JSONResponse:
+        """Read, decode and store one body; at most ``max_concurrent_bodies`` at once."""
+        try:
+            await asyncio.wait_for(bodies.acquire(), settings.write_wait_seconds)
+        except TimeoutError:
+            return refused(table, "busy", 503, "too many bodies at once; retry shortly",
+                           {"Retry-After": "1"})
+        try:
+            body = await body_of(request, table)
+            return await run_in_threadpool(ingest, table, body, request.headers)
+        finally:
+            bodies.release()
+
     responses: dict[int | str, dict[str, Any]] = {
         401: {"description": "missing or wrong bearer token"},
-        413: {"model": Refusal, "description": "body or row count over the limit"},
+        413: {"model": Refusal, "description": "body, rows, columns or decoded size over "
+                                               "the limit"},
         415: {"model": Refusal, "description": "a Content-Type hindsight does not read"},
         422: {"model": Refusal, "description": "rows that do not fit the config; nothing "
                                                "of the batch is stored"},
         429: {"model": Refusal, "description": "the writer is busy; see Retry-After"},
+        503: {"model": Refusal, "description": "too many bodies at once; see Retry-After"},
     }
 
     @app.post("/v1/predictions", response_model=IngestAnswer, responses=responses,
@@ -218,18 +250,14 @@ def create_app(monitor: Monitor, token: str | None,
     async def post_predictions(request: Request) -> JSONResponse:
         """Log predictions: a JSON array, NDJSON, an Arrow IPC stream or Parquet. A batch
         with a bad row is refused whole (422, naming the row); re-sending stores nothing."""
-        body = await body_of(request, "predictions")
-        return await run_in_threadpool(ingest, "predictions", body,
-                                       request.headers.get("content-type", ""))
+        return await receive(request, "predictions")
 
     @app.post("/v1/labels", response_model=IngestAnswer, responses=responses,
               dependencies=[Depends(authorized)],
               openapi_extra={"requestBody": request_body(monitor.config, "labels")})
     async def post_labels(request: Request) -> JSONResponse:
         """Log labels, in the same formats. The latest label per id wins."""
-        body = await body_of(request, "labels")
-        return await run_in_threadpool(ingest, "labels", body,
-                                       request.headers.get("content-type", ""))
+        return await receive(request, "labels")
 
     @app.get("/v1/alerts", dependencies=[Depends(reads)])
     def get_alerts(start: date | None = None, end: date | None = None,

@@ -7,12 +7,14 @@ file and row of a bad value.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
@@ -29,6 +31,11 @@ READERS = {
     ".json": "json",
 }
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # how Hive-style writers name a null partition value
+MAX_JSON_DEPTH = 32  # a row is a flat object; deeper JSON is refused before it is parsed
+_CHUNK = 16 << 20
+# a JSON string (never across a line), to be taken out before brackets are counted
+_STRING = re.compile(rb'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,22 +60,26 @@ class Batch:
     source: Source
 
 
-def read_file(path: str | Path, text_columns: Iterable[str] = ()) -> Batch:
-    """Read one file; ``text_columns`` are kept as strings (ids like ``007`` stay ``007``)."""
+def read_file(path: str | Path, text_columns: Iterable[str] = (),
+              max_depth: int = MAX_JSON_DEPTH) -> Batch:
+    """Read one file; ``text_columns`` are kept as strings (ids like ``007`` stay ``007``);
+    JSON nested deeper than ``max_depth`` is refused before it is parsed."""
     file = Path(path)
-    table = _table(file, list(text_columns))
+    table = _table(file, list(text_columns), max_depth)
     if table.num_rows == 0:
         raise InputError(f"{file}: has no rows; nothing was stored")
     return Batch(table, Source(str(file), READERS[file.suffix.lower()]))
 
 
-def read_files(paths: Iterable[str | Path], text_columns: Iterable[str] = ()) -> list[Batch]:
+def read_files(paths: Iterable[str | Path], text_columns: Iterable[str] = (),
+               max_depth: int = MAX_JSON_DEPTH) -> list[Batch]:
     """Each file, and each data file inside a directory, as a batch of its own (see
     ``read_directory``)."""
     names = list(text_columns)
     batches: list[Batch] = []
     for path in map(Path, paths):
-        batches += read_directory(path, names) if path.is_dir() else [read_file(path, names)]
+        batches += (read_directory(path, names, max_depth) if path.is_dir()
+                    else [read_file(path, names, max_depth)])
     return batches
 
 
@@ -78,7 +89,8 @@ def read_whole(path: str | Path, text_columns: Iterable[str] = ()) -> pa.Table:
                             promote_options="permissive")
 
 
-def read_directory(directory: Path, text_columns: Iterable[str] = ()) -> list[Batch]:
+def read_directory(directory: Path, text_columns: Iterable[str] = (),
+                   max_depth: int = MAX_JSON_DEPTH) -> list[Batch]:
     """The data files a writer left in ``directory``, as Spark, pandas or polars leave them:
     part files, in Hive-style ``key=value`` sub-directories or not. Names starting with ``.``
     or ``_`` are the writer's own (``_SUCCESS``, ``_temporary/``, ``.crc`` checksums) and
@@ -92,7 +104,7 @@ def read_directory(directory: Path, text_columns: Iterable[str] = ()) -> list[Ba
     for file in files:
         if file.stat().st_size == 0:
             continue
-        table = _table(file, names)
+        table = _table(file, names, max_depth)
         if table.num_rows == 0:
             continue
         for key, value in _partition_values(file.parent.relative_to(directory)).items():
@@ -118,7 +130,7 @@ def _partition_values(relative: Path) -> dict[str, str | None]:
     return values
 
 
-def _table(file: Path, text_columns: list[str]) -> pa.Table:
+def _table(file: Path, text_columns: list[str], max_depth: int) -> pa.Table:
     try:
         size = file.stat().st_size
     except FileNotFoundError as exc:
@@ -131,12 +143,24 @@ def _table(file: Path, text_columns: list[str]) -> pa.Table:
         )
     if size == 0:
         raise InputError(f"{file}: the file is empty; nothing was stored")
+    if kind == "json":  # Arrow's JSON reader recurses without a bound
+        _refuse_deep_json_file(file, max_depth)
     try:
-        return _read(file, kind, text_columns)
+        return refuse_undecodable_names(_read(file, kind, text_columns), str(file))
     except (pa.ArrowInvalid, OSError) as exc:
         if kind == "json":
             _explain_json_lines(file)
         raise InputError(f"{file}: cannot be read as {kind}: {exc}") from exc
+
+
+def refuse_undecodable_names(table: pa.Table, where: str) -> pa.Table:
+    """``table``, if every column name is UTF-8 (Arrow takes a file's names as they come)."""
+    try:
+        table.column_names  # noqa: B018  # decodes each name
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{where}: a column name is not UTF-8 ({exc.object[:40]!r}); "
+                         "save the file as UTF-8") from exc
+    return table
 
 
 def _read(file: Path, kind: str, text_columns: list[str]) -> pa.Table:
@@ -180,21 +204,153 @@ def _first_unstorable(rows: list[dict[str, Any]]) -> tuple[int, str, object]:
     return 0, "?", None
 
 
-def json_line(line: str | bytes, where: str) -> dict[str, Any]:
-    """One line of JSON lines as a row; ``where`` names it ("rows.jsonl: line 2") in the
-    error, with the fix."""
+class OverLimit(InputError):
+    """A batch over a configured size limit (answered 413 over HTTP)."""
+
+
+def json_value(text: str | bytes, where: str, *, max_columns: int | None = None,
+               max_objects: int | None = None, one_line: bool = False) -> Any:
+    """Parse JSON text whose nesting was bounded (``json_depth``): a key given twice in one
+    object, an object wider than ``max_columns``, more than ``max_objects`` objects, a whole
+    number of more digits than any stored number has, or bytes that are not UTF-8 are
+    refused naming ``where`` and the fix."""
+    objects = 0
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal objects
+        objects += 1
+        if max_objects is not None and objects > max_objects:
+            raise OverLimit(f"{where}: {objects} rows (counted so far) is over the limit of "
+                            f"{max_objects} (service.max_rows); send smaller batches")
+        if max_columns is not None and len(items) > max_columns:
+            raise OverLimit(f"{where}: a row of {len(items)} columns is over the limit of "
+                            f"{max_columns} (ingest.max_columns); send fewer columns")
+        row = dict(items)
+        if len(row) < len(items):
+            key = next(k for i, (k, _) in enumerate(items) if k in dict(items[:i]))
+            raise InputError(f"{where}: the key {key!r} appears twice in one row; keep one")
+        return row
+
     try:
-        row = json.loads(line)
+        return json.loads(text, object_pairs_hook=pairs, parse_int=_whole_number(where))
     except json.JSONDecodeError as exc:
-        raise InputError(f"{where} is not valid JSON ({exc.msg} at column {exc.colno}); fix "
-                         "that line: one JSON object per line") from exc
+        at = f"column {exc.colno}" if one_line else f"line {exc.lineno} column {exc.colno}"
+        fix = ("fix that line: one JSON object per line" if one_line
+               else "send a JSON array of objects, one per row")
+        raise InputError(f"{where} is not valid JSON ({exc.msg} at {at}); {fix}") from exc
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start:exc.start + 1]
+        raise InputError(f"{where}: byte {exc.start + 1} ({bad!r}) is not UTF-8; send the "
+                         "text as UTF-8") from exc
     except RecursionError as exc:
         raise InputError(f"{where} is nested too deeply; a row is a flat object of "
                          "column: value") from exc
+
+
+def _whole_number(where: str) -> Any:
+    def parse(digits: str) -> int:
+        if len(digits) > 40:  # 64 bits need 20 digits; Python would choke on thousands
+            raise InputError(f"{where}: a whole number of {len(digits)} digits "
+                             f"({digits[:12]}...) cannot be stored; send it as text")
+        return int(digits)
+    return parse
+
+
+def json_line(line: str | bytes, where: str, max_columns: int | None = None) -> dict[str, Any]:
+    """One line of JSON lines as a row; ``where`` names it ("rows.jsonl: line 2") in the
+    error, with the fix."""
+    row = json_value(line, where, max_columns=max_columns, one_line=True)
     if not isinstance(row, dict):
         raise InputError(f"{where} is not a JSON object; one object per line, e.g. "
                          '{"id": "r1", ...}')
     return row
+
+
+def json_depth(data: bytes, lines: bool = True) -> tuple[int, int]:
+    """The deepest nesting of JSON text and the (1-based) line it is on, counted without
+    parsing (strings left out, brackets counted in C): what is too deep is refused before a
+    parser recurses into it. With ``lines``, each line is a document of its own.
+
+    >>> json_depth(b'{"a": 1}\\n{"b": [1, {"c": "[[["}]}\\n[]')
+    (3, 2)
+    >>> json_depth(b'[\\n  {"a": [1]}\\n]', lines=False)
+    (3, 2)
+    """
+    codes = np.frombuffer(_STRING.sub(b"", data).translate(None, _NOT_BRACKETS), np.uint8)
+    deepest, where, carry, base, newlines = 0, 1, 0, 0, 0
+    for start in range(0, len(codes), _CHUNK):
+        part = codes[start:start + _CHUNK]
+        step = np.zeros(len(part), np.int32)
+        step[(part == ord("[")) | (part == ord("{"))] = 1
+        step[(part == ord("]")) | (part == ord("}"))] = -1
+        depth = carry + np.cumsum(step, dtype=np.int64)
+        newline = part == ord("\n")
+        if lines:  # depth within the line: less the depth where the line began
+            last = np.where(newline, np.arange(len(part)), -1)
+            np.maximum.accumulate(last, out=last)
+            begun = np.where(last >= 0, depth[np.maximum(last, 0)], base)
+            base = int(begun[-1])
+            within = depth - begun
+        else:
+            within = depth
+        top = int(within.argmax()) if len(within) else 0
+        if len(within) and within[top] > deepest:
+            deepest = int(within[top])
+            where = newlines + int(np.count_nonzero(newline[:top])) + 1
+        carry = int(depth[-1])
+        newlines += int(np.count_nonzero(newline))
+    return deepest, where
+
+
+def refuse_deep_json(data: bytes, where: str, max_depth: int, lines: bool = True,
+                     first_line: int = 1) -> None:
+    """Refuse JSON text nested deeper than ``max_depth`` before any parser sees it."""
+    depth, line = json_depth(data, lines)
+    if depth > max_depth:
+        raise InputError(
+            f"{where}: line {line + first_line - 1} is nested too deeply ({depth} levels; "
+            f"ingest.max_json_depth is {max_depth}); a row is a flat object of column: value")
+
+
+def _refuse_deep_json_file(file: Path, max_depth: int) -> None:
+    with file.open("rb") as stream:
+        line = 1
+        for piece in _whole_lines(stream):
+            refuse_deep_json(piece, str(file), max_depth, first_line=line)
+            line += piece.count(b"\n")
+
+
+def _whole_lines(stream: IO[bytes]) -> Iterator[bytes]:
+    """The stream in pieces of about ``_CHUNK`` bytes that end at a line's end."""
+    rest = b""
+    while chunk := stream.read(_CHUNK):
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            rest += chunk
+            continue
+        yield rest + chunk[:cut + 1]
+        rest = chunk[cut + 1:]
+    if rest:
+        yield rest
+
+
+def first_invalid_text(column: pa.Array | pa.ChunkedArray) -> int | None:
+    """The first row of a text column that is not valid UTF-8, if any (Arrow's JSON reader
+    and IPC streams take bytes as they come)."""
+    try:
+        column.validate(full=True)
+        return None
+    except pa.ArrowInvalid:
+        pass
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    raw = array.view(pa.large_binary() if pa.types.is_large_string(array.type) else pa.binary())
+    for row, value in enumerate(raw.to_pylist()):
+        try:
+            if value is not None:
+                value.decode("utf-8")
+        except UnicodeDecodeError:
+            return row
+    return None
 
 
 def _explain_json_lines(file: Path) -> None:

@@ -63,8 +63,9 @@ def normalize_predictions(batch: Batch, config: Config, *, with_label: bool = Fa
     kept = list(typed) + list(config.features or ())
     if config.features is None:
         kept += [c for c in batch.table.column_names if c not in typed and c != cols.label]
+    present = set(batch.table.column_names)  # built once: a row may have thousands
     for name in kept:
-        if name not in typed and name in batch.table.column_names and pa.types.is_nested(
+        if name not in typed and name in present and pa.types.is_nested(
                 batch.table[name].type):
             raise InputError(
                 f"{batch.source.name}: column {name!r} holds objects or lists; a feature is a "
@@ -93,7 +94,8 @@ def normalize_labels(batch: Batch, config: Config, received_at: datetime) -> pa.
 def _apply(batch: Batch, typed: dict[str, tuple[Caster, bool]], kept: list[str],
            config_file: str) -> pa.Table:
     table = batch.table
-    missing = [c for c in kept if c not in table.column_names]
+    present = set(table.column_names)
+    missing = [c for c in kept if c not in present]
     if missing:
         raise InputError(
             f"{batch.source.name}: missing column {missing[0]!r} (mapped in {config_file}); "

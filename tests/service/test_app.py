@@ -230,13 +230,17 @@ def test_the_service_tiers_and_retires_old_days_once_a_day_after_a_compaction(
                          alerts={"baseline_days": 3},
                          storage={"hot_days": 10, "cold_store": str(cold),
                                   "delete_after_days": {"predictions": 30}})
+    batch = [prediction(i, 1 + i % 31, "CH", "a") for i in range(62)]
+    with Monitor(config, clock=lambda: datetime(2026, 1, 20, tzinfo=UTC)) as earlier:
+        # stored while January 1 was within retention
+        earlier.log_predictions(batch[0::31])
     # the monitor's clock says 2026-02-01: January 1 is past retention, 2..21 go cold
     with Monitor(config, clock=lambda: datetime(2026, 2, 1, tzinfo=UTC)) as monitor:
         server = Server(monitor, TOKEN)
         try:
             with client(server) as http:
-                batch = [prediction(i, 1 + i % 31, "CH", "a") for i in range(62)]
-                assert http.post("/v1/predictions", json=batch).json()["stored"] == 62
+                recent = [row for row in batch if row not in batch[0::31]]
+                assert http.post("/v1/predictions", json=recent).json()["stored"] == 60
             server.app.state.compactor.wait(timeout=120)
         finally:
             server.stop()

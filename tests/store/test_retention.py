@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,8 +24,10 @@ TODAY = date(2026, 2, 10)  # predictions of January 1..31, labels a day later
 
 @pytest.fixture
 def filled(make_config: Callable[..., Config]) -> Monitor:
+    # logged as the days came: a row older than the retention keeps is refused at the entry
     monitor = Monitor(make_config(label_window_days=7, alerts={"baseline_days": 3},
-                                  storage={"delete_after_days": KEEP}))
+                                  storage={"delete_after_days": KEEP}),
+                      clock=lambda: datetime(2026, 1, 20, tzinfo=UTC))
     monitor.log_predictions([prediction(i, 1 + i % 31, "CH" if i % 2 else "DE", "a")
                              for i in range(31 * 40)])
     for day in range(2, 32):
