@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from hindsight.config import load_config
 from hindsight.monitor import Monitor
 from hindsight.store.compaction import compact
 from hindsight.store.partitions import Store, Table
@@ -264,17 +266,42 @@ def recount(monitor: Monitor, day: date) -> tuple[int, int]:
     return int(found[0]), int(found[1])
 
 
-def maintained_config(folder: Path, name: str, cold: Path) -> Path:
+def maintained_config(folder: Path, name: str, cold: Path, hook: str) -> Path:
     """A model whose store tiers days older than 3 into a cold store shared with another model,
-    and deletes days older than 8."""
+    deletes days older than 8, and sends its alerts to a webhook."""
     config = folder / f"{name}.yaml"
     config.write_text(yaml.safe_dump({
         "model": name, "store": str(folder / name), "columns": COLUMNS,
         "segments": ["country", "tier"], "min_samples": 20, "label_window_days": 3,
         "alerts": {"baseline_days": 1},
+        "sinks": [{"name": "hook", "type": "webhook", "url": hook}],
         "storage": {"hot_days": 3, "cold_store": str(cold),
                     "delete_after_days": {"predictions": 8, "labels": 8}}}))
     return config
+
+
+class Hook:
+    """A webhook on 127.0.0.1 that takes a moment for each post (so a delivery can be killed
+    between two), and records each post's idempotency key."""
+
+    def __init__(self) -> None:
+        self.keys: list[str | None] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                time.sleep(0.1)  # a slow sink, not a wait for readiness
+                hook.keys.append(self.headers.get("Idempotency-Key"))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def dated_batch(k: int, today: date) -> list[dict[str, Any]]:
@@ -287,25 +314,37 @@ def dated_batch(k: int, today: date) -> list[dict[str, Any]]:
 def test_maintenance_killed_and_raced_at_random_loses_nothing_of_two_models_sharing_a_cold_store(
     tmp_path: Path,
 ) -> None:
-    """Writers of two models, compactions (grace 0), tierings into one shared cold store and
-    retentions run side by side and are SIGKILLed at seeded random moments: every acknowledged
-    row is stored exactly once in its own model's store, expired days are gone whole, no cold
-    file is left that no commit names, and ``check`` finds both stores sound."""
+    """Writers of two models, compactions (grace 0), tierings into one shared cold store,
+    retentions and deliveries to a webhook run side by side and are SIGKILLed at seeded random
+    moments: every acknowledged row is stored exactly once in its own model's store, expired
+    days are gone whole, no cold file is left that no commit names, ``check`` finds both stores
+    sound, and every alert reaches the webhook, again only if it was in flight at a kill."""
+    from hindsight.alerts.delivery import enqueue, idempotency_key, outbox_id
+    from hindsight.alerts.model import Alert
     from hindsight.store import tiering
 
     today = date.today()
     cold = tmp_path / "cold"
-    configs = {name: maintained_config(tmp_path, name, cold) for name in ("a", "b")}
+    hook = Hook()
+    configs = {name: maintained_config(tmp_path, name, cold, hook.url) for name in ("a", "b")}
+    queued: set[str] = set()
     for k in range(12):
         pq.write_table(pa.Table.from_pylist(dated_batch(k, today)), tmp_path / f"batch-{k}.parquet")
-    with Monitor.from_config(configs["a"]) as monitor:  # two days that retention removes
+    earlier = datetime.now(UTC) - timedelta(days=3)  # when these days were not expired yet
+    with Monitor(load_config(configs["a"]), clock=lambda: earlier) as monitor:  # two days that
         monitor.log_predictions([{**prediction(90_000 + i, 1, "DE", "a"),
                                   "served_at": f"{today - timedelta(days=9 + i % 2)}T12:00:00Z"}
-                                 for i in range(50)])
+                                 for i in range(50)])  # retention removes
     chance = random.Random(20261203)
     acknowledged: dict[str, list[int]] = {"a": [], "b": []}
     kills = 0
-    for _ in range(8):
+    for round_ in range(8):
+        alerts = [Alert(date=today, kind="performance", segment={"country": f"C{round_}-{i}"},
+                        metric="accuracy", value=0.7, reference=0.9, n=100, message="drop",
+                        window_start=today, window_end=today) for i in range(8)]
+        with Monitor.from_config(configs["a"]) as monitor:  # beside a delivery still running
+            enqueue(monitor.store, alerts, ["hook"], datetime.now(UTC))
+        queued |= {idempotency_key(outbox_id("hook", a)) for a in alerts}
         writers = [(name, k, subprocess.Popen(
                         hindsight(configs[name], "log", "predictions",
                                   str(tmp_path / f"batch-{k}.parquet")),
@@ -316,7 +355,8 @@ def test_maintenance_killed_and_raced_at_random_loses_nothing_of_two_models_shar
                   for command in (["compact", "--grace-minutes", "0"],
                                   ["storage", "tier", "--as-of", str(today)],
                                   ["storage", "tier", "--as-of", str(today)],
-                                  ["storage", "retention", "--as-of", str(today)])]
+                                  ["storage", "retention", "--as-of", str(today)],
+                                  ["deliver"])]
         time.sleep(chance.uniform(0.5, 3.0))  # the kill point, seeded
         victim = chance.choice([*(p for _, _, p in writers), *upkeep])
         if victim.poll() is None:
@@ -333,6 +373,10 @@ def test_maintenance_killed_and_raced_at_random_loses_nothing_of_two_models_shar
         with Monitor.from_config(config) as monitor:
             monitor.retention(today)
             tiering.tier(monitor.store, Store.open(cold), today, 3, now=later)
+            assert monitor.deliver().pending == 0
+    hook.server.shutdown()
+    assert set(hook.keys) == queued, "an alert was never sent, or sent without its key"
+    assert len(hook.keys) - len(queued) <= kills, "an alert not in flight at a kill was resent"
     assert kills >= 4 and acknowledged["a"] and acknowledged["b"]
     named: set[str] = set()
     for name, config in configs.items():

@@ -158,8 +158,12 @@ def _finish(store: Store, table: Table, dt: date, now: datetime,
     listing = store.listing(table, dt, dt)
     existing = {i.path for i in listing}
     old = {i.path for i in listing if i.mtime is not None and now - i.mtime > grace}
-    commits = {i.path: store.read_commit(i.path) for i in listing
-               if i.base_name.startswith(COMMIT_PREFIX)}
+    commits = {}
+    for info in listing:
+        if info.base_name.startswith(COMMIT_PREFIX):
+            read = store.read_listed_commit(info.path)
+            if read is not None:  # else removed since the listing (spent): nothing to finish
+                commits[info.path] = read
     doomed: set[str] = set()
     for commit, (_, replaced) in commits.items():
         if commit in old:
@@ -174,7 +178,8 @@ def _finish(store: Store, table: Table, dt: date, now: datetime,
         elsewhere = not merged.startswith(f"{directory}/")  # in a cold tier: the commit is
         if not elsewhere and merged not in remaining and not any(  # what makes it visible
                 p in remaining for p in replaced):
-            store.fs.delete_file(commit)
+            with contextlib.suppress(FileNotFoundError):  # another clean-up was first
+                store.fs.delete_file(commit)
     return CompactionReport(files_removed=len(doomed))
 
 

@@ -119,7 +119,7 @@ class Store:
         replaced: set[str] = set()
         vanished: set[date | None] = set()
         for commit in commits:
-            read = self._read_listed_commit(commit)
+            read = self.read_listed_commit(commit)
             if read is None:
                 vanished.add(partition_date(commit))
                 continue
@@ -135,7 +135,7 @@ class Store:
             visible = self._still_there(table, visible, vanished)
         return sorted(visible, key=lambda f: f.path)
 
-    def _read_listed_commit(self, path: str) -> tuple[str, list[str]] | None:
+    def read_listed_commit(self, path: str) -> tuple[str, list[str]] | None:
         """A listed commit marker, or None where a compaction removed it since the listing."""
         try:
             return self.read_commit(path)
