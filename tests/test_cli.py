@@ -5,9 +5,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hindsight.cli import main
+from hindsight.monitor import Monitor
 from hindsight.simulate import Scenario
+from tests.conftest import COLUMNS
+from tests.jobs.test_daily import seed_collapse
 
 
 @pytest.fixture
@@ -283,3 +287,21 @@ def test_drift_says_when_runs_had_no_predictions_to_compare(
     capsys.readouterr()
     assert main(["drift", "--start", "2026-01-01", "--end", "2026-01-01"]) == 0
     assert "had no predictions of their day to compare" in capsys.readouterr().out
+
+
+def test_alerts_state_open_lists_what_is_open_after_the_latest_run_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = tmp_path / "hindsight.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": "m", "store": str(tmp_path / "store"), "columns": COLUMNS,
+        "segments": ["country", "tier"], "min_samples": 20}))
+    with Monitor.from_config(config) as monitor:
+        seed_collapse(monitor)
+        monitor.backfill(date(2026, 1, 9), date(2026, 1, 18))
+    capsys.readouterr()
+    assert main(["--config", str(config), "alerts", "--state", "open", "--format", "json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found and {a["date"] for a in found} == {"2026-01-18"}
+    assert len({a["key"] for a in found}) == len(found)
+    assert {"country": "CH"} in [a["segment"] for a in found]

@@ -95,6 +95,26 @@ def test_ingest_over_http_then_the_run_then_the_alert_in_the_api(
     assert "country=CH" in segments
 
 
+def test_open_alerts_are_those_open_after_the_latest_run_one_row_each(
+    server: Server, monitor: Monitor,
+) -> None:
+    rows, labels = collapse_rows()
+    monitor.log_predictions(rows)
+    monitor.log_labels(labels)
+    monitor.backfill(date(2026, 1, 10), date(2026, 1, 18))
+    with client(server) as http:
+        found = http.get("/v1/alerts", params={"state": "open"}).json()
+        history = http.get("/v1/alerts").json()
+        earlier = http.get("/v1/alerts", params={"state": "open", "end": "2026-01-17"}).json()
+        page = http.get("/").text
+    keys = [a["key"] for a in found]
+    assert found and len(keys) == len(set(keys))
+    assert {a["date"] for a in found} == {"2026-01-18"}
+    assert len(history) > len(found)  # every run an alert stayed open has its row
+    assert {a["date"] for a in earlier} == {"2026-01-17"}
+    assert page.count("/alert?key=") == len(found)  # the overview lists the same
+
+
 def arrow_body(table: pa.Table) -> bytes:
     """A table as an Arrow IPC stream, the body of an Arrow ingest request."""
     stream = io.BytesIO()
