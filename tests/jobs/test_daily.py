@@ -11,7 +11,7 @@ import pytest
 from hindsight.config import Config
 from hindsight.monitor import Monitor
 from hindsight.store.partitions import Table
-from tests.conftest import label, log_simulation, prediction
+from tests.conftest import COLUMNS, label, log_simulation, prediction
 
 
 def seed_collapse(monitor: Monitor) -> None:
@@ -194,3 +194,30 @@ def test_an_alert_no_longer_tested_goes_stale_then_resolves_when_its_evidence_le
     assert states.index("stale") < len(states) - 1
     assert "no longer tested" in ch[-1].message
     assert ch[-1].date <= date(2026, 1, 14 + 5 + 2)
+
+
+def test_a_reference_without_timestamps_or_versions_is_all_a_run_and_a_gate_need(
+    make_config: Callable[..., Config],
+) -> None:
+    columns = {**COLUMNS, "model_version": "version", "score": "confidence"}
+    with Monitor(make_config(columns=columns)) as monitor:
+        reference = [{"request_id": f"v{k}-{c}", "country": country, "tier": "free",
+                      "predicted": "a", "actual": "b" if k % 20 == 0 else "a",
+                      "confidence": 0.9, "amount": float(k)}
+                     for k in range(400) for c, country in enumerate(("CH", "DE"))]
+        assert monitor.log_reference(reference).stored == 800
+        i = 0
+        for day in range(1, 15):
+            rows = []
+            for country in ("CH", "DE"):
+                for _ in range(40):
+                    i += 1
+                    rows.append({**prediction(i, day, country, "a"), "version": "v1",
+                                 "confidence": 0.9})
+            monitor.log_predictions(rows)
+        summary = monitor.run(date(2026, 1, 14))
+        drifted = monitor.drift(date(2026, 1, 14), date(2026, 1, 14))
+        gate = monitor.validate([{"request_id": r["request_id"], "predicted": "a"}
+                                 for r in reference])
+    assert summary.cells > 0 and {d.feature for d in drifted} == {"amount"}
+    assert gate.agreement == 1.0
