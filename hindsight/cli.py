@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from hindsight.store.partitions import Table
 
 VALIDATION_FAILED = 5
+NO_PREDICTIONS = 6  # a run whose window holds no prediction
 STORE_PROBLEMS = 4  # as a StoreError
 DEMO_DAYS, DEMO_PER_DAY = 36, 10_000
 PIPED_WIDTH = 1000  # tables printed to a pipe or file are not cut at 80 columns
@@ -174,6 +175,12 @@ def run(ctx: click.Context, day: date | None, delivery_seconds: float,
             _print_alerts(list(summary.alerts), "table")
         if monitor.config.sinks:
             _print_delivery(monitor.deliver(within=delivery_seconds, wait=False))
+        first = as_of - timedelta(days=monitor.config.label_window_days - 1)
+    if summary.cells == 0:
+        err.print(f"error: no predictions from {first} to {as_of} (the run's window): the "
+                  "feed stopped, or the date is past the data; nothing was judged",
+                  highlight=False)
+        raise click.exceptions.Exit(NO_PREDICTIONS)
 
 
 def _duration(_: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:

@@ -305,3 +305,15 @@ def test_alerts_state_open_lists_what_is_open_after_the_latest_run_once(
     assert found and {a["date"] for a in found} == {"2026-01-18"}
     assert len({a["key"] for a in found}) == len(found)
     assert {"country": "CH"} in [a["segment"] for a in found]
+
+
+def test_a_run_over_a_window_without_predictions_says_so_and_exits_six(
+    project: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["log", "predictions", "predictions.csv"]) == 0
+    assert main(["run", "--date", "2026-01-03"]) == 0
+    capsys.readouterr()
+    assert main(["run", "--date", "2026-03-01"]) == 6
+    said = capsys.readouterr()
+    assert "no predictions from 2026-02-09 to 2026-03-01" in said.err
+    assert "feed stopped" in said.err

@@ -50,7 +50,7 @@ class Alert:
     """One thing worth a human's attention, found by the run of ``date``."""
 
     date: dt.date
-    kind: str  # performance | prediction_drift | model_version
+    kind: str  # performance | prediction_drift | feature_drift | model_version | data
     segment: dict[str, str] = field(hash=False)
     metric: str
     value: float

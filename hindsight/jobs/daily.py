@@ -21,7 +21,7 @@ from hindsight.alerts.rules import PerformanceRule, RuleResult, RunWindow
 from hindsight.config import Config, feature_columns
 from hindsight.engine.base import CellCounts, Engine, end_of_day
 from hindsight.errors import InputError
-from hindsight.jobs import drift, intraday, versions
+from hindsight.jobs import drift, intraday, versions, volume
 from hindsight.jobs.explain import Explainer
 from hindsight.jobs.performance import metric_rows
 from hindsight.jobs.results import read_alerts
@@ -197,6 +197,10 @@ def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
     seen = versions.versions_seen(history, config)
     alerts += advance(_of_kind(previous, "model_version"), versions.version_changes(as_of, seen),
                       as_of, resolve_after, since)
+    history_start = as_of - timedelta(days=7 * config.data.weeks)
+    for metric, outcome in volume.data_results(as_of, config, store).items():
+        before = [a for a in _of_kind(previous, volume.KIND) if a.metric == metric]
+        alerts += advance(before, outcome, as_of, resolve_after, history_start)
     alerts = [replace(a, at=end_of_day(as_of)) for a in alerts]  # the run's instant
     if found is not None:
         store.write(Table.DRIFT, drift.drift_table(as_of, found.rows), dt=as_of,
