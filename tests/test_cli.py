@@ -148,7 +148,7 @@ def test_user_strings_that_look_like_markup_are_printed_as_they_are(
         versioned: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["log", "predictions", "predictions.csv"]) == 0
     assert main(["log", "labels", "labels.jsonl"]) == 0
-    assert main(["run", "--date", "2026-01-08"]) == 0
+    assert main(["run", "--date", "2026-01-08"]) == 6  # its window, 01-06..01-08, is empty
     capsys.readouterr()
     assert main(["versions"]) == 0
     shown = capsys.readouterr().out
@@ -283,7 +283,7 @@ def test_drift_says_when_runs_had_no_predictions_to_compare(
                              "pred": ["yes", "no"], "truth": ["yes", "no"],
                              "country": ["CH", "DE"]}), project / "reference.parquet")
     assert main(["reference", "reference.parquet"]) == 0
-    assert main(["run", "--date", "2026-01-01"]) == 0
+    assert main(["run", "--date", "2026-01-01"]) == 6  # no prediction logged: says so
     capsys.readouterr()
     assert main(["drift", "--start", "2026-01-01", "--end", "2026-01-01"]) == 0
     assert "had no predictions of their day to compare" in capsys.readouterr().out
