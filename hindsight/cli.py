@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from hindsight.store.partitions import Table
 
 VALIDATION_FAILED = 5
+NO_PREDICTIONS = 6  # a run whose window holds no prediction
 STORE_PROBLEMS = 4  # as a StoreError
 DEMO_DAYS, DEMO_PER_DAY = 36, 10_000
 PIPED_WIDTH = 1000  # tables printed to a pipe or file are not cut at 80 columns
@@ -174,6 +175,12 @@ def run(ctx: click.Context, day: date | None, delivery_seconds: float,
             _print_alerts(list(summary.alerts), "table")
         if monitor.config.sinks:
             _print_delivery(monitor.deliver(within=delivery_seconds, wait=False))
+        first = as_of - timedelta(days=monitor.config.label_window_days - 1)
+    if summary.cells == 0:
+        err.print(f"error: no predictions from {first} to {as_of} (the run's window): the "
+                  "feed stopped, or the date is past the data; nothing was judged",
+                  highlight=False)
+        raise click.exceptions.Exit(NO_PREDICTIONS)
 
 
 def _duration(_: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
@@ -226,7 +233,7 @@ def backfill(ctx: click.Context, start: date, end: date, every: timedelta | None
         out.print(f"{checks['run']} intra-day checks: {checks['opened']} alerts opened, "
                   f"{checks['resolved']} resolved.")
     out.print(f"{len(summaries)} runs: {opened} alerts opened, {resolved} resolved, "
-              f"{summaries[-1].count('opened', 'ongoing')} open after the last run. "
+              f"{summaries[-1].count('opened', 'ongoing', 'stale')} open after the last run. "
               f"See 'hindsight alerts --start {start} --state opened'.")
 
 
@@ -242,8 +249,9 @@ def _print_delivery(report: DeliveryReport) -> None:
 @cli.group(invoke_without_command=True)
 @click.option("--start", callback=_day, default=None, help="First run date.")
 @click.option("--end", callback=_day, default=None, help="Last run date.")
-@click.option("--state", type=click.Choice(["opened", "ongoing", "resolved", "open"]),
-              default=None, help="Only alerts in this state ('open': opened or ongoing).")
+@click.option("--state", type=click.Choice(["opened", "ongoing", "stale", "resolved", "open"]),
+              default=None, help="Only alerts in this state ('open': what is open after the "
+                                 "latest run of the range, one row each).")
 @FORMAT
 @click.pass_context
 def alerts(ctx: click.Context, start: date | None, end: date | None, state: str | None,
@@ -252,9 +260,9 @@ def alerts(ctx: click.Context, start: date | None, end: date | None, state: str 
     openings and resolutions of the intra-day drift checks."""
     if ctx.invoked_subcommand is not None:
         return
-    wanted = ("opened", "ongoing") if state == "open" else (state,)
     with _monitor(ctx) as monitor:
-        found = [a for a in monitor.alerts(start, end) if state is None or a.state in wanted]
+        found = (monitor.open_alerts(start, end) if state == "open" else
+                 [a for a in monitor.alerts(start, end) if state in (None, a.state)])
     _print_alerts(found, fmt)
 
 
@@ -832,6 +840,7 @@ def _summary_line(summary: RunSummary) -> str:
             f"{summary.segments_tested:,} tested, {summary.segments_skipped:,} skipped (too few "
             f"labelled rows, or no reference yet), {summary.segments_failing} failing; alerts: "
             f"{summary.count('opened')} opened, {summary.count('ongoing')} ongoing, "
+            f"{summary.count('stale')} stale (no longer tested), "
             f"{summary.count('resolved')} resolved.")
 
 

@@ -100,6 +100,18 @@ class Columns(_Frozen):
                                   self.serving_variant) if name]
 
 
+class DataSettings(_Frozen):
+    """When the feeds themselves alert: predictions or label arrivals far below their usual
+    volume for the same weekday."""
+
+    weeks: int = Field(
+        default=8, ge=3, description="weeks of history whose same weekday gives a day's usual "
+                                     "volume (its median)")
+    min_share: float = Field(
+        default=0.2, gt=0, lt=1, description="a day below this share of its usual volume (and "
+                                             "well outside its spread) is a data alert")
+
+
 class AlertSettings(_Frozen):
     """How the performance rule decides that a cell dropped."""
 
@@ -355,6 +367,7 @@ class Config(_Frozen):
         default=21, ge=1, description="how many prediction days each run re-joins with labels"
     )
     alerts: AlertSettings = AlertSettings()
+    data: DataSettings = DataSettings()
     drift: DriftSettings = DriftSettings()
     versions: VersionSettings = VersionSettings()
     sinks: tuple[SinkSettings, ...] = ()

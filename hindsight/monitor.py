@@ -346,6 +346,10 @@ class Monitor:
     def alerts(self, start: date | None = None, end: date | None = None) -> list[Alert]:
         return results.read_alerts(self.store, start, end)
 
+    def open_alerts(self, start: date | None = None, end: date | None = None) -> list[Alert]:
+        """What is open after the latest run of a range (default: the latest run)."""
+        return results.open_alerts(self.store, start, end)
+
     def drift(self, start: date | None = None, end: date | None = None,
               segment: dict[str, str] | None = None) -> list[results.DriftRanking]:
         return results.read_feature_drift(self.store, start, end, segment)

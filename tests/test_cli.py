@@ -5,9 +5,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hindsight.cli import main
+from hindsight.monitor import Monitor
 from hindsight.simulate import Scenario
+from tests.conftest import COLUMNS
+from tests.jobs.test_daily import seed_collapse
 
 
 @pytest.fixture
@@ -144,7 +148,7 @@ def test_user_strings_that_look_like_markup_are_printed_as_they_are(
         versioned: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["log", "predictions", "predictions.csv"]) == 0
     assert main(["log", "labels", "labels.jsonl"]) == 0
-    assert main(["run", "--date", "2026-01-08"]) == 0
+    assert main(["run", "--date", "2026-01-08"]) == 6  # its window, 01-06..01-08, is empty
     capsys.readouterr()
     assert main(["versions"]) == 0
     shown = capsys.readouterr().out
@@ -279,7 +283,7 @@ def test_drift_says_when_runs_had_no_predictions_to_compare(
                              "pred": ["yes", "no"], "truth": ["yes", "no"],
                              "country": ["CH", "DE"]}), project / "reference.parquet")
     assert main(["reference", "reference.parquet"]) == 0
-    assert main(["run", "--date", "2026-01-01"]) == 0
+    assert main(["run", "--date", "2026-01-01"]) == 6  # no prediction logged: says so
     capsys.readouterr()
     assert main(["drift", "--start", "2026-01-01", "--end", "2026-01-01"]) == 0
     assert "had no predictions of their day to compare" in capsys.readouterr().out
@@ -313,3 +317,33 @@ def test_bad_files_exit_3_naming_the_problem_and_never_crash(
     assert named in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr
     assert not (project / "store" / "predictions").exists()
+
+
+def test_alerts_state_open_lists_what_is_open_after_the_latest_run_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = tmp_path / "hindsight.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": "m", "store": str(tmp_path / "store"), "columns": COLUMNS,
+        "segments": ["country", "tier"], "min_samples": 20}))
+    with Monitor.from_config(config) as monitor:
+        seed_collapse(monitor)
+        monitor.backfill(date(2026, 1, 9), date(2026, 1, 18))
+    capsys.readouterr()
+    assert main(["--config", str(config), "alerts", "--state", "open", "--format", "json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found and {a["date"] for a in found} == {"2026-01-18"}
+    assert len({a["key"] for a in found}) == len(found)
+    assert {"country": "CH"} in [a["segment"] for a in found]
+
+
+def test_a_run_over_a_window_without_predictions_says_so_and_exits_six(
+    project: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["log", "predictions", "predictions.csv"]) == 0
+    assert main(["run", "--date", "2026-01-03"]) == 0
+    capsys.readouterr()
+    assert main(["run", "--date", "2026-03-01"]) == 6
+    said = capsys.readouterr()
+    assert "no predictions from 2026-02-09 to 2026-03-01" in said.err
+    assert "feed stopped" in said.err

@@ -32,6 +32,8 @@ ALERT_SCHEMA = pa.schema(
         ("at", pa.timestamp("us", "UTC")),
     ]
 )
+# an alert in one of these states is open: tested and failing, or no longer tested (stale)
+OPEN_STATES = ("opened", "ongoing", "stale")
 
 
 def segment_key(segment: dict[str, str]) -> str:
@@ -48,7 +50,7 @@ class Alert:
     """One thing worth a human's attention, found by the run of ``date``."""
 
     date: dt.date
-    kind: str  # performance | prediction_drift | model_version
+    kind: str  # performance | prediction_drift | feature_drift | model_version | data
     segment: dict[str, str] = field(hash=False)
     metric: str
     value: float
@@ -58,7 +60,7 @@ class Alert:
     window_start: dt.date
     window_end: dt.date
     aggregate: float | None = None  # the population's metric on the same days
-    state: str = "opened"  # opened | ongoing | resolved
+    state: str = "opened"  # opened | ongoing | stale | resolved
     opened_on: dt.date | None = None
     passing_runs: int = 0  # consecutive runs an open alert's segment was tested and fine
     explains: tuple[str, ...] = ()  # every failing segment this alert covers, largest first

@@ -15,13 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hindsight.alerts.lifecycle import advance, open_segments
+from hindsight.alerts.lifecycle import OPEN_STATES, advance, open_segments
 from hindsight.alerts.model import Alert, alerts_to_table
 from hindsight.alerts.rules import PerformanceRule, RuleResult, RunWindow
 from hindsight.config import Config, feature_columns
 from hindsight.engine.base import CellCounts, Engine, end_of_day
 from hindsight.errors import InputError
-from hindsight.jobs import drift, intraday, versions
+from hindsight.jobs import drift, intraday, versions, volume
 from hindsight.jobs.explain import Explainer
 from hindsight.jobs.performance import metric_rows
 from hindsight.jobs.results import read_alerts
@@ -177,24 +177,30 @@ def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
     found = (drifted.result() if drifted is not None
              else _drift(as_of, config, engine, reference_rows, reference.fits))
     explain = Explainer(config, engine, reference_rows, found.rows if found else ())
+    resolve_after = config.alerts.resolve_after_runs
     alerts = [explain(a) for a in advance(_of_kind(previous, "performance"), result, as_of,
-                                          config.alerts.resolve_after_runs)]
-    for kind in DRIFT_KINDS:  # with nothing tested today, open drift alerts stay open
+                                          resolve_after, window.first_day)]
+    drift_start: date | None = drift.window(as_of, config.drift.window_days)[0]
+    for kind in DRIFT_KINDS:  # with nothing tested today, open drift alerts go stale
         outcome = found.results.get(kind, NOTHING_TESTED) if found else NOTHING_TESTED
         if kind == intraday.KIND and config.drift.every is not None:
             # the day's checks raised and resolved its prediction drift hour by hour; a
             # whole-day verdict would page again for a morning incident already resolved
-            outcome = NOTHING_TESTED
+            outcome, drift_start = NOTHING_TESTED, None
         # the day's intra-day checks, if any, are later than the run before
         before = (intraday.state_before(store, end_of_day(as_of)) if kind == intraday.KIND
                   else _of_kind(previous, kind))
-        alerts += advance(before, outcome, as_of, config.alerts.resolve_after_runs)
+        alerts += advance(before, outcome, as_of, resolve_after, drift_start)
     # bounded history: a run's cost does not grow with the store's age
-    history = engine.version_history(as_of, config.columns.versions(),
-                                     since=as_of - timedelta(days=config.versions.memory_days))
+    since = as_of - timedelta(days=config.versions.memory_days)
+    history = engine.version_history(as_of, config.columns.versions(), since=since)
     seen = versions.versions_seen(history, config)
     alerts += advance(_of_kind(previous, "model_version"), versions.version_changes(as_of, seen),
-                      as_of, config.alerts.resolve_after_runs)
+                      as_of, resolve_after, since)
+    history_start = as_of - timedelta(days=7 * config.data.weeks)
+    for metric, outcome in volume.data_results(as_of, config, store).items():
+        before = [a for a in _of_kind(previous, volume.KIND) if a.metric == metric]
+        alerts += advance(before, outcome, as_of, resolve_after, history_start)
     alerts = [replace(a, at=end_of_day(as_of)) for a in alerts]  # the run's instant
     if found is not None:
         store.write(Table.DRIFT, drift.drift_table(as_of, found.rows), dt=as_of,
@@ -273,7 +279,7 @@ def _previous_alerts(store: Store, as_of: date) -> list[Alert]:
 def _run_row(summary: RunSummary) -> pa.Table:
     row = {k: v for k, v in asdict(summary).items() if k in RUNS_SCHEMA.names}
     row |= {"alerts_opened": summary.count("opened"),
-            "alerts_open": summary.count("opened", "ongoing"),
+            "alerts_open": summary.count(*OPEN_STATES),
             "alerts_resolved": summary.count("resolved")}
     return pa.Table.from_pylist([row], schema=RUNS_SCHEMA)
 

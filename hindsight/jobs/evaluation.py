@@ -8,23 +8,45 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from hindsight.alerts.hierarchy import compatible, describe
 from hindsight.alerts.model import Alert
 from hindsight.errors import InputError
+from hindsight.store.identity import identity
 
 
 class Incident(BaseModel):
-    """A known failure: where and when. ``end`` open means still ongoing."""
+    """A known failure: where and when. ``end`` open means still ongoing; a ``segment`` that
+    is empty or left out means the whole population. Its values are read as identities
+    (``True`` -> ``true``, ``2.0`` -> ``2``), as the stored segment values are."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    segment: dict[str, str] = Field(min_length=1)
+    segment: dict[str, str] = Field(default_factory=dict)
     start: dt.date
     end: dt.date | None = None
     name: str | None = None
+
+    @field_validator("segment", mode="before")
+    @classmethod
+    def _identities(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            return value  # refused by the type check, with its message
+        values = identity(pa.array([None if v is None else str(v) for v in value.values()],
+                                   pa.string()))
+        return dict(zip(value, values.to_pylist(), strict=True))
 
     @property
     def label(self) -> str:

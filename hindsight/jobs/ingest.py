@@ -47,6 +47,9 @@ class IngestReport:
     unpinned: tuple[str, ...] = ()  # versions that are not pinned, dated snapshots
     # labels none of whose values is among their predictions' classes: (labels, classes)
     disjoint: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    # with no label_timestamp: labels for predictions older than the label window when they
+    # were logged, (how many, the oldest prediction day, label_window_days)
+    unstamped: tuple[int, date, int] | None = None
 
     def summary(self, what: str) -> str:
         text = (f"{what}: {self.rows} rows read, {self.stored} stored, "
@@ -62,6 +65,14 @@ class IngestReport:
             text += (f". Warning: no label is among its predictions' classes: labels say "
                      f"{said}; predictions say {classes} (are both the same column, written "
                      "the same way? see \"A value's identity\" in the README)")
+        if self.unstamped:
+            count, oldest, days = self.unstamped
+            text += (f". Note: columns.label_timestamp is not mapped, so a label counts as "
+                     f"arriving when it is logged; {count} are for predictions made before the "
+                     f"last {days} days (the oldest on {oldest}): no run or backfill as of an "
+                     "earlier date sees them, and runs from now on join them only within "
+                     "label_window_days. If they arrived earlier, map columns.label_timestamp "
+                     "to the column that says when and log them again")
         if self.unpinned:
             text += (f". Unpinned: {', '.join(self.unpinned)} (an alias can move under you: "
                      "log a dated version, or list it in versions.pinned)")
@@ -198,10 +209,33 @@ def log_labels(batches: Sequence[Batch], config: Config, store: Store, engine: E
         new = _fresh_labels(table, origins, config, engine, span)
         _write_by_day(store, engine, Table.LABELS, new,
                       pc.cast(new[ARRIVED_AT], pa.date32()))
-    known = engine.stored_predictions(pc.unique(new[cols.id].combine_chunks()), *span)
+    # without an arrival column, a label arrives when it is logged: its prediction may be of
+    # any age, so it is looked for in the whole store
+    unstamped = cols.label_timestamp is None
+    known = engine.stored_predictions(pc.unique(new[cols.id].combine_chunks()),
+                                      *((None, None) if unstamped else span))
     orphans = new.num_rows - int(pc.sum(pc.is_in(new[cols.id], known["id"])).as_py() or 0)
     return replace(_report(batches, new.num_rows, orphans), early=_early(new, known, config),
-                   disjoint=_disjoint(new, known, config))
+                   disjoint=_disjoint(new, known, config),
+                   unstamped=_before_window(new, known, config) if unstamped else None)
+
+
+def _before_window(labels: pa.Table, predictions: pa.Table,
+                   config: Config) -> tuple[int, date, int] | None:
+    """The labels for predictions older than the label window of the day they arrived, and
+    the oldest such prediction's day."""
+    if not predictions.num_rows:
+        return None
+    joined = labels.select([config.columns.id, ARRIVED_AT]).join(
+        predictions.select(["id", "at"]), config.columns.id, "id", use_threads=False)
+    made = pc.cast(joined["at"], pa.date32())
+    first = pc.subtract(pc.cast(pc.cast(joined[ARRIVED_AT], pa.date32()), pa.int32()),
+                        config.label_window_days - 1)
+    old = pc.less(pc.cast(made, pa.int32()), first)
+    count = int(pc.sum(old).as_py() or 0)
+    if not count:
+        return None
+    return count, pc.min(made.filter(old)).as_py(), config.label_window_days
 
 
 def _disjoint(labels: pa.Table, predictions: pa.Table,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hindsight.alerts.model import Alert, alerts_from_table
+from hindsight.alerts.model import OPEN_STATES, Alert, alerts_from_table
 from hindsight.engine.base import end_of_day
 from hindsight.store.partitions import Store, Table
 
@@ -22,6 +22,28 @@ def read_alerts(store: Store, start: date | None = None, end: date | None = None
     found += [a for a in _alert_rows(store, Table.CHECKS, start, end)
               if a.state in ("opened", "resolved")]
     return sorted(found, key=lambda a: (a.date, a.at or end_of_day(a.date), a.key))
+
+
+def open_alerts(store: Store, start: date | None = None,
+                end: date | None = None) -> list[Alert]:
+    """What is open after the latest run of a range (default: the latest run), one row per
+    alert: the open rows of the latest daily run, its prediction drift as the latest intra-day
+    check (if one came after it) left it."""
+    from hindsight.jobs.intraday import KIND, state_before  # the drift check's: on demand
+
+    def within(day: date) -> bool:
+        return (start is None or day >= start) and (end is None or day <= end)
+
+    runs = [d for d in store.partitions(Table.ALERTS) if within(d)]
+    checked = [f.dt for f in store.files(Table.CHECKS, start, end) if f.dt is not None]
+    last = max([*runs, *checked], default=None)
+    if last is None:
+        return []
+    daily = _alert_rows(store, Table.ALERTS, runs[-1], runs[-1]) if runs else []
+    drifted = state_before(store, end_of_day(last) + timedelta(microseconds=1))
+    found = [a for a in daily if a.kind != KIND] + drifted
+    return sorted((a for a in found if a.state in OPEN_STATES and within(a.date)),
+                  key=lambda a: a.key)
 
 
 def _alert_rows(store: Store, table: Table, start: date | None, end: date | None) -> list[Alert]:

@@ -64,7 +64,7 @@ def judge_step(config_yaml: str, counts: Input[Artifact]) -> str:
     with Monitor(config) as monitor:
         summary = monitor.judge(DayCounts.load(Path(counts.path)))
     return (f"{summary.as_of}: {summary.cells} cells, {summary.count('opened')} alerts "
-            f"opened, {summary.count('opened', 'ongoing')} open")
+            f"opened, {summary.count('opened', 'ongoing', 'stale')} open")
 
 
 def deliver_step(config_yaml: str, judged: str) -> str:

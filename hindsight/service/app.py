@@ -261,12 +261,13 @@ def create_app(monitor: Monitor, token: str | None,
 
     @app.get("/v1/alerts", dependencies=[Depends(reads)])
     def get_alerts(start: date | None = None, end: date | None = None,
-                   state: Annotated[Literal["opened", "ongoing", "resolved", "open"] | None,
-                                    Query()] = None) -> list[dict[str, Any]]:
-        """Alert rows of the runs in a range, as ``hindsight alerts --format json``."""
-        wanted = ("opened", "ongoing") if state == "open" else (state,)
-        return [a.as_json() for a in monitor.alerts(start, end)
-                if state is None or a.state in wanted]
+                   state: Annotated[Literal["opened", "ongoing", "stale", "resolved", "open"]
+                                    | None, Query()] = None) -> list[dict[str, Any]]:
+        """Alert rows of the runs in a range, as ``hindsight alerts --format json``
+        (``open``: what is open after the latest run of the range, one row each)."""
+        found = (monitor.open_alerts(start, end) if state == "open" else
+                 [a for a in monitor.alerts(start, end) if state in (None, a.state)])
+        return [a.as_json() for a in found]
 
     @app.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(reads)])
     def metrics() -> PlainTextResponse:

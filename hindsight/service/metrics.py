@@ -86,7 +86,8 @@ class StoreCollector(Collector):
                     counts[alert.kind] = counts.get(alert.kind, 0) + 1
                     segment_value.add_metric([self._model, alert.kind, alert.metric,
                                               describe(alert.segment)], alert.value)
-            for kind in ("performance", "prediction_drift", "feature_drift", "model_version"):
+            for kind in ("performance", "prediction_drift", "feature_drift", "model_version",
+                         "data"):
                 open_alerts.add_metric([self._model, kind], counts.get(kind, 0))
         yield from (overall, coverage, seconds, run_date, open_alerts, segment_value)
 

@@ -14,7 +14,6 @@ import plotly.graph_objects as go
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hindsight.alerts.lifecycle import OPEN_STATES
 from hindsight.alerts.model import Alert
 from hindsight.monitor import Monitor
 from hindsight.store.partitions import Table
@@ -68,8 +67,7 @@ def overview(monitor: Monitor, as_of: date | None = None) -> Overview:
                          yaxis2={"overlaying": "y", "side": "right", "range": [0, 1],
                                  "tickformat": ".0%", "title": "label coverage"},
                          margin={"t": 50})
-    alerts = [a for a in monitor.alerts(as_of, as_of) if a.state in OPEN_STATES]
-    return Overview(as_of, figure_json(figure), alerts)
+    return Overview(as_of, figure_json(figure), monitor.open_alerts(end=as_of))
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +155,7 @@ def drift(monitor: Monitor, feature: str | None) -> DriftView:
 def _histogram(monitor: Monitor, feature: str, day: date) -> str | None:
     from hindsight.jobs.drift import read_reference
 
-    reference = read_reference(monitor.store)
+    reference = read_reference(monitor.store, monitor.config)
     if reference is None or feature not in reference.column_names:
         return None
     current = monitor.engine.predictions(day, day, [feature])

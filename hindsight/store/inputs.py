@@ -179,7 +179,14 @@ def rows_to_table(rows: list[dict[str, Any]], name: str) -> pa.Table:
     try:
         return pa.Table.from_pylist(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise InputError(f"{name}: rows disagree on a column's type: {exc}") from exc
+        found = _first_disagreeing(rows)
+        if found is None:
+            raise InputError(f"{name}: rows disagree on a column's type: {exc}") from exc
+        (row, value, kind), (first, first_value, first_kind), column = found
+        raise InputError(
+            f"{name}: row {row + 1}: column {column!r} has {value!r} ({kind}), where row "
+            f"{first + 1} has {first_value!r} ({first_kind}); send each column as one type "
+            "(a number without quotes)") from exc
     except (OverflowError, UnicodeError) as exc:
         row, column, value = _first_unstorable(rows)
         raise InputError(
@@ -202,6 +209,34 @@ def _first_unstorable(rows: list[dict[str, Any]]) -> tuple[int, str, object]:
             except (OverflowError, UnicodeError, pa.ArrowException):
                 return index, column, value
     return 0, "?", None
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+_Place = tuple[int, object, str]
+
+
+def _first_disagreeing(rows: list[dict[str, Any]]) -> tuple[_Place, _Place, str] | None:
+    """The first row whose value's kind (number, text, boolean, ...) is not that of the first
+    value of its column, that value's row, and the column. Only on the error path."""
+    first: dict[str, _Place] = {}
+    for index, row in enumerate(rows):
+        for column, value in row.items():
+            if value is None:
+                continue
+            kind = _kind(value)
+            seen = first.setdefault(column, (index, value, kind))
+            if seen[2] != kind:
+                return (index, value, kind), seen, column
+    return None
 
 
 class OverLimit(InputError):

@@ -44,7 +44,8 @@ def text_columns(config: Config, *, labels: bool = False) -> list[str]:
 
 
 def normalize_predictions(batch: Batch, config: Config, *, with_label: bool = False) -> pa.Table:
-    """The stored form of a predictions batch (``with_label`` for the reference set)."""
+    """The stored form of a predictions batch (``with_label`` for the reference set, which
+    needs no timestamp, version or input hash: no check reads them from it)."""
     cols = config.columns
     value = _value_caster(config)
     typed: dict[str, tuple[Caster, bool]] = {
@@ -60,6 +61,12 @@ def normalize_predictions(batch: Batch, config: Config, *, with_label: bool = Fa
         typed[name] = (_text, False)
     for segment in config.segments:
         typed[segment] = (_value, False)
+    if with_label:  # the reference: only what the checks read from it is required
+        unread = [cols.timestamp, *cols.versions(), *([cols.input_hash] if cols.input_hash
+                                                      else [])]
+        for name in unread:
+            if name not in batch.table.column_names:
+                del typed[name]
     kept = list(typed) + list(config.features or ())
     if config.features is None:
         kept += [c for c in batch.table.column_names if c not in typed and c != cols.label]

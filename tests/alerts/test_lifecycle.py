@@ -66,3 +66,26 @@ def test_a_tested_segment_that_is_not_clearly_healthy_keeps_the_alert_open() -> 
     borderline = RuleResult((), frozenset({CH}), frozenset(), frozenset(), 0)
     rows = advance(opened, borderline, date(2026, 1, 11), resolve_after=1)
     assert (rows[0].state, rows[0].passing_runs) == ("ongoing", 0)
+
+
+def test_an_untested_alert_goes_stale_then_resolves_once_its_evidence_left_the_window() -> None:
+    rows = advance([], result(alert(), tested={CH}, failing={CH}), DAY)
+    states = []
+    for day, first in ((11, date(2026, 1, 5)), (12, date(2026, 1, 10)),
+                       (13, date(2026, 1, 11))):
+        rows = advance(rows, result(tested=set()), date(2026, 1, day), window_start=first)
+        states.append(rows[0].state)
+    assert states == ["stale", "stale", "resolved"]
+    assert rows[0].message.startswith("resolved: no longer tested")
+    assert "left the window" in rows[0].message and rows[0].message.endswith("CH dropped")
+    assert advance(rows, result(tested=set()), date(2026, 1, 14),
+                   window_start=date(2026, 1, 12)) == []
+
+
+def test_a_stale_alert_tested_again_counts_towards_resolution_from_zero() -> None:
+    rows = advance([], result(alert(), tested={CH}, failing={CH}), DAY)
+    rows = advance(rows, result(tested={CH}), date(2026, 1, 11), window_start=DAY)
+    rows = advance(rows, result(tested=set()), date(2026, 1, 12), window_start=DAY)
+    assert (rows[0].state, rows[0].passing_runs) == ("stale", 0)
+    rows = advance(rows, result(tested={CH}), date(2026, 1, 13), window_start=DAY)
+    assert (rows[0].state, rows[0].passing_runs) == ("ongoing", 1)

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
+from hindsight.config import Config
 from hindsight.monitor import Monitor
 from hindsight.store.partitions import Table
-from tests.conftest import label, log_simulation, prediction
+from tests.conftest import COLUMNS, label, log_simulation, prediction
 
 
 def seed_collapse(monitor: Monitor) -> None:
@@ -172,3 +174,50 @@ def test_a_backfill_stops_at_the_day_it_cannot_count_with_the_days_before_stored
             s.as_of))
     assert done == [date(2026, 1, d) for d in range(3, 12)]
     assert monitor.store.partitions(Table.RUNS)[-1] == date(2026, 1, 11)
+
+
+def test_an_alert_no_longer_tested_goes_stale_then_resolves_when_its_evidence_left_the_window(
+    make_config: Callable[..., Config],
+) -> None:
+    with Monitor(make_config(label_window_days=5,
+                             alerts={"baseline_days": 2})) as monitor:
+        monitor.log_reference([{**prediction(-k - 1000 * c, 1, country, "a"),
+                                "actual": "b" if k % 20 == 0 else "a"}
+                               for k in range(1, 401) for c, country in enumerate(("CH", "DE"))])
+        seed_collapse(monitor)  # predictions end on day 14
+        monitor.backfill(date(2026, 1, 1), date(2026, 1, 31))
+        ch = [a for a in monitor.alerts() if a.kind == "performance"
+              and a.segment == {"country": "CH"}]
+    assert ch and ch[0].state == "opened"
+    states = [a.state for a in ch]
+    assert "stale" in states and states[-1] == "resolved"
+    assert states.index("stale") < len(states) - 1
+    assert "no longer tested" in ch[-1].message
+    assert ch[-1].date <= date(2026, 1, 14 + 5 + 2)
+
+
+def test_a_reference_without_timestamps_or_versions_is_all_a_run_and_a_gate_need(
+    make_config: Callable[..., Config],
+) -> None:
+    columns = {**COLUMNS, "model_version": "version", "score": "confidence"}
+    with Monitor(make_config(columns=columns)) as monitor:
+        reference = [{"request_id": f"v{k}-{c}", "country": country, "tier": "free",
+                      "predicted": "a", "actual": "b" if k % 20 == 0 else "a",
+                      "confidence": 0.9, "amount": float(k)}
+                     for k in range(400) for c, country in enumerate(("CH", "DE"))]
+        assert monitor.log_reference(reference).stored == 800
+        i = 0
+        for day in range(1, 15):
+            rows = []
+            for country in ("CH", "DE"):
+                for _ in range(40):
+                    i += 1
+                    rows.append({**prediction(i, day, country, "a"), "version": "v1",
+                                 "confidence": 0.9})
+            monitor.log_predictions(rows)
+        summary = monitor.run(date(2026, 1, 14))
+        drifted = monitor.drift(date(2026, 1, 14), date(2026, 1, 14))
+        gate = monitor.validate([{"request_id": r["request_id"], "predicted": "a"}
+                                 for r in reference])
+    assert summary.cells > 0 and {d.feature for d in drifted} == {"amount"}
+    assert gate.agreement == 1.0

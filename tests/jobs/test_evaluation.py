@@ -52,3 +52,25 @@ def test_incident_files_are_checked(tmp_path: Path) -> None:
     bad.write_text("- segment: {country: CH}\n  start: soon\n")
     with pytest.raises(InputError, match=r"bad.yaml: incident 0.start: .*YYYY-MM-DD"):
         load_incidents(bad)
+
+
+def test_a_whole_population_incident_is_written_with_an_empty_segment_or_none(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "incidents.yaml"
+    file.write_text("- segment: {}\n  start: 2026-01-10\n- start: 2026-01-20\n"
+                    "- segment:\n  start: 2026-01-25\n")
+    incidents = load_incidents(file)
+    assert [i.segment for i in incidents] == [{}, {}, {}]
+    assert incidents[0].label == "all predictions"
+    found = evaluate([alert(14, {}), alert(15, {"country": "CH"})], incidents[:1], runs=20)
+    assert [d.delay_days for d in found.detections] == [4]
+    assert found.false_alerts == ()  # every segment shares rows with the whole population
+
+
+def test_incident_segment_values_are_read_under_the_value_identity_rule(tmp_path: Path) -> None:
+    file = tmp_path / "incidents.yaml"
+    file.write_text("- segment: {is_customer: True, plan: 2.0, code: '007'}\n"
+                    "  start: 2026-01-10\n")
+    assert load_incidents(file)[0].segment == {"is_customer": "true", "plan": "2",
+                                               "code": "007"}

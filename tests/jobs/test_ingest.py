@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from hindsight.config import Config
 from hindsight.errors import InputError, StoreError
 from hindsight.monitor import Monitor
 from hindsight.store.partitions import Table
-from tests.conftest import label, prediction
+from tests.conftest import COLUMNS, label, prediction
 
 
 def stored_rows(monitor: Monitor, table: Table) -> list[tuple[object, ...]]:
@@ -269,3 +269,31 @@ def test_labels_whose_values_are_never_among_the_predicted_classes_are_a_warning
     assert "labels say 'false', 'true'" in text and "predictions say '0', '1'" in text
     fine = monitor.log_labels([label(i, str(i % 2), 3) for i in range(10)])
     assert fine.disjoint is None and "say" not in fine.summary("labels")
+
+
+def test_historic_labels_without_an_arrival_column_are_no_orphans_and_say_what_to_map(
+    make_config: Callable[..., Config],
+) -> None:
+    columns = {k: v for k, v in COLUMNS.items() if k != "label_timestamp"}
+    clock = datetime(2026, 3, 1, tzinfo=UTC)  # two months after the predictions
+    with Monitor(make_config(columns=columns), clock=lambda: clock) as monitor:
+        monitor.log_predictions([prediction(i, 1 + i % 14, "CH", "a") for i in range(56)])
+        report = monitor.log_labels([{"request_id": f"r{i}", "actual": "a"}
+                                     for i in range(56)])
+    assert (report.stored, report.orphans) == (56, 0)
+    text = report.summary("labels")
+    assert "orphan" not in text
+    assert "columns.label_timestamp is not mapped" in text
+    assert "56 are for predictions made before" in text and "2026-01-01" in text
+
+
+def test_labels_without_an_arrival_column_for_recent_predictions_need_no_note(
+    make_config: Callable[..., Config],
+) -> None:
+    columns = {k: v for k, v in COLUMNS.items() if k != "label_timestamp"}
+    clock = datetime(2026, 1, 15, tzinfo=UTC)
+    with Monitor(make_config(columns=columns), clock=lambda: clock) as monitor:
+        monitor.log_predictions([prediction(i, 1 + i % 14, "CH", "a") for i in range(56)])
+        report = monitor.log_labels([{"request_id": f"r{i}", "actual": "a"}
+                                     for i in range(56)])
+    assert report.orphans == 0 and "label_timestamp" not in report.summary("labels")

@@ -21,7 +21,7 @@ from hindsight.config import Config
 from hindsight.monitor import Monitor
 from hindsight.service.app import create_app
 from hindsight.store.partitions import Table
-from tests.conftest import label, prediction
+from tests.conftest import COLUMNS, label, prediction
 
 TOKEN = "s3cret"
 
@@ -93,6 +93,42 @@ def test_ingest_over_http_then_the_run_then_the_alert_in_the_api(
     assert open_alerts["performance"] >= 1
     segments = [s.labels["segment"] for s in families["hindsight_alerted_segment_value"].samples]
     assert "country=CH" in segments
+
+
+def test_open_alerts_are_those_open_after_the_latest_run_one_row_each(
+    server: Server, monitor: Monitor,
+) -> None:
+    rows, labels = collapse_rows()
+    monitor.log_predictions(rows)
+    monitor.log_labels(labels)
+    monitor.backfill(date(2026, 1, 10), date(2026, 1, 18))
+    with client(server) as http:
+        found = http.get("/v1/alerts", params={"state": "open"}).json()
+        history = http.get("/v1/alerts").json()
+        earlier = http.get("/v1/alerts", params={"state": "open", "end": "2026-01-17"}).json()
+        page = http.get("/").text
+    keys = [a["key"] for a in found]
+    assert found and len(keys) == len(set(keys))
+    assert {a["date"] for a in found} == {"2026-01-18"}
+    assert len(history) > len(found)  # every run an alert stayed open has its row
+    assert {a["date"] for a in earlier} == {"2026-01-17"}
+    assert page.count("/alert?key=") == len(found)  # the overview lists the same
+
+
+def test_a_score_sent_as_text_among_numbers_is_a_422_naming_its_row_and_column(
+    make_config: Callable[..., Config],
+) -> None:
+    with Monitor(make_config(columns={**COLUMNS, "score": "confidence"})) as monitor:
+        server = Server(monitor, TOKEN)
+        try:
+            with client(server) as http:
+                answer = http.post("/v1/predictions", json=[
+                    {**prediction(1, 1, "CH", "a"), "confidence": 0.8},
+                    {**prediction(2, 1, "CH", "a"), "confidence": "0.9"}])
+        finally:
+            server.stop()
+    assert answer.status_code == 422
+    assert "row 2: column 'confidence' has '0.9' (text)" in answer.json()["error"]
 
 
 def arrow_body(table: pa.Table) -> bytes:

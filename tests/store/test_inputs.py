@@ -107,3 +107,12 @@ def test_a_directory_without_readable_rows_is_refused_naming_what_is_wrong(
     with pytest.raises(InputError, match=message) as info:
         read_files([directory])
     assert str(directory) in str(info.value)
+
+
+def test_rows_whose_column_switches_from_number_to_text_are_refused_naming_row_and_column(
+) -> None:
+    rows = [{"id": "r1", "confidence": 0.8}, {"id": "r2", "confidence": None},
+            {"id": "r3", "confidence": "0.9"}]
+    with pytest.raises(InputError, match=r"^rows: row 3: column 'confidence' has '0.9' \(text\)"
+                                         r", where row 1 has 0.8 \(a number\)"):
+        from_memory(rows, "rows")
