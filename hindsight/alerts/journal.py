@@ -28,7 +28,7 @@ from typing import IO
 import pyarrow.fs as pafs
 
 from hindsight.errors import StoreError
-from hindsight.store.partitions import LOCK_DIR, Store, Table
+from hindsight.store.partitions import LOCK_DIR, Store, Table, fsync_path
 
 JOURNAL_FILE = "delivered.jsonl"
 JOURNAL_DIR = "delivered"
@@ -115,15 +115,7 @@ def append_durably(path: Path, line: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     if created:
-        fsync_directory(path.parent)
-
-
-def fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_path(path.parent)
 
 
 class DeliveryLock:

@@ -262,15 +262,15 @@ class Store:
     def _publish(self, temp: str, final: str) -> None:
         """Rename a written temporary file into place durably: the file's bytes reach the
         disk before its name, and the name before we return."""
-        _fsync(temp)
+        fsync_path(temp)
         self.fs.move(temp, final)
         # the new name, and each directory this write may have created: up to the store's
         # root, and the root's own entry in its parent (the first write into a new store)
         directory = final.rsplit("/", 1)[0]
         while directory.startswith(self.root):
-            _fsync(directory)
+            fsync_path(directory)
             directory = directory.rsplit("/", 1)[0]
-        _fsync(directory or "/")
+        fsync_path(directory or "/")
 
     def identity(self) -> str:
         """This store's id: made once, kept in ``store.json`` at its root. It names the
@@ -304,20 +304,20 @@ class Store:
         try:
             self.fs.create_dir(directory, recursive=True)
             _write_bytes(self.fs, temp, body)
-            _fsync(temp)
+            fsync_path(temp)
             with contextlib.suppress(FileExistsError):
                 os.link(temp, final)
-            _fsync(directory)
-            _fsync(directory.rsplit("/", 1)[0] or "/")
+            fsync_path(directory)
+            fsync_path(directory.rsplit("/", 1)[0] or "/")
         finally:
             _remove_quietly(self.fs, temp)
 
     def rename_durably(self, source: str, target: str) -> None:
         """Rename a local file or directory, the new name on disk before this returns."""
         self.fs.move(source, target)
-        _fsync(target.rsplit("/", 1)[0])
+        fsync_path(target.rsplit("/", 1)[0])
         if source.rsplit("/", 1)[0] != target.rsplit("/", 1)[0]:
-            _fsync(source.rsplit("/", 1)[0])
+            fsync_path(source.rsplit("/", 1)[0])
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -405,7 +405,8 @@ def partition_date(path: str) -> date | None:
     return None
 
 
-def _fsync(path: str) -> None:
+def fsync_path(path: str | Path) -> None:
+    """Make a file's bytes, or a directory's names, durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
