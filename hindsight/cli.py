@@ -812,10 +812,16 @@ def _summary_line(summary: RunSummary) -> str:
     coverage = "n/a" if summary.label_coverage is None else f"{summary.label_coverage:.0%}"
     return (f"Run as of {summary.as_of}: aggregate {summary.metric} {overall} over the label "
             f"window (label coverage {coverage}); {summary.cells:,} cells; segments: "
-            f"{summary.segments_tested:,} tested, {summary.segments_skipped:,} skipped (too few "
-            f"labelled rows, or no reference yet), {summary.segments_failing} failing; alerts: "
+            f"{summary.segments_tested:,} tested, {summary.segments_skipped:,} skipped"
+            f"{_skipped_text(summary)}, {summary.segments_failing} failing; alerts: "
             f"{summary.count('opened')} opened, {summary.count('ongoing')} ongoing, "
-            f"{summary.count('resolved')} resolved.")
+            f"{summary.count('resolved')} resolved."
+            + "".join(f"\nnote: {note}" for note in summary.notes))
+
+
+def _skipped_text(summary: RunSummary) -> str:
+    reasons = ", ".join(f"{n:,} {why}" for why, n in summary.skipped_by.items())
+    return f" ({reasons})" if reasons else ""
 
 
 def _print_alerts(found: Sequence[Alert], fmt: str) -> None:
