@@ -177,6 +177,14 @@ class DropRule:
                   SKIP_NO_REFERENCE: int((~late & ~few).sum())}
         return {reason: n for reason, n in counts.items() if n}
 
+    def baselines(self, window: RunWindow, cells: pa.Table, reference: pa.Table | None
+                  ) -> tuple[pa.Array, CellArrays, _References]:
+        """The run's segment names, its cells as arrays and each segment's reference, as
+        ``evaluate`` derives them (before the label-delay correction): what coverage uses."""
+        names = pc.unique(cells["segment"])
+        c = CellArrays.from_table(cells, names, window.first_day, self.task)
+        return names, c, self._references(c, len(names), reference, names, window.first_day)
+
     def _debias(self, c: CellArrays, window: RunWindow,
                 label_ages: pa.Table | None) -> CellArrays:
         """Divide the early-label odds ratio, measured on the window's oldest (mature) days,

@@ -7,7 +7,6 @@ a test rejecting at ``level`` does so with probability ``power``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from statistics import NormalDist
 
 import numpy as np
@@ -79,7 +78,7 @@ def min_detectable_drop(task: str, n: npt.ArrayLike, reference_total: npt.ArrayL
 
 
 def detection_delay(drop: float, detectable: float, first_age: int,
-                    labelled_by_age: Sequence[float]) -> int | None:
+                    labelled_by_age: npt.ArrayLike) -> int | None:
     """Days from the onset day to the first run whose unit shows a drop of ``drop`` at least
     as large as ``detectable``. The unit pools the prediction days aged ``first_age``,
     ``first_age + 1``, ... holding ``labelled_by_age`` labelled rows; a run ``t`` days after
