@@ -28,6 +28,7 @@ from hindsight.errors import ConfigError, HindsightError, exit_code
 if TYPE_CHECKING:
     from hindsight.alerts.delivery import DeliveryReport
     from hindsight.alerts.model import Alert
+    from hindsight.jobs.coverage import CoverageReport
     from hindsight.jobs.daily import RunSummary
     from hindsight.jobs.intraday import CheckResult
     from hindsight.jobs.results import MetricRow
@@ -494,6 +495,38 @@ def check_command(ctx: click.Context, fmt: str) -> None:
 
 
 @cli.command()
+@click.option("--date", "day", callback=_day, default=None,
+              help="As of the end of this UTC date. Default: the latest run, else yesterday.")
+@click.option("--drop", type=click.FloatRange(min=0, min_open=True), default=0.05,
+              show_default=True, help="The drop (metric units) whose delay is given.")
+@click.option("--shift", type=click.FloatRange(min=0, min_open=True), default=0.1,
+              show_default=True, help="The prediction drift shift whose delay is given (share "
+              "of predictions changing class, or reference sd).")
+@FORMAT
+@click.pass_context
+def coverage(ctx: click.Context, day: date | None, drop: float, shift: float,
+             fmt: str) -> None:
+    """What the monitor can see: per segment and cross, the smallest drop the performance
+    rule would alert on and how many days after onset, the same for prediction drift, and
+    why a blind cell is blind."""
+    from hindsight.alerts.rules import DropRule
+    from hindsight.jobs.coverage import coverage_of
+
+    with _monitor(ctx) as monitor:
+        runs = monitor.runs()
+        as_of = day or (runs[-1] if runs else datetime.now(UTC).date() - timedelta(days=1))
+        rule = monitor.rule
+        if not isinstance(rule, DropRule):
+            raise click.UsageError("coverage needs the built-in performance rule")
+        report = coverage_of(as_of, monitor.config, monitor.store, monitor.engine, rule,
+                             drop, shift)
+    if fmt == "json":
+        click.echo(json.dumps(report.as_json(), indent=2))
+        return
+    _print_coverage(report)
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.pass_context
@@ -837,11 +870,17 @@ def _summary_line(summary: RunSummary) -> str:
     coverage = "n/a" if summary.label_coverage is None else f"{summary.label_coverage:.0%}"
     return (f"Run as of {summary.as_of}: aggregate {summary.metric} {overall} over the label "
             f"window (label coverage {coverage}); {summary.cells:,} cells; segments: "
-            f"{summary.segments_tested:,} tested, {summary.segments_skipped:,} skipped (too few "
-            f"labelled rows, or no reference yet), {summary.segments_failing} failing; alerts: "
+            f"{summary.segments_tested:,} tested, {summary.segments_skipped:,} skipped"
+            f"{_skipped_text(summary)}, {summary.segments_failing} failing; alerts: "
             f"{summary.count('opened')} opened, {summary.count('ongoing')} ongoing, "
             f"{summary.count('stale')} stale (no longer tested), "
-            f"{summary.count('resolved')} resolved.")
+            f"{summary.count('resolved')} resolved."
+            + "".join(f"\nnote: {note}" for note in summary.notes))
+
+
+def _skipped_text(summary: RunSummary) -> str:
+    reasons = ", ".join(f"{n:,} {why}" for why, n in summary.skipped_by.items())
+    return f" ({reasons})" if reasons else ""
 
 
 def _print_alerts(found: Sequence[Alert], fmt: str) -> None:
@@ -855,6 +894,36 @@ def _print_alerts(found: Sequence[Alert], fmt: str) -> None:
                    show_lines=True)
     for a in found:
         table.add_row(str(a.date), f"{a.at:%H:%M}" if a.at else "", a.kind, a.state, a.message)
+    _show(table)
+
+
+def _print_coverage(report: CoverageReport) -> None:
+    mature = ("never within the window" if report.maturity_age is None
+              else f"at age {report.maturity_age} days")
+    out.print(f"Coverage as of {report.as_of}: a day's labels mature {mature}; prediction "
+              f"drift over {report.drift_window_days} day(s).", highlight=False)
+    for depth, shares in report.blind.items():
+        blind = ", ".join(f"{share:.1%} {why}" for why, share in shares.items()) or "none"
+        out.print(f"depth {depth}: predictions in cells that can never be tested: {blind}",
+                  highlight=False)
+    table = _table(f"{report.metric}: smallest detectable drop, days to catch a drop of "
+                   f"{report.drop:g}; prediction drift ({report.drift_unit}): smallest "
+                   f"shift, days to catch {report.shift:g}",
+                   ("segment", "per day", "smallest drop", "days", "drift shift",
+                    "drift days", "blind because"))
+
+    def number(value: float | int | None, form: str) -> str:
+        return "never" if value is None else format(value, form)
+
+    for c in report.cells:
+        if len(c.segment) > 1:
+            continue  # crosses: --format json has every one
+        table.add_row(", ".join(f"{k}={v}" for k, v in c.segment.items()) or "(all)",
+                      f"{c.predictions_per_day:,.0f}", number(c.min_detectable_drop, ".3f"),
+                      number(c.days_to_detect, "d"),
+                      number(c.drift_min_detectable_shift, ".3f"),
+                      number(c.drift_days_to_detect, "d"),
+                      "; ".join(x for x in (c.reason, c.drift_reason) if x))
     _show(table)
 
 

@@ -300,6 +300,12 @@ class DriftSettings(_Frozen):
         default=1000, ge=10,
         description="predictions a segment needs, today and in the reference, to be compared",
     )
+    max_window_days: int = Field(
+        default=7, ge=1,
+        description="a day with fewer than min_samples predictions widens the daily run's "
+                    "window, back day by day up to this many days, until it holds them "
+                    "(at most window_days: never widened)",
+    )
     min_shift: float = Field(
         default=0.2, ge=0,
         description="smallest Wasserstein shift worth an alert, in reference standard deviations",

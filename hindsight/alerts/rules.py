@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Protocol
 
@@ -42,6 +42,11 @@ SHOWN_CONFIDENCE = 0.95
 SHOWN_EXPLAINED = 3  # a message names this many covered segments; the alert keeps all
 TRAILING, REFERENCE_SET, BOTH = 0, 1, 2
 AGREEMENT_LEVEL = 0.05  # two-sided: below it, the trailing days and the reference set differ
+# Why a segment with cells was not tested, in the order they are judged:
+SKIP_LABEL_DELAY = "label delay beyond the window"  # no day it could be tested on is mature
+SKIP_FEW_LABELS = "too few labels"  # under min_samples labelled rows even pooled
+SKIP_NO_REFERENCE = "no reference"  # fewer than min_samples labelled rows to compare with
+SKIP_REASONS = (SKIP_LABEL_DELAY, SKIP_FEW_LABELS, SKIP_NO_REFERENCE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,7 @@ class RuleResult:
     failing: frozenset[str]  # alerted, or covered by an alert on a more specific segment
     healthy: frozenset[str]  # tested and within half of min_effect of the reference
     skipped: int  # segments with cells but no unit (too few labelled rows, immature labels)
+    skipped_by: dict[str, int] = field(default_factory=dict)  # the same, by SKIP_REASONS
 
 
 class PerformanceRule(Protocol):
@@ -113,8 +119,8 @@ class DropRule:
                          window, label_ages)
         overall = pc.index(names, "{}").as_py()  # the population cell
         refs = self._references(c, len(names), reference, names, window.first_day)
-        eligible = (self._mature_days(c, overall)[c.day] & (c.day >= refs.tested_from[c.segment])
-                    & (refs.n[c.segment] >= self.min_samples))
+        timely = self._mature_days(c, overall)[c.day] & (c.day >= refs.tested_from[c.segment])
+        eligible = timely & (refs.n[c.segment] >= self.min_samples)
         units = pooled_units(c, eligible, self.min_samples, self.pool_days)
         seg = units.segment
         p, material = self._test(units.total, units.squares, units.n,
@@ -124,9 +130,10 @@ class DropRule:
         failing = np.nonzero(rejected & material)[0]
         tested = frozenset(names.take(pa.array(seg)).to_pylist())
         healthy = frozenset(names.take(pa.array(seg[self._healthy(units, refs)])).to_pylist())
-        skipped = len(set(c.segment[c.segment >= 0].tolist())) - len(tested)
+        skipped_by = self._skipped(c, timely, refs, seg)
+        skipped = sum(skipped_by.values())
         if failing.size == 0:
-            return RuleResult((), tested, frozenset(), healthy, skipped)
+            return RuleResult((), tested, frozenset(), healthy, skipped, skipped_by)
         segments = [json.loads(names[int(seg[u])].as_py()) for u in failing]
         failing_keys = {segment_key(x) for x in segments}
         # Alerts still open from earlier runs explain and cover new failures too, so a
@@ -150,7 +157,33 @@ class DropRule:
             alerts.append(self._alert(window, segment, units, int(u), c, refs, covers,
                                       self._aggregate(c, units, int(u), overall)))
         return RuleResult(tuple(sorted(alerts, key=lambda a: a.key)), tested,
-                          frozenset(failing_keys), healthy, skipped)
+                          frozenset(failing_keys), healthy, skipped, skipped_by)
+
+    def _skipped(self, c: CellArrays, timely: np.ndarray, refs: _References,
+                 tested: np.ndarray) -> dict[str, int]:
+        """The segments with cells but no unit, counted by why (``SKIP_REASONS``): no day
+        they could be tested on has mature labels; else too few labelled rows on those days,
+        even pooled (with a reference or not); else too few rows to compare with."""
+        known = c.segment >= 0
+        untested = np.setdiff1d(np.unique(c.segment[known]), tested)
+        k = refs.n.size
+        has_timely = np.zeros(k, dtype=bool)
+        has_timely[c.segment[known & timely]] = True
+        enough = np.zeros(k, dtype=bool)
+        enough[pooled_units(c, timely, self.min_samples, self.pool_days).segment] = True
+        late = ~has_timely[untested]
+        few = ~late & ~enough[untested]
+        counts = {SKIP_LABEL_DELAY: int(late.sum()), SKIP_FEW_LABELS: int(few.sum()),
+                  SKIP_NO_REFERENCE: int((~late & ~few).sum())}
+        return {reason: n for reason, n in counts.items() if n}
+
+    def baselines(self, window: RunWindow, cells: pa.Table, reference: pa.Table | None
+                  ) -> tuple[pa.Array, CellArrays, _References]:
+        """The run's segment names, its cells as arrays and each segment's reference, as
+        ``evaluate`` derives them (before the label-delay correction): what coverage uses."""
+        names = pc.unique(cells["segment"])
+        c = CellArrays.from_table(cells, names, window.first_day, self.task)
+        return names, c, self._references(c, len(names), reference, names, window.first_day)
 
     def _debias(self, c: CellArrays, window: RunWindow,
                 label_ages: pa.Table | None) -> CellArrays:

@@ -7,21 +7,29 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hindsight.alerts.lifecycle import OPEN_STATES, advance, open_segments
 from hindsight.alerts.model import Alert, alerts_to_table
-from hindsight.alerts.rules import PerformanceRule, RuleResult, RunWindow
+from hindsight.alerts.rules import (
+    SKIP_FEW_LABELS,
+    SKIP_LABEL_DELAY,
+    SKIP_NO_REFERENCE,
+    PerformanceRule,
+    RuleResult,
+    RunWindow,
+)
 from hindsight.config import Config, feature_columns
 from hindsight.engine.base import CellCounts, Engine, end_of_day
 from hindsight.errors import InputError
-from hindsight.jobs import drift, intraday, versions, volume
+from hindsight.jobs import coverage, drift, intraday, versions, volume
 from hindsight.jobs.explain import Explainer
 from hindsight.jobs.performance import metric_rows
 from hindsight.jobs.results import read_alerts
@@ -36,7 +44,12 @@ RUNS_SCHEMA = pa.schema([
     ("alerts_opened", pa.int64()), ("alerts_open", pa.int64()),
     ("alerts_resolved", pa.int64()), ("metric", pa.string()), ("overall", pa.float64()),
     ("label_coverage", pa.float64()), ("seconds", pa.float64()),
+    ("skipped_label_delay", pa.int64()), ("skipped_few_labels", pa.int64()),
+    ("skipped_no_reference", pa.int64()), ("notes", pa.list_(pa.string())),
 ])
+SKIPPED_COLUMNS = {"skipped_label_delay": SKIP_LABEL_DELAY,
+                   "skipped_few_labels": SKIP_FEW_LABELS,
+                   "skipped_no_reference": SKIP_NO_REFERENCE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +64,8 @@ class RunSummary:
     overall: float | None  # the headline metric over all labelled predictions of the window
     label_coverage: float | None
     seconds: float
+    skipped_by: dict[str, int] = field(default_factory=dict)  # by the rule's SKIP_REASONS
+    notes: tuple[str, ...] = ()  # what the run could not see, and what to set
 
     def count(self, *states: str) -> int:
         return sum(1 for a in self.alerts if a.state in states)
@@ -205,12 +220,16 @@ def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
     if found is not None:
         store.write(Table.DRIFT, drift.drift_table(as_of, found.rows), dt=as_of,
                     name=RESULT_FILE)
-    overall, coverage = _overall(counts.cells, config.task)
+    overall, covered = _overall(counts.cells, config.task)
+    notes = (*coverage.run_notes(counts.cells, config, window),
+             *([found.note] if found is not None and found.note else []),
+             *([] if reference_rows is not None else [coverage.NO_REFERENCE_SET]))
     summary = RunSummary(
         as_of=as_of, cells=counts.cells.num_rows, segments_tested=len(result.tested),
         segments_skipped=result.skipped, segments_failing=len(result.failing),
         alerts=tuple(alerts), metric="accuracy" if config.task == "classification" else "mae",
-        overall=overall, label_coverage=coverage, seconds=time.perf_counter() - started,
+        overall=overall, label_coverage=covered, seconds=time.perf_counter() - started,
+        skipped_by=dict(result.skipped_by), notes=notes,
     )
     # Results replace the run's partitions whole, so re-running a date is idempotent.
     store.write(Table.METRICS, metrics, dt=as_of, name=RESULT_FILE)
@@ -237,6 +256,7 @@ def backfill(start: date, end: date, run: Callable[[date], RunSummary],
 class _DriftFound:
     rows: tuple[drift.DriftRow, ...]
     results: dict[str, RuleResult]
+    note: str | None = None  # a widened window, or why prediction drift was not computed
 
 
 def _drift(as_of: date, config: Config, engine: Engine, reference: pa.Table | None,
@@ -244,14 +264,15 @@ def _drift(as_of: date, config: Config, engine: Engine, reference: pa.Table | No
     """Prediction drift and feature drift of the run date; None without a reference set."""
     if reference is None:
         return None
-    first, last = drift.window(as_of, config.drift.window_days)
     features = feature_columns(config, reference.column_names)
     cols = config.columns
     needed = list(dict.fromkeys([cols.prediction, *([cols.score] if cols.score else []),
                                  *config.segments, *features]))
-    current = engine.predictions(first, last, needed)
+    current, days = _drift_rows(as_of, config, engine, needed)
+    note = coverage.drift_window_note(as_of, days, current.num_rows, reference.num_rows,
+                                      config)
     if current.num_rows == 0:
-        return _DriftFound((), {})
+        return _DriftFound((), {}, note)
     cut = drift.slices(current, reference, config.segments,
                        min(config.min_samples, config.drift.min_samples), fits)
     with ThreadPoolExecutor(max_workers=1) as beside:  # both sort and draw without the GIL
@@ -260,10 +281,29 @@ def _drift(as_of: date, config: Config, engine: Engine, reference: pa.Table | No
                                     >= config.min_samples], features, fits)
         top = {segment: drift.top_moved(rows, segment)
                for segment in {r.segment for r in rows}}
-        predicted = drift.prediction_drift(as_of, signals.result(), config, top)
+        predicted = drift.prediction_drift(
+            as_of, signals.result(), config, top,
+            None if days == config.drift.window_days else f"of {as_of - timedelta(days - 1)}.."
+            f"{as_of} (window widened to hold drift.min_samples)")
     results = {"prediction_drift": predicted.result,
                "feature_drift": drift.feature_alerts(as_of, rows, config)}
-    return _DriftFound(tuple(rows) + predicted.rows, results)
+    return _DriftFound(tuple(rows) + predicted.rows, results, note)
+
+
+def _drift_rows(as_of: date, config: Config, engine: Engine,
+                columns: list[str]) -> tuple[pa.Table, int]:
+    """The predictions the run scores for drift, and over how many days: ``drift.window_days``,
+    widened (up to ``drift.max_window_days``) until they hold ``drift.min_samples``."""
+    settings = config.drift
+    days = settings.window_days
+    rows = engine.predictions(*drift.window(as_of, days), columns)
+    widest = max(settings.max_window_days, days)
+    while rows.num_rows < settings.min_samples and days < widest:
+        # as many days as the rows so far say are needed (one more query, not several)
+        wanted = int(np.ceil(days * settings.min_samples / max(rows.num_rows, 1)))
+        days = min(max(wanted, days + 1), widest)
+        rows = engine.predictions(*drift.window(as_of, days), columns)
+    return rows, days
 
 
 def _of_kind(alerts: list[Alert], kind: str) -> list[Alert]:
@@ -278,7 +318,9 @@ def _previous_alerts(store: Store, as_of: date) -> list[Alert]:
 
 def _run_row(summary: RunSummary) -> pa.Table:
     row = {k: v for k, v in asdict(summary).items() if k in RUNS_SCHEMA.names}
-    row |= {"alerts_opened": summary.count("opened"),
+    row |= {column: summary.skipped_by.get(reason, 0)
+            for column, reason in SKIPPED_COLUMNS.items()}
+    row |= {"notes": list(summary.notes), "alerts_opened": summary.count("opened"),
             "alerts_open": summary.count(*OPEN_STATES),
             "alerts_resolved": summary.count("resolved")}
     return pa.Table.from_pylist([row], schema=RUNS_SCHEMA)

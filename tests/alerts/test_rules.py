@@ -195,3 +195,25 @@ def test_an_alert_covering_many_segments_names_the_largest_and_keeps_them_all() 
             "country=CH × merchant=m1; country=CH × merchant=m4 (all in the alert's details)"
             ) in alert.message
     assert "merchant=m0" not in alert.message
+
+
+def test_skipped_segments_are_counted_by_reason_not_lumped_together() -> None:
+    rows = (days_of('{"tier":"tiny"}', 5, 0.94, 4)  # too few labels, even pooled
+            + [r for r in days_of('{"tier":"new"}', 200, 0.94, 5) if r[0] >= 10]  # no baseline
+            + days_of('{"tier":"big"}', 200, 0.94, 6))
+    result = run(rows, pool_days=14)
+    assert result.skipped == 2
+    assert result.skipped_by == {"too few labels": 1, "no reference": 1}
+
+
+def test_segments_whose_labels_mature_only_beyond_the_window_are_skipped_for_label_delay(
+) -> None:
+    table = cells(days_of('{"country":"CH"}', 250, 0.94, 7))
+    # the population's days after the trailing baseline are 10% labelled: never mature
+    young = pa.array([r["segment"] == "{}" and r["day"] >= FIRST + timedelta(days=7)
+                      for r in table.to_pylist()])
+    table = table.set_column(3, "n_predictions", pa.array(np.where(
+        young.to_numpy(zero_copy_only=False), 100_000, table["n_predictions"].to_numpy())))
+    result = rule().evaluate(WINDOW, table, None)
+    assert result.tested == frozenset()
+    assert result.skipped_by == {"label delay beyond the window": 2}

@@ -221,3 +221,88 @@ def test_a_reference_without_timestamps_or_versions_is_all_a_run_and_a_gate_need
                                  for r in reference])
     assert summary.cells > 0 and {d.feature for d in drifted} == {"amount"}
     assert gate.agreement == 1.0
+
+
+def _low_volume(tmp_path: Path, **drift: object) -> Monitor:
+    """A model of 500 predictions a day, with the default drift.min_samples (1,000)."""
+    from hindsight.config import parse_config
+    from hindsight.simulate import Scenario, demo_config
+
+    scenario = Scenario(per_day=500, days=6, failure_start=None, reference_rows=3_000, seed=3)
+    raw = {**demo_config(str(tmp_path / "store")), "label_window_days": 4,
+           "alerts": {"baseline_days": 2}, "drift": dict(drift)}
+    return log_simulation(Monitor(parse_config(raw)), scenario)
+
+
+def test_a_day_under_drift_min_samples_widens_the_drift_window_and_says_so(
+    tmp_path: Path,
+) -> None:
+    with _low_volume(tmp_path) as monitor:
+        summary = monitor.run(date(2026, 10, 6))
+        [found] = monitor.store.files(Table.DRIFT, date(2026, 10, 6), date(2026, 10, 6))
+        rows = monitor.store.read(found.path).to_pylist()
+    whole = [r for r in rows if r["kind"] == "prediction" and r["segment"] == "{}"]
+    assert whole and whole[0]["n"] >= 1_000
+    [note] = [n for n in summary.notes if "prediction drift" in n]
+    assert "over 2 days (2026-10-05..2026-10-06" in note
+    assert "drift.min_samples to at most" in note
+
+
+def test_a_drift_window_that_may_not_widen_says_why_nothing_was_computed_and_what_to_set(
+    tmp_path: Path,
+) -> None:
+    with _low_volume(tmp_path, max_window_days=1) as monitor:
+        summary = monitor.run(date(2026, 10, 6))
+        [found] = monitor.store.files(Table.DRIFT, date(2026, 10, 6), date(2026, 10, 6))
+        rows = monitor.store.read(found.path).to_pylist()
+    assert not [r for r in rows if r["kind"] == "prediction"]
+    [note] = [n for n in summary.notes if "prediction drift" in n]
+    assert note.startswith("prediction drift not computed: ")
+    assert "fewer than drift.min_samples (1,000); set drift.min_samples to at most" in note
+    assert "or drift.max_window_days to at least 2" in note
+
+
+def test_the_run_counts_skipped_segments_by_reason_in_its_summary_and_its_row(
+    make_config: Callable[..., Config],
+) -> None:
+    # 40 labelled rows a day per country, 80 in all: only the population reaches 60 a day
+    monitor = Monitor(make_config(min_samples=60, alerts={"pool_days": 1}))
+    seed_collapse(monitor)
+    summary = monitor.run(date(2026, 1, 15))
+    monitor.close()
+    assert summary.skipped_by == {"too few labels": summary.segments_skipped}
+    assert summary.segments_skipped > 0
+    [found] = monitor.store.files(Table.RUNS, date(2026, 1, 15), date(2026, 1, 15))
+    [row] = monitor.store.read(found.path).to_pylist()
+    assert (row["skipped_few_labels"] + row["skipped_no_reference"]
+            + row["skipped_label_delay"]) == summary.segments_skipped
+    assert row["skipped_few_labels"] == summary.skipped_by.get("too few labels", 0)
+
+
+def test_labels_slower_than_the_window_are_named_with_the_window_that_would_work(
+    tmp_path: Path,
+) -> None:
+    from hindsight.config import parse_config
+    from hindsight.simulate import Scenario, demo_config
+
+    scenario = Scenario(per_day=400, days=12, failure_start=None, reference_rows=1_000,
+                        label_delay_median_days=8, label_delay_p95_days=20, seed=9)
+    raw = {**demo_config(str(tmp_path / "store")), "label_window_days": 8,
+           "alerts": {"baseline_days": 3}}
+    with log_simulation(Monitor(parse_config(raw)), scenario) as monitor:
+        summary = monitor.run(scenario.end)
+    assert summary.segments_tested == 0
+    assert summary.skipped_by == {"label delay beyond the window": summary.segments_skipped}
+    [note] = [n for n in summary.notes if "label_window_days" in n]
+    assert "set label_window_days to" in note
+
+
+def test_a_segment_column_of_almost_unique_values_is_named(
+    make_config: Callable[..., Config],
+) -> None:
+    with Monitor(make_config(segments=["country", "tier"])) as monitor:
+        rows = [prediction(i, 5, "CH", "a", tier=f"t{i}") for i in range(200)]
+        monitor.log_predictions(rows)
+        summary = monitor.run(date(2026, 1, 5))
+    [note] = [n for n in summary.notes if "segment column" in n]
+    assert "'tier' has 200 distinct values in 200 predictions" in note

@@ -1,0 +1,324 @@
+"""What a run can see, and what it cannot: the notes a daily run adds to its summary when the
+configuration cannot work for the data it sees (each with the value that would), and the
+coverage map of ``hindsight coverage``: per segment and cross, the smallest drop each rule
+would catch and how soon (``stats.power``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hindsight.alerts.rules import (
+    SKIP_FEW_LABELS,
+    SKIP_LABEL_DELAY,
+    SKIP_NO_REFERENCE,
+    DropRule,
+    RunWindow,
+)
+from hindsight.alerts.rules import _References as References
+from hindsight.config import Config
+from hindsight.engine.base import Engine
+from hindsight.jobs import drift
+from hindsight.stats.drift import CategoryDetector, WassersteinDetector, tail_quantile
+from hindsight.stats.power import detection_delay, diluted_delay, min_detectable_drop
+from hindsight.store.partitions import Store
+
+NO_REFERENCE_SET = ("prediction drift not computed: there is no reference set to compare "
+                    "with; log one with 'hindsight reference PATH'")
+UNIQUE_SHARE = 0.5  # a segment column with more distinct values than this share of rows
+UNIQUE_MIN_ROWS = 100  # ... over at least this many predictions
+
+
+def drift_window_note(as_of: date, days: int, n: int, n_reference: int,
+                      config: Config) -> str | None:
+    """What the run says about its prediction drift window: widened (and what that costs),
+    or not computed (and what to set); None when the configured window held enough."""
+    least = config.drift.min_samples
+    if n_reference < least:
+        return (f"prediction drift not computed: the reference set has {n_reference:,} rows, "
+                f"fewer than drift.min_samples ({least:,}); log a larger reference set or set "
+                f"drift.min_samples to at most {n_reference:,}")
+    if n < least:
+        widen = (f" or drift.max_window_days to at least {math.ceil(days * least / n)}"
+                 if n else "")
+        return (f"prediction drift not computed: {n:,} predictions in the {days} day(s) to "
+                f"{as_of}, fewer than drift.min_samples ({least:,}); set drift.min_samples "
+                f"to at most {n:,}{widen}")
+    if days > config.drift.window_days:
+        first = as_of - timedelta(days=days - 1)
+        return (f"prediction drift over {days} days ({first}..{as_of}, {n:,} predictions): "
+                f"fewer than drift.min_samples ({least:,}) were made in "
+                f"{config.drift.window_days} day(s), so the window widened (up to "
+                f"drift.max_window_days, {config.drift.max_window_days}); a shift shows "
+                f"diluted until the window is all after it. To judge each day alone, set "
+                f"drift.min_samples to at most {n * config.drift.window_days // days:,}")
+    return None
+
+
+def run_notes(cells: pa.Table, config: Config, window: RunWindow) -> list[str]:
+    """The run's warnings about its configuration, from the cells it counted."""
+    return [*_label_window_notes(cells, config, window), *_unique_segment_notes(cells, config)]
+
+
+def coverage_by_age(cells: pa.Table, window: RunWindow) -> np.ndarray:
+    """The population's label coverage of each prediction day of the window, by its age in
+    days at the run (index 0: the run's own day); NaN for a day without predictions."""
+    span = (window.as_of - window.first_day).days + 1
+    whole = cells.filter(pc.equal(cells["depth"], 0))
+    offset = np.asarray(pc.days_between(pa.scalar(window.first_day, pa.date32()),
+                                        whole["day"]).to_numpy(zero_copy_only=False), np.int64)
+    keep = (offset >= 0) & (offset < span)
+    age = span - 1 - offset[keep]
+
+    def by_age(column: str) -> np.ndarray:
+        values = pc.fill_null(whole[column], 0).to_numpy(zero_copy_only=False)
+        return np.bincount(age, np.asarray(values, np.float64)[keep], minlength=span)
+
+    predicted = by_age("n_predictions")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(predicted > 0, by_age("n_labelled") / predicted, np.nan)
+
+
+def maturity_age(curve: np.ndarray, threshold: float) -> int | None:
+    """The youngest age from which every older day's coverage reached ``threshold``.
+
+    >>> maturity_age(np.array([0.0, 0.2, 0.6, 0.7, np.nan]), 0.5)
+    2
+    >>> maturity_age(np.array([0.0, 0.2]), 0.5) is None
+    True
+    """
+    seen = ~np.isnan(curve)
+    below = np.nonzero(seen & (curve < threshold))[0]
+    start = int(below.max()) + 1 if below.size else 0
+    return start if start < curve.size and seen[start:].any() else None
+
+
+def _label_window_notes(cells: pa.Table, config: Config, window: RunWindow) -> list[str]:
+    curve = coverage_by_age(cells, window)
+    span, threshold = curve.size, config.alerts.min_label_coverage
+    baseline = config.alerts.baseline_days
+    if np.isnan(curve[-1]):
+        return []  # the store does not reach back to the window's first day yet
+    age = maturity_age(curve, threshold)
+    if age is not None and age <= span - 1 - baseline:
+        return []
+    oldest = float(curve[-1])
+    found = (f"labels reach alerts.min_label_coverage ({threshold:.0%}) only at age {age} "
+             f"days" if age is not None else
+             f"even the window's oldest day (age {span - 1} days) is only {oldest:.0%} "
+             f"labelled, under alerts.min_label_coverage ({threshold:.0%})")
+    need = (f"at least {age + baseline + 1}" if age is not None
+            else f"well over {span} (the age at which days mature is beyond the window)")
+    return [f"no segment can be tested: {found}, and the window of label_window_days "
+            f"({config.label_window_days}) tests only days younger than {span - baseline} "
+            f"days (its oldest alerts.baseline_days ({baseline}) are the trailing reference); "
+            f"set label_window_days to {need}, or lower alerts.min_label_coverage"]
+
+
+def _unique_segment_notes(cells: pa.Table, config: Config) -> list[str]:
+    single = cells.filter(pc.equal(cells["depth"], 1))
+    predictions = pc.sum(cells.filter(pc.equal(cells["depth"], 0))["n_predictions"]).as_py()
+    if not predictions or predictions < UNIQUE_MIN_ROWS:
+        return []
+    distinct = Counter(next(iter(json.loads(key)))
+                       for key in pc.unique(single["segment"]).to_pylist())
+    return [f"segment column {column!r} has {n:,} distinct values in {predictions:,} "
+            f"predictions: almost every value is a segment of its own that can never reach "
+            f"min_samples ({config.min_samples}); drop it from segments or bucket it"
+            for column, n in sorted(distinct.items()) if n > UNIQUE_SHARE * predictions]
+
+
+CROSS_DRIFT = "prediction drift is measured on the population and single segment values only"
+DRIFT_NO_REFERENCE = "no reference set"
+DRIFT_SMALL_REFERENCE = "too few reference rows"
+DRIFT_FEW_PREDICTIONS = "too few predictions"
+
+
+@dataclass(frozen=True, slots=True)
+class CellCoverage:
+    """What one segment (or cross) can show: the performance rule's smallest detectable drop
+    (metric units) and its delay from onset for the report's drop, and the same for
+    prediction drift (share of predictions changing class, or reference sd); a reason where
+    it is blind."""
+
+    segment: dict[str, str]
+    predictions_per_day: float
+    min_detectable_drop: float | None
+    days_to_detect: int | None
+    reason: str | None
+    drift_min_detectable_shift: float | None = None
+    drift_days_to_detect: int | None = None
+    drift_reason: str | None = CROSS_DRIFT
+
+    def as_json(self) -> dict[str, object]:
+        return {"segment": self.segment, "predictions_per_day": self.predictions_per_day,
+                "min_detectable_drop": self.min_detectable_drop,
+                "days_to_detect": self.days_to_detect, "reason": self.reason,
+                "drift": {"min_detectable_shift": self.drift_min_detectable_shift,
+                          "days_to_detect": self.drift_days_to_detect,
+                          "reason": self.drift_reason}}
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageReport:
+    as_of: date
+    metric: str
+    drop: float  # the drop whose delay is given, in metric units
+    shift: float  # the prediction drift shift whose delay is given, in the rule's units
+    drift_unit: str
+    drift_window_days: int
+    maturity_age: int | None  # age in days at which a day's labels reach min_label_coverage
+    cells: tuple[CellCoverage, ...]
+    blind: dict[int, dict[str, float]]  # depth -> reason -> share of that depth's predictions
+
+    def as_json(self) -> dict[str, object]:
+        return {"as_of": self.as_of.isoformat(), "metric": self.metric, "drop": self.drop,
+                "shift": self.shift, "drift_unit": self.drift_unit,
+                "drift_window_days": self.drift_window_days,
+                "maturity_age": self.maturity_age,
+                "blind": {str(d): shares for d, shares in self.blind.items()},
+                "cells": [c.as_json() for c in self.cells]}
+
+
+def measure(window: RunWindow, cells: pa.Table, reference_cells: pa.Table | None,
+            reference_rows: pa.Table | None, config: Config, rule: DropRule, drop: float,
+            shift: float) -> CoverageReport:
+    """The coverage map of a run's counts: per cell, from its observed volume, the
+    population's observed label-arrival curve, ``min_samples``, pooling, the reference the
+    rule would use and the run's error budget (alpha over the cells it can test)."""
+    names, c, refs = rule.baselines(window, cells, reference_cells)
+    curve = coverage_by_age(cells, window)
+    age = maturity_age(curve, rule.min_label_coverage)
+    days_seen = max(int(np.count_nonzero(~np.isnan(curve))), 1)
+    volume = np.bincount(c.segment[c.segment >= 0], c.predictions[c.segment >= 0],
+                         minlength=len(names)) / days_seen
+    units, reasons = _units(np.nan_to_num(curve), age, volume, refs, rule)
+    testable = [s for s, r in enumerate(reasons) if r is None]
+    level = rule.alpha / max(len(testable), 1)  # Holm's first step: a lone failing cell's
+    sizes = np.array([units[s].sum() for s in testable], np.float64)
+    found = min_detectable_drop(rule.task, sizes, refs.total[testable],
+                                refs.squares[testable], refs.n[testable], level)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floor = (np.full(len(testable), rule.min_effect) if rule.task == "classification"
+                 else rule.min_effect * refs.total[testable] / refs.n[testable])
+    smallest = dict(zip(testable, np.maximum(found, floor), strict=True))
+    drifts = _drift_coverage(names, volume, reference_rows, config, shift)
+    out = []
+    for s, key in enumerate(names.to_pylist()):
+        mdd = smallest.get(s, float("nan"))
+        known = bool(np.isfinite(mdd))
+        delay = (detection_delay(drop, mdd, age, units[s]) if known and age is not None
+                 else None)
+        out.append(CellCoverage(json.loads(key), round(float(volume[s]), 1),
+                                float(mdd) if known else None, delay,
+                                reasons[s] or (None if known else "no drop is detectable"),
+                                *drifts.cells.get(key, (None, None, CROSS_DRIFT))))
+    out.sort(key=lambda x: (len(x.segment), -x.predictions_per_day))
+    return CoverageReport(window.as_of, rule.metric, drop, shift, drifts.unit, drifts.days,
+                          age, tuple(out), _blind_shares(out))
+
+
+def _units(curve: np.ndarray, age: int | None, volume: np.ndarray, refs: References,
+           rule: DropRule) -> tuple[list[np.ndarray], list[str | None]]:
+    """Per segment: the labelled rows its unit would pool, by age from the youngest mature
+    day; or why it has none, in the order the rule counts skips."""
+    span = curve.size
+    units: list[np.ndarray] = []
+    reasons: list[str | None] = []
+    for s in range(volume.size):
+        oldest = span - 1 - int(refs.tested_from[s])
+        if age is None or age > oldest:
+            units.append(np.zeros(0))
+            reasons.append(SKIP_LABEL_DELAY)
+            continue
+        labelled = volume[s] * curve[age:min(oldest, age + rule.pool_days - 1) + 1]
+        enough = np.nonzero(np.cumsum(labelled) >= rule.min_samples)[0]
+        units.append(labelled[:enough[0] + 1] if enough.size else np.zeros(0))
+        reasons.append(SKIP_FEW_LABELS if not enough.size
+                       else SKIP_NO_REFERENCE if refs.n[s] < rule.min_samples else None)
+    return units, reasons
+
+
+@dataclass(frozen=True, slots=True)
+class _Drift:
+    unit: str
+    days: int
+    cells: dict[str, tuple[float | None, int | None, str | None]]
+
+
+def _drift_coverage(names: pa.Array, volume: np.ndarray, reference_rows: pa.Table | None,
+                    config: Config, shift: float) -> _Drift:
+    """Per population and single segment value: the prediction drift rule's threshold at the
+    window's size (its own bootstrap, at the run's Bonferroni level), and its delay."""
+    settings, task = config.drift, config.task
+    unit = "share of predictions changing class" if task == "classification" else \
+        "reference sd"
+    keys = [k for k in names.to_pylist() if len(json.loads(k)) <= 1]
+    code = {k: i for i, k in enumerate(names.to_pylist())}
+    whole = float(volume[code["{}"]]) if "{}" in code else 0.0
+    days = min(max(settings.window_days, math.ceil(settings.min_samples / max(whole, 1e-9))),
+               max(settings.max_window_days, settings.window_days))
+    if reference_rows is None:
+        return _Drift(unit, days, {k: (None, None, DRIFT_NO_REFERENCE) for k in keys})
+    groups = drift.segment_groups(reference_rows, config.segments)
+    sizes = {k: (volume[code[k]] * days, groups[k].num_rows if k in groups else 0)
+             for k in keys}
+    cells: dict[str, tuple[float | None, int | None, str | None]] = {
+        k: (None, None, DRIFT_SMALL_REFERENCE if then < settings.min_samples
+            else DRIFT_FEW_PREDICTIONS)
+        for k, (now, then) in sizes.items() if min(now, then) < settings.min_samples}
+    tested = [k for k in keys if k not in cells]
+    level = 1.0 - (1.0 - settings.quantile) / max(len(tested), 1)
+    column = config.columns.prediction
+    for k in tested:
+        threshold = _drift_threshold(task, groups[k][column], int(sizes[k][0]),
+                                     settings.replicates, level)
+        floor = settings.min_share_moved if task == "classification" else settings.min_shift
+        smallest = max(threshold, floor)
+        cells[k] = (smallest, diluted_delay(shift, smallest, days), None)
+    return _Drift(unit, days, cells)
+
+
+def _drift_threshold(task: str, then: pa.ChunkedArray, size: int, replicates: int,
+                     level: float) -> float:
+    if task == "classification":
+        detector = CategoryDetector.fit(drift.category_counts(then.drop_null()))
+        noise = detector.bootstrap(size, replicates,
+                                   reference_size=len(then) - then.null_count)
+        return tail_quantile(noise, level)
+    values = np.asarray(then.drop_null().cast(pa.float64()).to_numpy(zero_copy_only=False))
+    numeric = WassersteinDetector.fit(values[np.isfinite(values)])
+    noise = numeric.bootstrap(size, replicates)
+    return tail_quantile(noise, level) / numeric.spread if numeric.spread > 0 else math.inf
+
+
+def _blind_shares(cells: list[CellCoverage]) -> dict[int, dict[str, float]]:
+    """Per depth: the share of predictions (counted once per cell of that depth they are in)
+    in cells the performance rule can never test, by reason."""
+    shares: dict[int, dict[str, float]] = {}
+    for depth in sorted({len(c.segment) for c in cells}):
+        at = [c for c in cells if len(c.segment) == depth]
+        total = float(sum(c.predictions_per_day for c in at)) or 1.0
+        blind: dict[str, float] = {}
+        for c in at:
+            if c.reason is not None:
+                blind[c.reason] = blind.get(c.reason, 0.0) + c.predictions_per_day
+        shares[depth] = {r: round(v / total, 4) for r, v in sorted(blind.items())}
+    return shares
+
+
+def coverage_of(as_of: date, config: Config, store: Store, engine: Engine, rule: DropRule,
+                drop: float, shift: float) -> CoverageReport:
+    """The coverage map as of ``as_of``, from the counts its run would see."""
+    window = RunWindow(as_of, as_of - timedelta(days=config.label_window_days - 1))
+    counts = engine.cell_counts(as_of, window.first_day, as_of, None)
+    reference = engine.reference_counts()
+    return measure(window, counts.cells, reference.cells if reference else None,
+                   drift.read_reference(store, config), config, rule, drop, shift)
