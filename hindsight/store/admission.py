@@ -156,8 +156,9 @@ def _refuse_out_of_range(batch: Batch, name: str, column: pa.ChunkedArray) -> No
     raw = column.cast(pa.int64())
     per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[unit]
     epoch = datetime(1970, 1, 1)
-    low = int((_FIRST - epoch).total_seconds()) * per_second
-    high = int((_LAST - epoch).total_seconds()) * per_second
+    # in nanoseconds the years 1..9999 are beyond 64 bits: clamp to what the column can hold
+    low = max(int((_FIRST - epoch).total_seconds()) * per_second, -(2**63))
+    high = min(int((_LAST - epoch).total_seconds()) * per_second, 2**63 - 1)
     outside = pc.fill_null(pc.or_(pc.less(raw, low), pc.greater(raw, high)), False)
     if pc.any(outside).as_py():
         row = pc.index(outside, True).as_py()

@@ -107,3 +107,20 @@ def test_an_arrow_table_with_a_column_of_a_type_the_store_cannot_keep_is_refused
         "wait", pa.array([1], pa.duration("s")))
     with pytest.raises(InputError, match="column 'wait' has type duration"):
         monitor.log_predictions(table)
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_timestamps_in_every_unit_are_admitted_and_one_past_year_9999_is_refused(
+    monitor: Monitor, unit: str,
+) -> None:
+    """Spark and pandas write nanoseconds, whose bounds for years 1..9999 are beyond 64 bits."""
+    table = pa.Table.from_pylist(with_())
+    at = table["served_at"].cast(pa.timestamp(unit, "UTC"))
+    assert monitor.log_predictions(table.set_column(1, "served_at", at)).stored == 1
+    if unit != "ns":  # no nanosecond timestamp reaches year 10000
+        beyond = pa.array([253_402_300_800 * {"s": 1, "ms": 10**3, "us": 10**6}[unit]],
+                          pa.int64()).cast(pa.timestamp(unit, "UTC"))
+        row = table.set_column(1, "served_at", beyond).set_column(
+            0, "request_id", pa.array(["r-late"]))
+        with pytest.raises(InputError, match=r"outside the years 1\.\.9999"):
+            monitor.log_predictions(row)
