@@ -26,6 +26,7 @@ from hindsight.jobs.explain import Explainer
 from hindsight.jobs.performance import metric_rows
 from hindsight.jobs.results import read_alerts
 from hindsight.store.partitions import Store, Table
+from hindsight.store.scores import score_inputs, with_score
 
 RESULT_FILE = "data.parquet"
 DRIFT_KINDS = ("prediction_drift", "feature_drift")
@@ -247,9 +248,9 @@ def _drift(as_of: date, config: Config, engine: Engine, reference: pa.Table | No
     first, last = drift.window(as_of, config.drift.window_days)
     features = feature_columns(config, reference.column_names)
     cols = config.columns
-    needed = list(dict.fromkeys([cols.prediction, *([cols.score] if cols.score else []),
+    needed = list(dict.fromkeys([cols.prediction, *score_inputs(config),
                                  *config.segments, *features]))
-    current = engine.predictions(first, last, needed)
+    current = with_score(engine.predictions(first, last, needed), config)
     if current.num_rows == 0:
         return _DriftFound((), {})
     cut = drift.slices(current, reference, config.segments,
