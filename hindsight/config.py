@@ -66,7 +66,8 @@ DAY = timedelta(days=1)
 
 def _class_keys(value: object) -> object:
     """``columns.scores`` keyed by each class's identity (``1``, ``1.0`` -> ``1``; ``True`` ->
-    ``true``), as predictions are stored: YAML reads ``1:`` as a number, ``yes:`` as text."""
+    ``true``), as predictions are stored: YAML reads ``1:`` as a number, ``yes:`` as a
+    boolean."""
     if not isinstance(value, dict):
         return value
     if not value:
@@ -427,10 +428,11 @@ class Config(_Frozen):
     def _columns_are_consistent(self) -> Self:
         roles = self.columns.roles()
         if self.columns.scores and (self.columns.score or self.task != "classification"):
-            raise ValueError("columns.scores maps a probability per class: a classification "
-                             "model's score; map either it or columns.score, not both"
-                             if self.columns.score else "columns.scores maps a probability "
-                             "per class, which a regression model has not: leave it out")
+            raise ValueError("columns.score and columns.scores both give the score: map one "
+                             "(score: one confidence per prediction; scores: a probability "
+                             "column per class)" if self.columns.score else
+                             "columns.scores maps a probability per class, which a regression "
+                             "model has not: leave it out")
         by_name: dict[str, str] = {}
         for role, name in roles.items():
             if name in by_name:

@@ -116,7 +116,7 @@ def test_a_per_class_score_mapping_that_cannot_work_is_refused(scores: dict[obje
 
 def test_per_class_scores_are_refused_beside_a_score_and_for_a_regression() -> None:
     columns = {**COLUMNS, "scores": {"a": "pa", "b": "pb"}}
-    with pytest.raises(ConfigError, match=r"map either it or columns.score, not both"):
+    with pytest.raises(ConfigError, match=r"columns.score and columns.scores both give the"):
         parse_config({"model": "m", "store": "s", "columns": {**columns, "score": "s"}})
     with pytest.raises(ConfigError, match=r"which a regression model has not: leave it out"):
         parse_config({"model": "m", "store": "s", "columns": columns, "task": "regression"})

@@ -3,7 +3,8 @@
 Stored tables keep the user's column names. Roles get fixed types: ids, classes, versions and
 segment values are text; timestamps are UTC microseconds (a timestamp without a zone is read
 as UTC; finer precisions are truncated to the microsecond) within ``EARLIEST``..``LATEST``;
-scores and regression values are finite float64. Segment values and classes are stored as
+scores and regression values are finite float64; per-class probabilities (``columns.scores``)
+are in [0, 1], and every predicted class has one. Segment values and classes are stored as
 their identities (``hindsight.store.identity``): ``True``, ``true`` -> ``true``; ``1.0`` ->
 ``1``. A bad value raises ``InputError`` naming the source, the row, the column and the fix.
 
