@@ -64,6 +64,33 @@ SHORTEST_CHECK = timedelta(minutes=5)
 DAY = timedelta(days=1)
 
 
+def _class_keys(value: object) -> object:
+    """``columns.scores`` keyed by each class's identity (``1``, ``1.0`` -> ``1``; ``True`` ->
+    ``true``), as predictions are stored: YAML reads ``1:`` as a number, ``yes:`` as a
+    boolean."""
+    if not isinstance(value, dict):
+        return value
+    if not value:
+        raise ValueError("columns.scores is empty: map each class to its probability column "
+                         "(e.g. {approve: p_approve, reject: p_reject}) or leave the key out")
+    # the identity rule lives with the store; imported here, when a config is checked
+    from hindsight.store.identity import identity_of
+
+    keyed: dict[object, object] = {}
+    given: dict[str, object] = {}
+    for key, column in value.items():
+        if key is None or isinstance(key, (dict, list, tuple)) or not str(key).strip():
+            raise ValueError(f"columns.scores: {key!r} is not a class; write each class as it "
+                             "appears in the prediction column, e.g. approve: p_approve")
+        name = identity_of(str(key))
+        if name in given:
+            raise ValueError(f"columns.scores maps {given[name]!r} and {key!r}, the same class "
+                             f"{name!r} (see \"A value's identity\" in the README): keep one")
+        given[name] = key
+        keyed[name] = column
+    return keyed
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -76,6 +103,10 @@ class Columns(_Frozen):
     prediction: ColumnName = Field(description="the model's output")
     label: ColumnName = Field(description="the true value, in label files")
     score: ColumnName | None = Field(default=None, description="the model's confidence")
+    scores: Annotated[dict[str, ColumnName] | None, BeforeValidator(_class_keys)] = Field(
+        default=None,
+        description="a probability column per class, {class: column}: a prediction's score "
+                    "is the probability of its predicted class")
     label_timestamp: ColumnName | None = Field(
         default=None, description="when the label arrived; default: the time of ingestion"
     )
@@ -91,8 +122,15 @@ class Columns(_Frozen):
                     "counted per serving path (a stale or repetitive cache)")
 
     def roles(self) -> dict[str, str]:
-        """Role -> column name, for the roles that are mapped."""
-        return {role: name for role, name in self.model_dump().items() if name is not None}
+        """Role -> column name, for the roles that are mapped (``scores.CLASS`` for each
+        class's probability)."""
+        named = {role: name for role, name in self.model_dump(exclude={"scores"}).items()
+                 if name is not None}
+        return named | {f"scores.{c}": name for c, name in (self.scores or {}).items()}
+
+    def has_score(self) -> bool:
+        """Whether predictions carry a score (a confidence, or per-class probabilities)."""
+        return bool(self.score or self.scores)
 
     def versions(self) -> list[str]:
         """The mapped columns whose change is a pipeline change."""
@@ -395,6 +433,12 @@ class Config(_Frozen):
     @model_validator(mode="after")
     def _columns_are_consistent(self) -> Self:
         roles = self.columns.roles()
+        if self.columns.scores and (self.columns.score or self.task != "classification"):
+            raise ValueError("columns.score and columns.scores both give the score: map one "
+                             "(score: one confidence per prediction; scores: a probability "
+                             "column per class)" if self.columns.score else
+                             "columns.scores maps a probability per class, which a regression "
+                             "model has not: leave it out")
         by_name: dict[str, str] = {}
         for role, name in roles.items():
             if name in by_name:

@@ -84,3 +84,39 @@ def test_durations_read_back_as_written() -> None:
     dumped = config.model_dump(mode="json")["drift"]
     assert (dumped["every"], dumped["window"]) == ("15m", "90m")
     assert parse_config(config.model_dump(mode="json")) == config
+
+
+def test_per_class_score_columns_are_keyed_by_each_classs_identity(tmp_path: Path) -> None:
+    """YAML reads ``1.0:`` as a number and ``false:`` as a boolean: each class is keyed as
+    predictions are stored (``1.0`` -> ``1``, ``False`` -> ``false``)."""
+    path = tmp_path / "hindsight.yaml"
+    path.write_text("model: m\nstore: s\ncolumns: {id: i, timestamp: t, prediction: p, "
+                    "label: y, scores: {1.0: p1, 2: p2, false: pf, approve: pa}}\n",
+                    encoding="utf-8")
+    columns = load_config(path).columns
+    assert columns.scores == {"1": "p1", "2": "p2", "false": "pf", "approve": "pa"}
+    assert columns.has_score()
+    assert columns.roles()["scores.1"] == "p1"
+
+
+@pytest.mark.parametrize(("scores", "expected"), [
+    ({}, r"columns.scores is empty: map each class to its probability column"),
+    ({"1": "q1", 1.0: "q2"}, r"maps '1' and 1.0, the same class '1' .*keep one"),
+    ({None: "q"}, r"None is not a class; write each class as it appears"),
+    ({"a": "q", "b": "q"}, r"columns.scores.b and columns.scores.a both name 'q'"),
+    ({"a": "i"}, r"columns.scores.a and columns.id both name 'i'"),
+    ({"a": 3}, r"columns.scores.a: .*got 3"),
+    ({"a": "_hindsight_a"}, r"names starting with '_hindsight_' are reserved"),
+])
+def test_a_per_class_score_mapping_that_cannot_work_is_refused(scores: dict[object, object],
+                                                               expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        parse_config({"model": "m", "store": "s", "columns": {**COLUMNS, "scores": scores}})
+
+
+def test_per_class_scores_are_refused_beside_a_score_and_for_a_regression() -> None:
+    columns = {**COLUMNS, "scores": {"a": "pa", "b": "pb"}}
+    with pytest.raises(ConfigError, match=r"columns.score and columns.scores both give the"):
+        parse_config({"model": "m", "store": "s", "columns": {**columns, "score": "s"}})
+    with pytest.raises(ConfigError, match=r"which a regression model has not: leave it out"):
+        parse_config({"model": "m", "store": "s", "columns": columns, "task": "regression"})

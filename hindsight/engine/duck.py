@@ -548,7 +548,8 @@ class DuckDBEngine:
         cols, calibration = self._config.columns, window.calibration
         return {
             "format": COUNTS_FORMAT, "task": self._config.task,
-            "columns": [cols.id, cols.timestamp, cols.prediction, cols.label, cols.score],
+            "columns": [cols.id, cols.timestamp, cols.prediction, cols.label, cols.score,
+                        *([cols.scores] if cols.scores else [])],
             "segments": list(self._config.segments),
             "crosses": [list(combo) for combo in self._crosses()],
             "window": [d.isoformat() for d in (window.as_of, window.first_day,
@@ -596,16 +597,15 @@ class DuckDBEngine:
         """The predictions of ``$predictions`` made in ``[$start, $stop)`` that ``only`` keeps,
         with the columns the grain counts: id, day, prediction, score, s0.., p_correct."""
         cols = self._config.columns
-        score = f"{ident(cols.score)}::DOUBLE" if cols.score else "NULL::DOUBLE"
         source = (
             f"SELECT {ident(cols.id)} AS id, CAST({ident(cols.timestamp)} AS DATE) AS day, "
-            f"{self._value(cols.prediction)} AS prediction, {score} AS score"
+            f"{self._value(cols.prediction)} AS prediction, {self._score()} AS score"
             f"{self._segment_columns()} "
             "FROM read_parquet($predictions, union_by_name = true) "
             f"WHERE {ident(cols.timestamp)} >= $start AND {ident(cols.timestamp)} < $stop "
             f"AND {only}"
         )
-        if calibration is None or not cols.score:
+        if calibration is None or not cols.has_score():
             return f"SELECT *, NULL::DOUBLE AS p_correct FROM ({source})", {}
         # The label-free estimate: each prediction's calibrated chance of being right, a
         # step function of its score (a CASE: a join would sort millions of rows).
@@ -766,6 +766,15 @@ class DuckDBEngine:
         )
         self._rollup(joined, {"reference": files}, "reference")
         return self._present("reference", keep=False)
+
+    def _score(self) -> str:
+        """A prediction's score: its confidence, or its predicted class's probability."""
+        cols = self._config.columns
+        if cols.scores:
+            whens = " ".join(f"WHEN {literal(name)} THEN {ident(column)}::DOUBLE"
+                             for name, column in cols.scores.items())
+            return f"CASE {self._value(cols.prediction)} {whens} END"
+        return f"{ident(cols.score)}::DOUBLE" if cols.score else "NULL::DOUBLE"
 
     def _value(self, column: str) -> str:
         """A stored class (its identity, however it was spelled when stored), or a regression

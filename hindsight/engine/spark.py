@@ -165,16 +165,15 @@ class SparkEngine:
         if predictions is None:
             return self._duck.cell_counts(as_of, first_day, last_day, calibration)  # empty
         cols = self._config.columns
-        score = f"CAST({q(cols.score)} AS DOUBLE)" if cols.score else "CAST(NULL AS DOUBLE)"
         source = (
             f"SELECT CAST({q(cols.id)} AS STRING) AS id, CAST({q(cols.timestamp)} AS DATE) AS day, "
-            f"{self._value(cols.prediction)} AS prediction, {score} AS score"
+            f"{self._value(cols.prediction)} AS prediction, {self._score()} AS score"
             f"{self._segment_columns()} FROM {self._view(predictions, 'p')} "
             f"WHERE {q(cols.timestamp)} >= :start AND {q(cols.timestamp)} < :stop")
         params: dict[str, Any] = {"start": end_of_day(first_day - timedelta(days=1)),
                                   "stop": end_of_day(last_day)}
         p_correct = "CAST(NULL AS DOUBLE)"
-        if calibration is not None and cols.score:
+        if calibration is not None and cols.has_score():
             lower = calibration["lower"].to_pylist()
             probability = calibration["probability"].to_pylist()
             steps = " ".join(f"WHEN score < {float(lower[i])!r}D "
@@ -222,6 +221,15 @@ class SparkEngine:
         return self._duck.rollup(self._arrow(grain_sql(joined, self._config)))
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _score(self) -> str:
+        """A prediction's score: its confidence, or its predicted class's probability."""
+        cols = self._config.columns
+        if cols.scores:
+            whens = " ".join(f"WHEN {_text(name)} THEN CAST({q(column)} AS DOUBLE)"
+                             for name, column in cols.scores.items())
+            return f"CASE {self._value(cols.prediction)} {whens} END"
+        return f"CAST({q(cols.score)} AS DOUBLE)" if cols.score else "CAST(NULL AS DOUBLE)"
 
     def _value(self, column: str) -> str:
         """A prediction or label as the task compares them: text, or a number."""

@@ -34,6 +34,7 @@ from hindsight.jobs.explain import Explainer
 from hindsight.jobs.performance import metric_rows
 from hindsight.jobs.results import read_alerts
 from hindsight.store.partitions import Store, Table
+from hindsight.store.scores import score_inputs, with_score
 
 RESULT_FILE = "data.parquet"
 DRIFT_KINDS = ("prediction_drift", "feature_drift")
@@ -266,9 +267,10 @@ def _drift(as_of: date, config: Config, engine: Engine, reference: pa.Table | No
         return None
     features = feature_columns(config, reference.column_names)
     cols = config.columns
-    needed = list(dict.fromkeys([cols.prediction, *([cols.score] if cols.score else []),
+    needed = list(dict.fromkeys([cols.prediction, *score_inputs(config),
                                  *config.segments, *features]))
     current, days = _drift_rows(as_of, config, engine, needed)
+    current = with_score(current, config)
     note = coverage.drift_window_note(as_of, days, current.num_rows, reference.num_rows,
                                       config)
     if current.num_rows == 0:

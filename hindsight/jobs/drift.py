@@ -36,6 +36,7 @@ from hindsight.stats.drift import (
 )
 from hindsight.store.identity import value_identities
 from hindsight.store.partitions import Store, Table
+from hindsight.store.scores import score_column, score_inputs, with_score
 
 DRIFT_SCHEMA = pa.schema([
     ("date", pa.date32()), ("kind", pa.string()), ("target", pa.string()),
@@ -74,23 +75,23 @@ def read_reference(store: Store, config: Config | None = None) -> pa.Table | Non
     if config is not None and config.features is not None:
         cols = config.columns
         columns = list(dict.fromkeys([cols.id, cols.prediction, cols.label, *config.segments,
-                                      *config.features, *([cols.score] if cols.score else [])]))
+                                      *config.features, *score_inputs(config)]))
     table = pa.concat_tables([store.read(f.path, columns) for f in files])
-    return table if config is None else value_identities(table, config)
+    return table if config is None else with_score(value_identities(table, config), config)
 
 
 def calibration_table(reference: pa.Table | None, config: Config) -> pa.Table | None:
     """The reference's P(correct | score) as steps (lower, probability), for the engine."""
-    cols = config.columns
-    if (reference is None or config.task != "classification" or not cols.score
+    cols, score = config.columns, score_column(config)
+    if (reference is None or config.task != "classification" or score is None
             or reference.num_rows < MIN_CALIBRATION_ROWS):
         return None
-    scored = reference.filter(pc.fill_null(pc.is_finite(reference[cols.score].cast(pa.float64())),
+    scored = reference.filter(pc.fill_null(pc.is_finite(reference[score].cast(pa.float64())),
                                            False))
     if scored.num_rows < MIN_CALIBRATION_ROWS:
         return None
     hit = pc.equal(scored[cols.prediction], scored[cols.label])
-    fitted = ConfidenceCalibration.fit(_numbers(scored[cols.score]),
+    fitted = ConfidenceCalibration.fit(_numbers(scored[score]),
                                        np.asarray(hit.to_numpy(zero_copy_only=False), float))
     return pa.table({"lower": fitted.lower_edges, "probability": fitted.probability})
 
@@ -319,8 +320,9 @@ def _prediction_signals(config: Config) -> list[tuple[str, str]]:
     if config.task == "regression":
         return [("prediction", cols.prediction)]
     signals = [("classes", cols.prediction)]
-    if cols.score:
-        signals.append(("score", cols.score))
+    score = score_column(config)
+    if score is not None:
+        signals.append(("score", score))
     return signals
 
 

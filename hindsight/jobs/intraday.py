@@ -39,6 +39,7 @@ from hindsight.errors import ConfigError
 from hindsight.jobs import drift
 from hindsight.stats.drift import rake
 from hindsight.store.partitions import Store, Table
+from hindsight.store.scores import score_inputs, with_score
 
 CHECK_PREFIX = "check-"
 KIND = "prediction_drift"
@@ -140,8 +141,7 @@ def check(at: datetime, schedule: Schedule, config: Config, store: Store, engine
     the latest check or daily run before ``at`` left open."""
     at = at.astimezone(UTC)
     cols = config.columns
-    needed = list(dict.fromkeys([cols.prediction, *([cols.score] if cols.score else []),
-                                 *config.segments]))
+    needed = list(dict.fromkeys([cols.prediction, *score_inputs(config), *config.segments]))
     span = schedule.window
     rows = engine.predictions_between(at - span, at, needed)
     while rows.num_rows < config.drift.min_samples and span < DAY:
@@ -150,6 +150,7 @@ def check(at: datetime, schedule: Schedule, config: Config, store: Store, engine
         span = min(span * 2 ** max(1, int(np.ceil(np.log2(short)))), DAY)
         rows = engine.predictions_between(at - span, at, needed)
     start = at - span
+    rows = with_score(rows, config)
     cut = _slices(rows, reference, config) if rows.num_rows else []
     measured = drift.prediction_signals(cut, config, reference.fits, schedule.checks_a_day)
     window = f"from {start:%Y-%m-%d %H:%M} to {at:%H:%M} UTC ({duration_text(span)})"

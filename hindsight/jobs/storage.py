@@ -175,12 +175,14 @@ def _made_up(config: Config, n: int) -> pa.Table:
         cols.timestamp: pa.array(sorted(start + timedelta(seconds=float(s))
                                         for s in rng.uniform(0, 86_400, n))),
     }
+    classes = list(cols.scores or ()) or [f"class-{k}" for k in range(10)]
     if config.task == "classification":
-        data[cols.prediction] = pa.array([f"class-{k}" for k in rng.integers(0, 10, n)])
+        data[cols.prediction] = pa.array([classes[k] for k in
+                                          rng.integers(0, len(classes), n)])
     else:
         data[cols.prediction] = pa.array(rng.normal(100, 30, n))
-    if cols.score:
-        data[cols.score] = pa.array(np.round(rng.uniform(0.3, 1.0, n), 4))
+    for name in [*([cols.score] if cols.score else []), *(cols.scores or {}).values()]:
+        data[name] = pa.array(np.round(rng.uniform(0.3, 1.0, n), 4))
     for name in cols.versions():
         data[name] = pa.array(["v2026-01-01"] * n)
     for name in config.segments:

@@ -58,6 +58,8 @@ def request_body(config: Config, table: Literal["predictions", "labels"]) -> dic
             *config.segments, *cols.versions(), *([cols.input_hash] if cols.input_hash else [])]}
         if cols.score:
             optional[cols.score] = {"type": "number"}
+        optional |= {name: {"type": "number", "minimum": 0, "maximum": 1}
+                     for name in (cols.scores or {}).values()}
         optional |= {name: feature for name in config.features or ()}
     else:
         required = {cols.id: text, cols.label: value}

@@ -49,6 +49,15 @@ def identity(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
                       pc.if_else(pc.fill_null(whole, False), integral, text))
 
 
+def identity_of(value: str) -> str:
+    """The identity of one value written as text (a class named in the config).
+
+    >>> identity_of("1.0"), identity_of("True"), identity_of("approve")
+    ('1', 'true', 'approve')
+    """
+    return str(identity(pa.array([value])).to_pylist()[0])
+
+
 def identities(table: pa.Table, names: list[str] | tuple[str, ...]) -> pa.Table:
     """``table`` with each of the columns ``names`` it has read as identities."""
     for name in names:

@@ -3,7 +3,8 @@
 Stored tables keep the user's column names. Roles get fixed types: ids, classes, versions and
 segment values are text; timestamps are UTC microseconds (a timestamp without a zone is read
 as UTC; finer precisions are truncated to the microsecond) within ``EARLIEST``..``LATEST``;
-scores and regression values are finite float64. Segment values and classes are stored as
+scores and regression values are finite float64; per-class probabilities (``columns.scores``)
+are in [0, 1], and every predicted class has one. Segment values and classes are stored as
 their identities (``hindsight.store.identity``): ``True``, ``true`` -> ``true``; ``1.0`` ->
 ``1``. A bad value raises ``InputError`` naming the source, the row, the column and the fix.
 
@@ -57,6 +58,8 @@ def normalize_predictions(batch: Batch, config: Config, *, with_label: bool = Fa
         typed[cols.label] = (value, True)
     if cols.score:
         typed[cols.score] = (_number, False)
+    for column in (cols.scores or {}).values():
+        typed[column] = (_probability, False)
     for name in [*cols.versions(), *([cols.input_hash] if cols.input_hash else [])]:
         typed[name] = (_text, False)
     for segment in config.segments:
@@ -77,7 +80,10 @@ def normalize_predictions(batch: Batch, config: Config, *, with_label: bool = Fa
             raise InputError(
                 f"{batch.source.name}: column {name!r} holds objects or lists; a feature is a "
                 "number, text or a boolean. Flatten it into columns of its own, or leave it out")
-    return _apply(batch, typed, kept, config.source)
+    table = _apply(batch, typed, kept, config.source)
+    if cols.scores:
+        _refuse_unscored(table[cols.prediction], batch, config)
+    return table
 
 
 def normalize_labels(batch: Batch, config: Config, received_at: datetime) -> pa.Table:
@@ -172,6 +178,26 @@ def _number(column: pa.ChunkedArray, batch: Batch, name: str) -> pa.Array:
     _refuse_where(pc.fill_null(pc.invert(pc.is_finite(numbers)), False), numbers, batch, name,
                   "which is not a finite number; send null for a missing value")
     return numbers
+
+
+def _probability(column: pa.ChunkedArray, batch: Batch, name: str) -> pa.Array:
+    """A class's probability: a finite number in [0, 1]."""
+    numbers = _number(column, batch, name)
+    outside = pc.or_(pc.less(numbers, 0.0), pc.greater(numbers, 1.0))
+    _refuse_where(pc.fill_null(outside, False), numbers, batch, name,
+                  "which is not a probability in [0, 1] (columns.scores); map the model's class "
+                  "probabilities (predict_proba, softmax), not logits or percentages")
+    return numbers
+
+
+def _refuse_unscored(predicted: pa.ChunkedArray, batch: Batch, config: Config) -> None:
+    """Every predicted class has a probability column: its score."""
+    mapped = pa.array(list(config.columns.scores or {}))
+    unscored = pc.invert(pc.is_in(predicted, value_set=mapped))
+    _refuse_where(pc.fill_null(unscored, False), predicted, batch, config.columns.prediction,
+                  f"a class without a probability column in columns.scores ({config.source}: "
+                  f"it maps {', '.join(repr(c) for c in mapped.to_pylist())}); add the class "
+                  "and its column there")
 
 
 def _feature_numbers(column: pa.ChunkedArray, batch: Batch, name: str) -> pa.ChunkedArray:

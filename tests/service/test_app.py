@@ -131,6 +131,31 @@ def test_a_score_sent_as_text_among_numbers_is_a_422_naming_its_row_and_column(
     assert "row 2: column 'confidence' has '0.9' (text)" in answer.json()["error"]
 
 
+def test_per_class_probabilities_over_http_are_documented_and_checked_by_row_and_column(
+    make_config: Callable[..., Config],
+) -> None:
+    scores = {"a": "p_a", "b": "p_b"}
+    with Monitor(make_config(columns={**COLUMNS, "scores": scores})) as monitor:
+        server = Server(monitor, TOKEN)
+        try:
+            with client(server) as http:
+                spec = http.get("/openapi.json").json()
+                good = http.post("/v1/predictions", json=[
+                    {**prediction(1, 1, "CH", "a"), "p_a": 0.8, "p_b": 0.2}])
+                bad = http.post("/v1/predictions", json=[
+                    {**prediction(2, 1, "CH", "a"), "p_a": 0.8, "p_b": 0.2},
+                    {**prediction(3, 1, "CH", "b"), "p_a": 0.1, "p_b": 90.0}])
+        finally:
+            server.stop()
+    body = spec["paths"]["/v1/predictions"]["post"]["requestBody"]
+    row = body["content"]["application/json"]["schema"]["items"]
+    assert {"p_a", "p_b"} <= set(row["required"])
+    assert good.status_code == 200, good.text
+    assert bad.status_code == 422
+    assert "row 2: column 'p_b' has 90.0, which is not a probability in [0, 1]" in \
+        bad.json()["error"]
+
+
 def arrow_body(table: pa.Table) -> bytes:
     """A table as an Arrow IPC stream, the body of an Arrow ingest request."""
     stream = io.BytesIO()

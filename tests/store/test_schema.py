@@ -147,3 +147,44 @@ def test_an_empty_label_timestamp_means_the_time_of_ingestion(
               {"request_id": "r2", "actual": "b", "actual_at": empty}]
     table = normalize_labels(from_memory(labels), make_config(), now)
     assert table[ARRIVED_AT].to_pylist() == [datetime(2026, 1, 2, tzinfo=UTC), now]
+
+
+def _scored(make_config: Callable[..., Config]) -> Config:
+    return make_config(columns={**COLUMNS, "scores": {"a": "p_a", "b": "p_b", 1: "p_1"}})
+
+
+def test_per_class_probabilities_are_stored_as_numbers_beside_the_prediction(
+    make_config: Callable[..., Config],
+) -> None:
+    """Probabilities written as text are numbers; a prediction written 1.0 is class 1."""
+    data = [{**row, "p_a": "0.7", "p_b": 0.2, "p_1": None} for row in rows(predicted="1.0")]
+    table = normalize_predictions(from_memory(data), _scored(make_config))
+    assert table["p_a"].to_pylist() == [0.7, 0.7]
+    assert table["predicted"].to_pylist() == ["a", "1"]
+    assert "p_1" in table.column_names and "amount" in table.column_names
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"p_b": 1.5}, r"batch: row 2: column 'p_b' has 1.5, which is not a probability in \[0, 1\]"),
+    ({"p_b": -0.1}, r"row 2: column 'p_b' has -0.1, which is not a probability"),
+    ({"p_a": "high"}, r"row 2: column 'p_a' has 'high', which is not a number"),
+    ({"p_b": float("nan")}, r"row 2: column 'p_b' has nan, which is not a finite number"),
+    ({"predicted": "c"}, r"row 2: column 'predicted' has 'c', a class without a probability "
+                         r"column in columns.scores \(test.yaml: it maps 'a', 'b', '1'\); add"),
+])
+def test_per_class_probabilities_that_are_not_probabilities_are_refused_by_row_and_column(
+    make_config: Callable[..., Config], change: dict[str, object], expected: str,
+) -> None:
+    base = {"p_a": "0.5", "p_b": 0.5, "p_1": 0.0}
+    data = [{**row, **base} for row in rows()]
+    data[1] |= change
+    with pytest.raises(InputError, match=expected):
+        normalize_predictions(from_memory(data), _scored(make_config))
+
+
+def test_a_missing_per_class_probability_column_names_the_column_and_the_fix(
+    make_config: Callable[..., Config],
+) -> None:
+    data = [{**row, "p_a": 0.5, "p_b": 0.5} for row in rows()]
+    with pytest.raises(InputError, match=r"missing column 'p_1' \(mapped in test.yaml\)"):
+        normalize_predictions(from_memory(data), _scored(make_config))
