@@ -258,29 +258,29 @@ def _units(curve: np.ndarray, age: int | None, volume: np.ndarray, refs: Referen
     """Per segment: the labelled rows its unit would pool (effective rows, once the rule's
     early-label correction by ``odds`` per age has stretched their noise), by age from the
     youngest mature day; or why it has none, in the order the rule counts skips."""
-    span = curve.size
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.nan_to_num(refs.total / refs.n)  # the reference's accuracy
-    units: list[np.ndarray] = []
-    reasons: list[str | None] = []
-    for s in range(volume.size):
-        oldest = span - 1 - int(refs.tested_from[s])
-        if age is None or age > oldest:
-            units.append(np.zeros(0))
-            reasons.append(SKIP_LABEL_DELAY)
-            continue
-        last = min(oldest, age + rule.pool_days - 1) + 1
-        labelled = volume[s] * curve[age:last]
-        if odds is not None:
-            labelled = labelled * _kept_share(float(share[s]), odds[age:last])
-        enough = np.nonzero(np.cumsum(labelled) >= rule.min_samples)[0]
-        units.append(labelled[:enough[0] + 1] if enough.size else np.zeros(0))
-        reasons.append(SKIP_FEW_LABELS if not enough.size
-                       else SKIP_NO_REFERENCE if refs.n[s] < rule.min_samples else None)
+    k = volume.size
+    oldest = curve.size - 1 - refs.tested_from.astype(np.int64)
+    if age is None:
+        return [np.zeros(0)] * k, [SKIP_LABEL_DELAY] * k
+    ages = np.arange(age, min(age + rule.pool_days - 1, curve.size - 1) + 1)
+    labelled = volume[:, None] * curve[ages][None, :] * (ages[None, :] <= oldest[:, None])
+    if odds is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.nan_to_num(refs.total / refs.n)  # the reference's accuracy
+        labelled = labelled * _kept_share(share[:, None], odds[ages][None, :])
+    enough = np.asarray(np.cumsum(labelled, axis=1) >= rule.min_samples)
+    found = np.asarray(enough.any(axis=1))
+    ends = np.argmax(enough, axis=1) + 1
+    late = np.asarray(oldest < age)
+    units = [labelled[s, :ends[s]] if found[s] and not late[s] else np.zeros(0)
+             for s in range(k)]
+    reasons: list[str | None] = [
+        SKIP_LABEL_DELAY if late[s] else SKIP_FEW_LABELS if not found[s]
+        else SKIP_NO_REFERENCE if refs.n[s] < rule.min_samples else None for s in range(k)]
     return units, reasons
 
 
-def _kept_share(accuracy: float, odds: np.ndarray) -> np.ndarray:
+def _kept_share(accuracy: float | np.ndarray, odds: np.ndarray) -> np.ndarray:
     """The share of a day's labelled rows the early-label correction leaves as effective
     rows, per age, for a cell whose mature accuracy is ``accuracy``: its early labels show
     the flattered rate, which ``debiased_counts`` divides back (stretching the noise).
@@ -289,8 +289,7 @@ def _kept_share(accuracy: float, odds: np.ndarray) -> np.ndarray:
     [1.0, 0.498]
     """
     early = accuracy * odds / (accuracy * odds + 1.0 - accuracy)
-    ones = np.ones_like(odds)
-    return debiased_counts(early, ones, odds)[1]
+    return debiased_counts(early, np.ones_like(early), np.broadcast_to(odds, early.shape))[1]
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,8 @@ class Trial:
 
 def raw(store: Path, window: int) -> dict[str, object]:
     return {**demo_config(str(store)), "label_window_days": window,
-            "alerts": {"baseline_days": 3}, "min_samples": 50, "drift": {"min_samples": 200}}
+            "alerts": {"baseline_days": 3}, "min_samples": 50, "features": ["amount"],
+            "drift": {"min_samples": 200, "replicates": 100}}
 
 
 def log_days(monitor: Monitor, scenario: Scenario, first: int, last: int) -> None:
@@ -69,7 +70,7 @@ def first_alert(monitor: Monitor, scenario: Scenario, runs: range) -> int | None
 
 
 def trial(folder: Path, per_cell: int, median: float, p95: float, seed: int,
-          window: int = 10, every_run: bool = True) -> Trial:
+          window: int = 10, every_run: bool = True, half: bool = True) -> Trial:
     onset = window + 1
     scenario = Scenario(per_day=1_000, days=onset + 8, failure_start=onset,
                         failure_cell_per_day=per_cell, label_delay_median_days=median,
@@ -92,7 +93,7 @@ def trial(folder: Path, per_cell: int, median: float, p95: float, seed: int,
     assert delay is not None
     end = delay + TOLERANCE
     caught: list[int | None] = []
-    for fraction in (1.0, 0.5):
+    for fraction in (1.0, 0.5) if half else (1.0,):
         store = folder / f"drop-{fraction}"
         shutil.copytree(before, store)  # the days before onset are the same
         planted = replace(scenario, failure_accuracy=(
@@ -101,16 +102,16 @@ def trial(folder: Path, per_cell: int, median: float, p95: float, seed: int,
             log_days(monitor, planted, onset, onset + end + 1)
             runs = range(0 if every_run else delay - TOLERANCE, end + 1)
             caught.append(first_alert(monitor, planted, runs))
-    return Trial(drop, delay, *caught)
+    return Trial(drop, delay, caught[0], caught[1] if half else None)
 
 
 def test_a_drop_of_the_reported_smallest_size_is_caught_at_the_reported_delay(
     tmp_path: Path,
 ) -> None:
-    found = trial(tmp_path, per_cell=150, median=1.0, p95=3.0, seed=1, every_run=False)
+    found = trial(tmp_path, per_cell=150, median=1.0, p95=3.0, seed=1, every_run=False,
+                  half=False)  # the slow test below plants half of it too, across seeds
     assert found.caught is not None, found
     assert abs(found.caught - found.delay) <= TOLERANCE, found
-    assert found.caught_half is None, found
 
 
 @pytest.mark.slow
