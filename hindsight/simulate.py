@@ -25,6 +25,7 @@ MERCHANTS = NAMED_MERCHANTS + tuple(
 TIERS = ("free", "starter", "team", "business", "enterprise")
 LANGUAGES = ("de", "fr", "it")
 MODEL_VERSION = "expense-clf-2026-09-15"
+_TIER_SHARE = (0.35, 0.25, 0.2, 0.12, 0.08)  # customer tiers' shares of traffic
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,15 @@ class Simulator:
         self._merchant_offset = rng.normal(0.0, 0.015, len(MERCHANTS))
         self._tier_offset = np.array([-0.01, -0.005, 0.0, 0.005, 0.01])
 
+    @property
+    def planted_accuracy(self) -> float:
+        """The planted cell's expected accuracy before its failure (over the tiers' shares
+        before any benign drift): its drop is this minus ``failure_accuracy``."""
+        merchant = MERCHANTS.index("restaurants")
+        accuracy = np.clip(self.scenario.base_accuracy + self._merchant_offset[merchant]
+                           + self._tier_offset, 0.5, 0.995)
+        return float(np.dot(accuracy, _TIER_SHARE))
+
     def reference(self) -> pa.Table:
         """Labelled validation predictions at promotion (before any failure)."""
         rng = np.random.default_rng(self.scenario.seed + 1)
@@ -139,7 +149,7 @@ class Simulator:
         p[self._failure_pair] = 0.0
         p *= (1.0 - share) / p.sum()
         p[self._failure_pair] = share
-        tier_share = [0.25, 0.2, 0.18, 0.12, 0.25] if drifted else [0.35, 0.25, 0.2, 0.12, 0.08]
+        tier_share = [0.25, 0.2, 0.18, 0.12, 0.25] if drifted else list(_TIER_SHARE)
         if s.daily_cycle:
             seconds, pair, tier = self._cycle(rng, n, p, tier_share)
         else:

@@ -189,9 +189,20 @@ class DropRule:
                 label_ages: pa.Table | None) -> CellArrays:
         """Divide the early-label odds ratio, measured on the window's oldest (mature) days,
         out of every day's odds of a correct prediction, by the age of its labels."""
+        ratio = self.delay_odds(window, label_ages)
+        if ratio is None:
+            return c
+        span = ratio.size
+        row_age = np.clip(span - 1 - c.day, 0, span - 1)
+        total, n = debiased_counts(c.total, c.n, ratio[row_age])
+        return replace(c, total=total, squares=total, n=n)
+
+    def delay_odds(self, window: RunWindow, label_ages: pa.Table | None) -> FloatArray | None:
+        """The early-label odds ratio by label age (index 0: the run's own day), measured on
+        the window's oldest (mature) days; None where the rule does not correct for it."""
         if (self.task != "classification" or not self.correct_label_delay
                 or label_ages is None or label_ages.num_rows == 0):
-            return c
+            return None
         span = (window.as_of - window.first_day).days + 1
         day = pc.days_between(pa.scalar(window.first_day, pa.date32()), label_ages["day"])
         mature = np.asarray(day.to_numpy(zero_copy_only=False)) < self.baseline_days
@@ -201,10 +212,7 @@ class DropRule:
             values = np.asarray(label_ages[column].to_numpy(zero_copy_only=False), np.float64)
             return _sum_by(age[mature], values[mature], span)
 
-        ratio = delay_odds_ratio(by_age("n_correct"), by_age("n_wrong"))
-        row_age = np.clip(span - 1 - c.day, 0, span - 1)
-        total, n = debiased_counts(c.total, c.n, ratio[row_age])
-        return replace(c, total=total, squares=total, n=n)
+        return delay_odds_ratio(by_age("n_correct"), by_age("n_wrong"))
 
     def _healthy(self, units: Units, refs: _References) -> np.ndarray:
         """Units clearly back to normal: worse by less than half of ``min_effect``. Only

@@ -27,7 +27,13 @@ from hindsight.config import Config
 from hindsight.engine.base import Engine
 from hindsight.jobs import drift
 from hindsight.stats.drift import CategoryDetector, WassersteinDetector, tail_quantile
-from hindsight.stats.power import detection_delay, diluted_delay, min_detectable_drop
+from hindsight.stats.maturity import debiased_counts
+from hindsight.stats.power import (
+    detection_delay,
+    diluted_delay,
+    material_drop,
+    min_detectable_drop,
+)
 from hindsight.store.partitions import Store
 
 NO_REFERENCE_SET = ("prediction drift not computed: there is no reference set to compare "
@@ -189,27 +195,32 @@ class CoverageReport:
 
 def measure(window: RunWindow, cells: pa.Table, reference_cells: pa.Table | None,
             reference_rows: pa.Table | None, config: Config, rule: DropRule, drop: float,
-            shift: float) -> CoverageReport:
+            shift: float, label_ages: pa.Table | None = None,
+            with_drift: bool = True) -> CoverageReport:
     """The coverage map of a run's counts: per cell, from its observed volume, the
     population's observed label-arrival curve, ``min_samples``, pooling, the reference the
-    rule would use and the run's error budget (alpha over the cells it can test)."""
+    rule would use, the run's error budget (alpha over the cells it can test) and, where the
+    rule corrects early labels for their bias (``label_ages``), the rows that correction
+    leaves it (``stats.maturity.debiased_counts``: a young day's labels count for less)."""
     names, c, refs = rule.baselines(window, cells, reference_cells)
     curve = coverage_by_age(cells, window)
     age = maturity_age(curve, rule.min_label_coverage)
     days_seen = max(int(np.count_nonzero(~np.isnan(curve))), 1)
     volume = np.bincount(c.segment[c.segment >= 0], c.predictions[c.segment >= 0],
                          minlength=len(names)) / days_seen
-    units, reasons = _units(np.nan_to_num(curve), age, volume, refs, rule)
+    units, reasons = _units(np.nan_to_num(curve), age, volume, refs, rule,
+                            rule.delay_odds(window, label_ages))
     testable = [s for s, r in enumerate(reasons) if r is None]
     level = rule.alpha / max(len(testable), 1)  # Holm's first step: a lone failing cell's
     sizes = np.array([units[s].sum() for s in testable], np.float64)
     found = min_detectable_drop(rule.task, sizes, refs.total[testable],
                                 refs.squares[testable], refs.n[testable], level)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        floor = (np.full(len(testable), rule.min_effect) if rule.task == "classification"
-                 else rule.min_effect * refs.total[testable] / refs.n[testable])
+    # the rule alerts only on an observed drop of at least min_effect, too
+    floor = material_drop(rule.task, sizes, refs.total[testable], refs.squares[testable],
+                          refs.n[testable], rule.min_effect)
     smallest = dict(zip(testable, np.maximum(found, floor), strict=True))
-    drifts = _drift_coverage(names, volume, reference_rows, config, shift)
+    drifts = (_drift_coverage(names, volume, reference_rows, config, shift) if with_drift
+              else _Drift("", 0, {}))
     out = []
     for s, key in enumerate(names.to_pylist()):
         mdd = smallest.get(s, float("nan"))
@@ -225,25 +236,60 @@ def measure(window: RunWindow, cells: pa.Table, reference_cells: pa.Table | None
                           age, tuple(out), _blind_shares(out))
 
 
-def _units(curve: np.ndarray, age: int | None, volume: np.ndarray, refs: References,
-           rule: DropRule) -> tuple[list[np.ndarray], list[str | None]]:
-    """Per segment: the labelled rows its unit would pool, by age from the youngest mature
-    day; or why it has none, in the order the rule counts skips."""
-    span = curve.size
-    units: list[np.ndarray] = []
-    reasons: list[str | None] = []
-    for s in range(volume.size):
-        oldest = span - 1 - int(refs.tested_from[s])
-        if age is None or age > oldest:
-            units.append(np.zeros(0))
-            reasons.append(SKIP_LABEL_DELAY)
+def blind_note(report: CoverageReport) -> str | None:
+    """The run summary's coverage line: per depth (single segments, crosses of 2, ...), the
+    share of predictions in cells the performance rule can never test, by reason."""
+    parts = []
+    for depth, shares in report.blind.items():
+        if depth == 0 or not shares:
             continue
-        labelled = volume[s] * curve[age:min(oldest, age + rule.pool_days - 1) + 1]
-        enough = np.nonzero(np.cumsum(labelled) >= rule.min_samples)[0]
-        units.append(labelled[:enough[0] + 1] if enough.size else np.zeros(0))
-        reasons.append(SKIP_FEW_LABELS if not enough.size
-                       else SKIP_NO_REFERENCE if refs.n[s] < rule.min_samples else None)
+        cells = "segments" if depth == 1 else f"crosses of {depth}"
+        why = ", ".join(f"{why} {share:.1%}" for why, share in shares.items())
+        parts.append(f"{cells} {sum(shares.values()):.1%} ({why})")
+    if not parts:
+        return None
+    return ("coverage: predictions in cells that can never be tested at this configuration: "
+            + "; ".join(parts) + "; 'hindsight coverage' shows each cell")
+
+
+def _units(curve: np.ndarray, age: int | None, volume: np.ndarray, refs: References,
+           rule: DropRule, odds: np.ndarray | None = None
+           ) -> tuple[list[np.ndarray], list[str | None]]:
+    """Per segment: the labelled rows its unit would pool (effective rows, once the rule's
+    early-label correction by ``odds`` per age has stretched their noise), by age from the
+    youngest mature day; or why it has none, in the order the rule counts skips."""
+    k = volume.size
+    oldest = curve.size - 1 - refs.tested_from.astype(np.int64)
+    if age is None:
+        return [np.zeros(0)] * k, [SKIP_LABEL_DELAY] * k
+    ages = np.arange(age, min(age + rule.pool_days - 1, curve.size - 1) + 1)
+    labelled = volume[:, None] * curve[ages][None, :] * (ages[None, :] <= oldest[:, None])
+    if odds is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.nan_to_num(refs.total / refs.n)  # the reference's accuracy
+        labelled = labelled * _kept_share(share[:, None], odds[ages][None, :])
+    enough = np.asarray(np.cumsum(labelled, axis=1) >= rule.min_samples)
+    found = np.asarray(enough.any(axis=1))
+    ends = np.argmax(enough, axis=1) + 1
+    late = np.asarray(oldest < age)
+    units = [labelled[s, :ends[s]] if found[s] and not late[s] else np.zeros(0)
+             for s in range(k)]
+    reasons: list[str | None] = [
+        SKIP_LABEL_DELAY if late[s] else SKIP_FEW_LABELS if not found[s]
+        else SKIP_NO_REFERENCE if refs.n[s] < rule.min_samples else None for s in range(k)]
     return units, reasons
+
+
+def _kept_share(accuracy: float | np.ndarray, odds: np.ndarray) -> np.ndarray:
+    """The share of a day's labelled rows the early-label correction leaves as effective
+    rows, per age, for a cell whose mature accuracy is ``accuracy``: its early labels show
+    the flattered rate, which ``debiased_counts`` divides back (stretching the noise).
+
+    >>> _kept_share(0.9, np.array([1.0, 2.25])).round(3).tolist()
+    [1.0, 0.498]
+    """
+    early = accuracy * odds / (accuracy * odds + 1.0 - accuracy)
+    return debiased_counts(early, np.ones_like(early), np.broadcast_to(odds, early.shape))[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,4 +367,5 @@ def coverage_of(as_of: date, config: Config, store: Store, engine: Engine, rule:
     counts = engine.cell_counts(as_of, window.first_day, as_of, None)
     reference = engine.reference_counts()
     return measure(window, counts.cells, reference.cells if reference else None,
-                   drift.read_reference(store, config), config, rule, drop, shift)
+                   drift.read_reference(store, config), config, rule, drop, shift,
+                   counts.label_ages)

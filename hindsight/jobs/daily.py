@@ -22,6 +22,7 @@ from hindsight.alerts.rules import (
     SKIP_FEW_LABELS,
     SKIP_LABEL_DELAY,
     SKIP_NO_REFERENCE,
+    DropRule,
     PerformanceRule,
     RuleResult,
     RunWindow,
@@ -222,7 +223,11 @@ def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
         store.write(Table.DRIFT, drift.drift_table(as_of, found.rows), dt=as_of,
                     name=RESULT_FILE)
     overall, covered = _overall(counts.cells, config.task)
-    notes = (*coverage.run_notes(counts.cells, config, window),
+    blind = (coverage.blind_note(coverage.measure(
+        window, counts.cells, day.reference.cells if day.reference else None, None, config,
+        rule, rule.min_effect, 0.0, counts.label_ages, with_drift=False))
+        if isinstance(rule, DropRule) and counts.cells.num_rows else None)
+    notes = (*coverage.run_notes(counts.cells, config, window), *([blind] if blind else []),
              *([found.note] if found is not None and found.note else []),
              *([] if reference_rows is not None else [coverage.NO_REFERENCE_SET]))
     summary = RunSummary(

@@ -314,6 +314,15 @@ def create_app(monitor: Monitor, token: str | None,
         with writer:
             return page(request, "drift", view=views.drift(monitor, feature))
 
+    @app.get("/coverage", response_class=HTMLResponse, dependencies=[Depends(reads)])
+    def coverage_page(request: Request, rows: str | None = None, columns: str | None = None,
+                      show: str = "drop", drop: float = 0.05) -> HTMLResponse:
+        """Per cross of two segment columns: the smallest detectable drop (or the days to
+        catch ``drop``) as of the latest run; each blind cell with its reason."""
+        with writer:
+            return page(request, "coverage",
+                        view=views.coverage(monitor, rows, columns, show, drop))
+
     @app.get("/versions", response_class=HTMLResponse, dependencies=[Depends(reads)])
     def versions_page(request: Request) -> HTMLResponse:
         with writer:

@@ -168,3 +168,98 @@ def _histogram(monitor: Monitor, feature: str, day: date) -> str | None:
     figure.update_layout(barmode="overlay", title=f"{plain(feature)}: reference vs {day}",
                          margin={"t": 50})
     return figure_json(figure)
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageView:
+    as_of: date | None
+    rows: str | None
+    columns: str | None
+    names: list[str]
+    show: str  # "drop": smallest detectable drop; "delay": days to catch ``drop``
+    drop: float
+    chart: str | None
+    blind: list[tuple[str, int, float]]  # why, cells, their predictions per day
+    empty: str | None  # why there is no chart
+
+
+COVERAGE_SHOWN = {"drop": "smallest detectable drop", "delay": "days to catch a drop of"}
+
+
+def coverage(monitor: Monitor, rows: str | None, columns: str | None, show: str,
+             drop: float) -> CoverageView:
+    """A heatmap of the crosses of two segment columns (one row per value of ``rows``, one
+    column per value of ``columns``): each cell's smallest detectable drop or its days to
+    catch ``drop``, from the coverage map of the latest run; a blind cell says why."""
+    from hindsight.alerts.rules import DropRule
+    from hindsight.jobs.coverage import coverage_of
+
+    names = list(monitor.config.segments)
+    show = show if show in COVERAGE_SHOWN else "drop"
+    runs = monitor.runs()
+    as_of = runs[-1] if runs else None
+
+    def empty(why: str) -> CoverageView:
+        return CoverageView(as_of, rows, columns, names, show, drop, None, [], why)
+
+    rule = monitor.rule
+    if len(names) < 2:
+        return empty(f"the map crosses two segment columns, and the configuration names "
+                     f"{len(names)} ({', '.join(names) or 'none'}): add one to segments")
+    if as_of is None:
+        return empty("no run yet: the map is drawn from the counts of the latest run "
+                     "(run 'hindsight run')")
+    if not isinstance(rule, DropRule):
+        return empty("the map needs the built-in performance rule")
+    report = coverage_of(as_of, monitor.config, monitor.store, monitor.engine, rule, drop,
+                         monitor.config.drift.min_share_moved)
+    # By default, the two columns with the fewest values (the fewer across, so that each
+    # cell is wide enough for its reason): a map that fits on a screen.
+    values = {n: sum(1 for c in report.cells if list(c.segment) == [n]) for n in names}
+    fewest = sorted(names, key=lambda n: (values[n], names.index(n)))
+    columns = columns if columns in names else fewest[0]
+    rows = rows if rows in names and rows != columns else next(
+        n for n in fewest if n != columns)
+    cells = {(c.segment[rows], c.segment[columns]): c for c in report.cells
+             if set(c.segment) == {rows, columns}}
+    if not cells:
+        return CoverageView(as_of, rows, columns, names, show, drop, None, [],
+                            f"no predictions in the label window to {as_of} carry both "
+                            f"{rows} and {columns}")
+    ys = sorted({r for r, _ in cells})
+    xs = sorted({c for _, c in cells})
+    z: list[list[float | None]] = []
+    text: list[list[str]] = []
+    blind: dict[str, tuple[int, float]] = {}
+    for y in ys:
+        z.append([])
+        text.append([])
+        for x in xs:
+            cell = cells.get((y, x))
+            value = None if cell is None else (
+                cell.min_detectable_drop if show == "drop" else cell.days_to_detect)
+            z[-1].append(value)
+            if cell is None:
+                text[-1].append("")
+            elif cell.reason is not None:
+                text[-1].append(plain(cell.reason))
+                n, volume = blind.get(cell.reason, (0, 0.0))
+                blind[cell.reason] = (n + 1, volume + cell.predictions_per_day)
+            elif value is None:
+                text[-1].append(plain(f"misses {drop:g}"))
+            else:
+                text[-1].append(f"{value:.3f}" if show == "drop" else f"{value} d")
+    what = (f"smallest detectable drop in {report.metric}" if show == "drop"
+            else f"days from onset to catch a drop of {drop:g} in {report.metric}")
+    figure = go.Figure(go.Heatmap(
+        z=z, x=[plain(x) for x in xs], y=[plain(y) for y in ys], text=text,
+        texttemplate="%{text}", textfont={"size": 10}, colorscale="YlOrRd",
+        hovertemplate=f"{plain(rows)}=%{{y}} × {plain(columns)}=%{{x}}: %{{text}}"
+                      "<extra></extra>", hoverongaps=False, xgap=1, ygap=1))
+    figure.update_layout(title=f"{what} by {plain(rows)} × {plain(columns)}, as of {as_of} "
+                               "(grey: blind, with its reason)",
+                         plot_bgcolor="#dddddd", margin={"t": 50, "l": 120},
+                         yaxis={"autorange": "reversed"},
+                         height=max(320, 26 * len(ys) + 160))
+    return CoverageView(as_of, rows, columns, names, show, drop, figure_json(figure),
+                        [(why, n, v) for why, (n, v) in sorted(blind.items())], None)

@@ -111,3 +111,34 @@ def diluted_delay(shift: float, detectable: float, window_days: int) -> int | No
     if not np.isfinite(detectable) or shift < detectable or shift <= 0:
         return None
     return max(int(np.ceil(window_days * detectable / shift - 1e-12)) - 1, 0)
+
+
+def material_drop(task: str, n: npt.ArrayLike, reference_total: npt.ArrayLike,
+                  reference_squares: npt.ArrayLike, reference_n: npt.ArrayLike,
+                  min_effect: float, power: float = POWER) -> FloatArray:
+    """Per cell, the smallest true worsening whose *observed* worsening on ``n`` rows reaches
+    the rule's ``min_effect`` (absolute for classification, relative to the reference's mean
+    for regression) with probability ``power``: the floor above the test's smallest drop,
+    which alone alerts only half the time when the drop is exactly ``min_effect``.
+
+    >>> round(float(material_drop("classification", [400], [1900], [1900], [2000],
+    ...                           0.05)[0]), 3)
+    0.064
+    """
+    rows = np.asarray(n, np.float64)
+    k0, s0, n0 = (np.asarray(x, np.float64) for x in (reference_total, reference_squares,
+                                                       reference_n))
+    z = NormalDist().inv_cdf(power)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean0 = k0 / n0
+        variance0 = np.maximum(s0 / n0 - mean0 * mean0, 0.0)
+        effect = min_effect if task == "classification" else min_effect * mean0
+        drop = np.asarray(effect, np.float64) * np.ones_like(rows)
+        for _ in range(20):  # a fixed point: the unit's variance moves with the drop
+            if task == "classification":
+                after = np.clip(mean0 - drop, 0.0, 1.0)
+                unit_variance = after * (1.0 - after)
+            else:
+                unit_variance = variance0
+            drop = effect + z * np.sqrt(unit_variance / rows + variance0 / n0)
+    return np.asarray(np.where((rows > 0) & (n0 > 0), drop, np.nan), np.float64)

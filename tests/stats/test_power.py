@@ -8,7 +8,12 @@ from scipy.stats import norm
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize
 
-from hindsight.stats.power import detection_delay, diluted_delay, min_detectable_drop
+from hindsight.stats.power import (
+    detection_delay,
+    diluted_delay,
+    material_drop,
+    min_detectable_drop,
+)
 from hindsight.stats.significance import proportion_drop_pvalues
 
 
@@ -60,3 +65,11 @@ def test_a_pooled_unit_catches_a_drop_once_enough_of_its_days_are_after_onset() 
     assert detection_delay(0.12, 0.1, 5, [10, 10, 10]) == 7
     assert detection_delay(0.09, 0.1, 5, [10, 10, 10]) is None
     assert diluted_delay(0.1, 0.1, 3) == 2
+
+
+def test_a_drop_of_exactly_min_effect_is_not_reported_as_detectable_with_power() -> None:
+    # the observed drop must reach min_effect too: at exactly min_effect it does half the time
+    floor = material_drop("classification", [20_000], [19_000], [19_000], [200_000], 0.05)
+    assert 0.05 < float(floor[0]) < 0.055
+    small = material_drop("classification", [100], [1_900], [1_900], [2_000], 0.05)
+    assert float(small[0]) > 0.05 + 0.8 * (0.9 * 0.1 / 100) ** 0.5
