@@ -303,6 +303,10 @@ class Hook:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
 
 def dated_batch(k: int, today: date) -> list[dict[str, Any]]:
     """Batch k: 300 ids over the four days from a week ago, its first 100 shared with k - 1."""
@@ -311,8 +315,15 @@ def dated_batch(k: int, today: date) -> list[dict[str, Any]]:
             for i in range(k * 200, k * 200 + 300)]
 
 
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    running = Hook()
+    yield running
+    running.close()
+
+
 def test_maintenance_killed_and_raced_at_random_loses_nothing_of_two_models_sharing_a_cold_store(
-    tmp_path: Path,
+    tmp_path: Path, hook: Hook,
 ) -> None:
     """Writers of two models, compactions (grace 0), tierings into one shared cold store,
     retentions and deliveries to a webhook run side by side and are SIGKILLed at seeded random
@@ -325,7 +336,6 @@ def test_maintenance_killed_and_raced_at_random_loses_nothing_of_two_models_shar
 
     today = date.today()
     cold = tmp_path / "cold"
-    hook = Hook()
     configs = {name: maintained_config(tmp_path, name, cold, hook.url) for name in ("a", "b")}
     queued: set[str] = set()
     for k in range(12):
@@ -374,7 +384,6 @@ def test_maintenance_killed_and_raced_at_random_loses_nothing_of_two_models_shar
             monitor.retention(today)
             tiering.tier(monitor.store, Store.open(cold), today, 3, now=later)
             assert monitor.deliver().pending == 0
-    hook.server.shutdown()
     assert set(hook.keys) == queued, "an alert was never sent, or sent without its key"
     assert len(hook.keys) - len(queued) <= kills, "an alert not in flight at a kill was resent"
     assert kills >= 4 and acknowledged["a"] and acknowledged["b"]
