@@ -30,6 +30,8 @@ ALERT_SCHEMA = pa.schema(
         ("passing_runs", pa.int64()),
         ("explains", pa.list_(pa.string())),
         ("at", pa.timestamp("us", "UTC")),
+        ("incident", pa.string()),
+        ("headline", pa.bool_()),
     ]
 )
 # an alert in one of these states is open: tested and failing, or no longer tested (stale)
@@ -65,6 +67,8 @@ class Alert:
     passing_runs: int = 0  # consecutive runs an open alert's segment was tested and fine
     explains: tuple[str, ...] = ()  # every failing segment this alert covers, largest first
     at: dt.datetime | None = None  # the check that produced this row; a daily run's: its end
+    incident: str | None = None  # alerts of one cause share it (see ``incidents``)
+    headline: bool = False  # this alert names its incident: the page sent for it
 
     @property
     def key(self) -> str:
@@ -111,6 +115,7 @@ def alerts_from_table(table: pa.Table) -> list[Alert]:
             opened_on=row["opened_on"], passing_runs=row["passing_runs"],
             explains=tuple(row.get("explains") or ()),  # absent in stores written before it
             at=row.get("at") or end_of_day(row["date"]),  # likewise
+            incident=row.get("incident"), headline=bool(row.get("headline")),  # likewise
         )
         for row in table.to_pylist()
     ]

@@ -81,7 +81,8 @@ class WebhookSink:
 
 @dataclass(frozen=True, slots=True)
 class AlertmanagerSink:
-    """Alertmanager's API (v2): one alert per key; a resolution sets ``endsAt``."""
+    """Alertmanager's API (v2): one alert per key; a resolution sets ``endsAt``. The label
+    ``incident`` lets a route group by it (``group_by: [incident]``)."""
 
     name: str
     url: str  # e.g. http://127.0.0.1:9093
@@ -92,6 +93,8 @@ class AlertmanagerSink:
         ends = now if alert.state == "resolved" else now + timedelta(days=2)
         labels = {"alertname": f"hindsight_{alert.kind}", "model": model,
                   "metric": alert.metric, "segment": describe(alert.segment)}
+        if alert.incident is not None:  # a grouping label: one notification per incident
+            labels["incident"] = alert.incident
         body = [{"labels": labels,
                  "annotations": {"summary": _title(alert, model), "description": alert.message},
                  "startsAt": datetime.combine(alert.opened_on or alert.date, datetime.min.time(),
