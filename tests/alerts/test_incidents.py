@@ -26,22 +26,30 @@ def alert(segment: dict[str, str], state: str = "opened", kind: str = "performan
                  state=state, opened_on=fields.pop("opened_on", DAY), **fields)
 
 
-def seed_drops(monitor: Monitor, drops: dict[tuple[str, str], int], days: int = 20) -> None:
+def seed_drops(monitor: Monitor, drops: dict[tuple[str, str], int | tuple[int, int]],
+               days: int = 20) -> None:
     """Six countries × two tiers, 30 predictions a cell a day, one wrong in 30; a cell in
-    ``drops`` is wrong half of the time from the given day on. Labels arrive the next day."""
+    ``drops`` is wrong half of the time from the given day on (to the second day given, if
+    any). Labels arrive the next day."""
     i = 0
     for day in range(1, days + 1):
         rows, labels = [], []
         for country in COUNTRIES:
             for tier in ("free", "gold"):
-                onset = drops.get((country, tier))
+                onset, end = _span(drops.get((country, tier)))
                 for k in range(30):
                     i += 1
-                    wrong = k < (15 if onset is not None and day >= onset else 1)
+                    wrong = k < (15 if onset <= day <= end else 1)
                     rows.append(prediction(i, day, country, "a", tier))
                     labels.append(label(i, "b" if wrong else "a", day + 1))
         monitor.log_predictions(rows)
         monitor.log_labels(labels)
+
+
+def _span(drop: int | tuple[int, int] | None) -> tuple[int, int]:
+    if drop is None:
+        return 10**6, 0
+    return drop if isinstance(drop, tuple) else (drop, 10**6)
 
 
 def run_days(monitor: Monitor, first: int, last: int) -> list[Alert]:
@@ -151,3 +159,20 @@ def test_healthy_traffic_opens_no_incident_and_pages_nothing(
         found = run_days(monitor, 9, 15)
         monitor.deliver(backoff_seconds=0)
     assert [a for a in found if a.state == "opened"] == [] and not log.exists()
+
+
+def test_an_opening_within_the_span_after_an_incident_resolved_joins_it(
+    make_config: Callable[..., Config],
+) -> None:
+    def incidents(**settings: Any) -> list[str | None]:
+        with opened_monitor(make_config, **settings) as monitor:
+            seed_drops(monitor, {("CH", "gold"): (8, 10), ("CH", "free"): 18}, days=22)
+            found = run_days(monitor, 9, 22)
+        assert [a.state for a in found if a.segment == {"country": "CH", "tier": "gold"}
+                ][-1] == "resolved"
+        return [a.incident for a in found if a.state == "opened"]
+
+    apart = incidents()
+    joined = incidents(alerts={"incident_span_days": 14})
+    assert len(apart) == len(joined) >= 2
+    assert len(set(apart)) >= 2 and len(set(joined)) == 1
