@@ -168,10 +168,11 @@ class DropRule:
             cells = related(members, segments)
             us = [int(failing[keys.index(segment_key(m))]) for m in members]
             days = (c.day >= units.first_day[us].min()) & (c.day <= units.last_day[us].max())
-            sums = [c.sums(np.nonzero(days & (c.segment == units.segment[failing[j]]))[0])
-                    for j in cells]
-            rate = [float(refs.total[units.segment[failing[j]]] / refs.n[units.segment[failing[j]]])
-                    for j in cells]
+            codes = [int(units.segment[failing[j]]) for j in cells]
+            sums = [c.sums(np.nonzero(days & (c.segment == k))[0]) for k in codes]
+            rate = [float(refs.total[k] / refs.n[k]) for k in codes]
+            # errors beyond the reference rate: correct answers short of it, or absolute
+            # error above it
             sign = 1.0 if self.task == "classification" else -1.0
             excess = [sign * (n * r - total) for (total, _, n), r in zip(sums, rate, strict=True)]
             pick = choose([segments[j] for j in cells], excess, [s[2] for s in sums])
