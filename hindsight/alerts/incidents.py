@@ -60,13 +60,14 @@ def assign(rows: Sequence[Alert], known: Sequence[Alert]) -> list[Alert]:
     for i, row in enumerate(out):
         if row.state != "opened":
             continue
-        match = [a for a in joinable if a.kind == row.kind and overlap(a.segment, row.segment)]
+        match = [a for a in joinable
+                 if _family(a.kind) == _family(row.kind) and overlap(a.segment, row.segment)]
         if match:
             first = min(match, key=lambda a: (a.opened_on or a.date, str(a.incident)))
             out[i] = replace(row, incident=first.incident, headline=False)
         else:
             fresh.append(i)
-    for part in groups([out[i].segment for i in fresh], [out[i].kind for i in fresh]):
+    for part in groups([out[i].segment for i in fresh], [_family(out[i].kind) for i in fresh]):
         group = [fresh[i] for i in part]
         head = min(group, key=lambda i: (not out[i].headline, len(out[i].segment),
                                          -out[i].n, out[i].key))
@@ -93,6 +94,12 @@ def pages(rows: Sequence[Alert]) -> list[Alert]:
     for members in closing.values():
         sent.append(min(members, key=lambda a: (not a.headline, a.key)))
     return sent
+
+
+def _family(kind: str) -> str:
+    """Kinds whose alerts may share an incident: an estimated warning and the performance
+    alert that confirms it."""
+    return "performance" if kind == "estimated" else kind
 
 
 def groups(segments: Sequence[dict[str, str]],

@@ -52,7 +52,7 @@ class Alert:
     """One thing worth a human's attention, found by the run of ``date``."""
 
     date: dt.date
-    kind: str  # performance | prediction_drift | feature_drift | model_version | data
+    kind: str  # performance | estimated | prediction_drift | feature_drift | model_version | data
     segment: dict[str, str] = field(hash=False)
     metric: str
     value: float
@@ -82,12 +82,13 @@ class Alert:
         row["at"] = (self.at or end_of_day(self.date)).astimezone(dt.UTC).isoformat()
         row["key"] = self.key
         row["explains"] = list(self.explains)
+        row["estimated"] = self.kind == "estimated"  # a label-free warning (``estimated``)
         return row
 
 
 def alert_from_json(row: dict[str, Any]) -> Alert:
     """The inverse of ``Alert.as_json``."""
-    fields = {k: v for k, v in row.items() if k != "key"}
+    fields = {k: v for k, v in row.items() if k not in ("key", "estimated")}
     for name in ("date", "window_start", "window_end", "opened_on"):
         if fields.get(name) is not None:
             fields[name] = dt.date.fromisoformat(fields[name])

@@ -66,6 +66,7 @@ class RuleResult:
     failing: frozenset[str]  # alerted, or covered by an alert on a more specific segment
     healthy: frozenset[str]  # tested and within half of min_effect of the reference
     skipped: int  # segments with cells but no unit (too few labelled rows, immature labels)
+    tested_through: tuple[tuple[str, date], ...] = ()  # per tested segment: its newest day
 
 
 class PerformanceRule(Protocol):
@@ -127,8 +128,10 @@ class DropRule:
         tested = frozenset(names.take(pa.array(seg)).to_pylist())
         healthy = frozenset(names.take(pa.array(seg[self._healthy(units, refs)])).to_pylist())
         skipped = len(set(c.segment[c.segment >= 0].tolist())) - len(tested)
+        through = tuple(zip(names.take(pa.array(seg)).to_pylist(),
+                            map(window.date_of, units.last_day), strict=True))
         if failing.size == 0:
-            return RuleResult((), tested, frozenset(), healthy, skipped)
+            return RuleResult((), tested, frozenset(), healthy, skipped, through)
         segments = [json.loads(names[int(seg[u])].as_py()) for u in failing]
         failing_keys = {segment_key(x) for x in segments}
         # Alerts still open from earlier runs explain and cover new failures too, so a
@@ -153,7 +156,7 @@ class DropRule:
                                       self._aggregate(c, units, int(u), overall)))
         alerts = self._headlines(window, alerts, failing, segments, units, c, refs, overall)
         return RuleResult(tuple(sorted(alerts, key=lambda a: a.key)), tested,
-                          frozenset(failing_keys), healthy, skipped)
+                          frozenset(failing_keys), healthy, skipped, through)
 
     def _headlines(self, window: RunWindow, alerts: list[Alert], failing: np.ndarray,
                    segments: list[dict[str, str]], units: Units, c: CellArrays,

@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hindsight.alerts import incidents
+from hindsight.alerts import estimated, incidents
+from hindsight.alerts.estimated import EstimateRule, settle
 from hindsight.alerts.lifecycle import OPEN_STATES, advance, open_segments
 from hindsight.alerts.model import Alert, alerts_to_table
 from hindsight.alerts.rules import PerformanceRule, RuleResult, RunWindow
@@ -181,6 +182,13 @@ def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
     resolve_after = config.alerts.resolve_after_runs
     alerts = [explain(a) for a in advance(_of_kind(previous, "performance"), result, as_of,
                                           resolve_after, window.first_day)]
+    if config.task == "classification":  # the label-free estimate, judged today
+        estimate = EstimateRule(config.min_samples, config.alerts.min_effect,
+                                config.alerts.alpha, config.alerts.baseline_days,
+                                config.alerts.min_label_coverage)
+        alerts += settle(advance(_of_kind(previous, estimated.KIND),
+                                 estimate.evaluate(window, counts.cells), as_of, resolve_after,
+                                 window.first_day), alerts, result)
     drift_start: date | None = drift.window(as_of, config.drift.window_days)[0]
     for kind in DRIFT_KINDS:  # with nothing tested today, open drift alerts go stale
         outcome = found.results.get(kind, NOTHING_TESTED) if found else NOTHING_TESTED
