@@ -178,6 +178,11 @@ class AlertSettings(_Frozen):
         default=3, ge=1,
         description="consecutive passing runs before an open alert resolves",
     )
+    incident_span_days: int = Field(
+        default=0, ge=0, le=90,
+        description="an alert opening this many days after an overlapping incident was last "
+                    "seen joins it (0: only incidents still open)",
+    )
     correct_label_delay: bool = Field(
         default=True,
         description="correct young days for labels that arrive later when the model was wrong",

@@ -22,6 +22,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
+from hindsight.alerts.incidents import pages
 from hindsight.alerts.journal import DeliveryLock, Journal, Outcome
 from hindsight.alerts.model import Alert, alert_from_json
 from hindsight.alerts.sinks import TIMEOUT_SECONDS, DeliveryError, Sink
@@ -30,7 +31,6 @@ from hindsight.store.partitions import Store, Table
 
 OUTBOX_FILE = "outbox.parquet"
 RUN_DELIVERY_SECONDS = 10.0  # how long a run (or a service check) delivers before it moves on
-SENT_STATES = ("opened", "resolved")
 OUTBOX_SCHEMA = pa.schema([
     ("id", pa.string()), ("sink", pa.string()), ("alert", pa.string()),
     ("queued_at", pa.timestamp("us", "UTC")), ("attempts", pa.int64()),
@@ -77,7 +77,8 @@ def _save(store: Store, rows: list[dict[str, object]]) -> None:
 
 def enqueue(store: Store, alerts: Sequence[Alert], sinks: Sequence[str],
             now: datetime) -> int:
-    """Queue every opened or resolved alert for every sink, once. Returns how many queued.
+    """Queue every page of a run (``incidents.pages``: a new incident's headline, an
+    incident's resolution) for every sink, once. Returns how many queued.
     The outbox is one file rewritten whole: writers (the daily job, the service's checks)
     take turns on the store's outbox lock."""
     with store.lock("outbox"):
@@ -89,9 +90,7 @@ def _enqueue(store: Store, alerts: Sequence[Alert], sinks: Sequence[str],
     rows = _load(store)
     known = {str(r["id"]) for r in rows}
     added = 0
-    for alert in alerts:
-        if alert.state not in SENT_STATES:
-            continue
+    for alert in pages(alerts):  # one page per incident
         body = json.dumps(alert.as_json())
         for sink in sinks:
             key = outbox_id(sink, alert)

@@ -36,7 +36,8 @@ def advance(previous: list[Alert], result: RuleResult, as_of: date,
             rows.append(replace(alert, state="opened", opened_on=as_of))
         else:
             rows.append(replace(alert, state="ongoing", opened_on=earlier.opened_on,
-                                passing_runs=0))
+                                passing_runs=0, incident=earlier.incident,
+                                headline=earlier.headline))
     for alert in still_open.values():
         rows.append(_carried(replace(alert, date=as_of), result, resolve_after, window_start))
     return sorted(rows, key=lambda a: a.key)

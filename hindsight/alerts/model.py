@@ -30,6 +30,8 @@ ALERT_SCHEMA = pa.schema(
         ("passing_runs", pa.int64()),
         ("explains", pa.list_(pa.string())),
         ("at", pa.timestamp("us", "UTC")),
+        ("incident", pa.string()),
+        ("headline", pa.bool_()),
     ]
 )
 # an alert in one of these states is open: tested and failing, or no longer tested (stale)
@@ -50,7 +52,7 @@ class Alert:
     """One thing worth a human's attention, found by the run of ``date``."""
 
     date: dt.date
-    kind: str  # performance | prediction_drift | feature_drift | model_version | data
+    kind: str  # performance | estimated | prediction_drift | feature_drift | model_version | data
     segment: dict[str, str] = field(hash=False)
     metric: str
     value: float
@@ -65,6 +67,8 @@ class Alert:
     passing_runs: int = 0  # consecutive runs an open alert's segment was tested and fine
     explains: tuple[str, ...] = ()  # every failing segment this alert covers, largest first
     at: dt.datetime | None = None  # the check that produced this row; a daily run's: its end
+    incident: str | None = None  # alerts of one cause share it (see ``incidents``)
+    headline: bool = False  # this alert names its incident: the page sent for it
 
     @property
     def key(self) -> str:
@@ -78,12 +82,13 @@ class Alert:
         row["at"] = (self.at or end_of_day(self.date)).astimezone(dt.UTC).isoformat()
         row["key"] = self.key
         row["explains"] = list(self.explains)
+        row["estimated"] = self.kind == "estimated"  # a label-free warning (``estimated``)
         return row
 
 
 def alert_from_json(row: dict[str, Any]) -> Alert:
     """The inverse of ``Alert.as_json``."""
-    fields = {k: v for k, v in row.items() if k != "key"}
+    fields = {k: v for k, v in row.items() if k not in ("key", "estimated")}
     for name in ("date", "window_start", "window_end", "opened_on"):
         if fields.get(name) is not None:
             fields[name] = dt.date.fromisoformat(fields[name])
@@ -111,6 +116,7 @@ def alerts_from_table(table: pa.Table) -> list[Alert]:
             opened_on=row["opened_on"], passing_runs=row["passing_runs"],
             explains=tuple(row.get("explains") or ()),  # absent in stores written before it
             at=row.get("at") or end_of_day(row["date"]),  # likewise
+            incident=row.get("incident"), headline=bool(row.get("headline")),  # likewise
         )
         for row in table.to_pylist()
     ]

@@ -27,7 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hindsight.alerts.cells import CellArrays, FloatArray, Units, pooled_units
+from hindsight.alerts.headline import choose, related
 from hindsight.alerts.hierarchy import compatible, describe, inside
+from hindsight.alerts.incidents import groups
 from hindsight.alerts.model import Alert, segment_key
 from hindsight.stats.intervals import mean_interval, wilson_interval
 from hindsight.stats.maturity import debiased_counts, delay_odds_ratio
@@ -70,6 +72,7 @@ class RuleResult:
     healthy: frozenset[str]  # tested and within half of min_effect of the reference
     skipped: int  # segments with cells but no unit (too few labelled rows, immature labels)
     skipped_by: dict[str, int] = field(default_factory=dict)  # the same, by SKIP_REASONS
+    tested_through: tuple[tuple[str, date], ...] = ()  # per tested segment: its newest day
 
 
 class PerformanceRule(Protocol):
@@ -132,8 +135,11 @@ class DropRule:
         healthy = frozenset(names.take(pa.array(seg[self._healthy(units, refs)])).to_pylist())
         skipped_by = self._skipped(c, timely, refs, seg)
         skipped = sum(skipped_by.values())
+        through = tuple(zip(names.take(pa.array(seg)).to_pylist(),
+                            map(window.date_of, units.last_day), strict=True))
         if failing.size == 0:
-            return RuleResult((), tested, frozenset(), healthy, skipped, skipped_by)
+            return RuleResult((), tested, frozenset(), healthy, skipped, skipped_by=skipped_by,
+                              tested_through=through)
         segments = [json.loads(names[int(seg[u])].as_py()) for u in failing]
         failing_keys = {segment_key(x) for x in segments}
         # Alerts still open from earlier runs explain and cover new failures too, so a
@@ -156,8 +162,10 @@ class DropRule:
             covers = [text for _, text in covered]  # largest first
             alerts.append(self._alert(window, segment, units, int(u), c, refs, covers,
                                       self._aggregate(c, units, int(u), overall)))
+        alerts = self._headlines(window, alerts, failing, segments, units, c, refs, overall)
         return RuleResult(tuple(sorted(alerts, key=lambda a: a.key)), tested,
-                          frozenset(failing_keys), healthy, skipped, skipped_by)
+                          frozenset(failing_keys), healthy, skipped, skipped_by=skipped_by,
+                          tested_through=through)
 
     def _skipped(self, c: CellArrays, timely: np.ndarray, refs: _References,
                  tested: np.ndarray) -> dict[str, int]:
@@ -184,6 +192,45 @@ class DropRule:
         names = pc.unique(cells["segment"])
         c = CellArrays.from_table(cells, names, window.first_day, self.task)
         return names, c, self._references(c, len(names), reference, names, window.first_day)
+
+    def _headlines(self, window: RunWindow, alerts: list[Alert], failing: np.ndarray,
+                   segments: list[dict[str, str]], units: Units, c: CellArrays,
+                   refs: _References, overall: int) -> list[Alert]:
+        """Each group of overlapping alerts gets a headline (``headline.choose``) among the
+        failing cells they relate to; a headline cell without an alert of its own gets one,
+        listing the group's alerts as what it explains."""
+        keys = [segment_key(s) for s in segments]
+        out = list(alerts)
+        for group in groups([a.segment for a in alerts]):
+            members = [alerts[i].segment for i in group]
+            cells = related(members, segments)
+            us = [int(failing[keys.index(segment_key(m))]) for m in members]
+            days = (c.day >= units.first_day[us].min()) & (c.day <= units.last_day[us].max())
+            codes = [int(units.segment[failing[j]]) for j in cells]
+            sums = [c.sums(np.nonzero(days & (c.segment == k))[0]) for k in codes]
+            rate = [float(refs.total[k] / refs.n[k]) for k in codes]
+            # errors beyond the reference rate: correct answers short of it, or absolute
+            # error above it
+            sign = 1.0 if self.task == "classification" else -1.0
+            excess = [sign * (n * r - total) for (total, _, n), r in zip(sums, rate, strict=True)]
+            pick = choose([segments[j] for j in cells], excess, [s[2] for s in sums])
+            head = segments[cells[pick]]
+            share = excess[pick] / max(excess) if max(excess) > 0 else 0.0
+            note = (f". Headline of its incident: carries {share:.0%} of the excess errors "
+                    f"of its cells ({excess[pick]:.4g} of {max(excess):.4g})")
+            others = [describe(m) for m in members if m != head]
+            at = next((i for i in group if alerts[i].segment == head), None)
+            if at is None:
+                u = int(failing[cells[pick]])
+                out.append(replace(self._alert(window, head, units, u, c, refs, others,
+                                               self._aggregate(c, units, u, overall)),
+                                   headline=True))
+                out[-1] = replace(out[-1], message=out[-1].message + note)
+            else:
+                shown = list(dict.fromkeys([*alerts[at].explains, *others]))
+                out[at] = replace(alerts[at], headline=True, explains=tuple(shown),
+                                  message=alerts[at].message + note)
+        return out
 
     def _debias(self, c: CellArrays, window: RunWindow,
                 label_ages: pa.Table | None) -> CellArrays:

@@ -81,7 +81,9 @@ class WebhookSink:
 
 @dataclass(frozen=True, slots=True)
 class AlertmanagerSink:
-    """Alertmanager's API (v2): one alert per key; a resolution sets ``endsAt``."""
+    """Alertmanager's API (v2): one alert per incident (its labels: the kind, the model and
+    the ``incident`` id; segment and metric are annotations), so the incident's one
+    resolution ends it; a route may ``group_by: [incident]``. A resolution sets ``endsAt``."""
 
     name: str
     url: str  # e.g. http://127.0.0.1:9093
@@ -90,10 +92,15 @@ class AlertmanagerSink:
              timeout: float = TIMEOUT_SECONDS) -> None:
         now = datetime.now(UTC)
         ends = now if alert.state == "resolved" else now + timedelta(days=2)
-        labels = {"alertname": f"hindsight_{alert.kind}", "model": model,
-                  "metric": alert.metric, "segment": describe(alert.segment)}
-        body = [{"labels": labels,
-                 "annotations": {"summary": _title(alert, model), "description": alert.message},
+        where = {"metric": alert.metric, "segment": describe(alert.segment)}
+        labels = {"alertname": f"hindsight_{alert.kind}", "model": model}
+        annotations = {"summary": _title(alert, model), "description": alert.message}
+        if alert.incident is None:
+            labels |= where
+        else:  # the incident is the alert: its resolution ends its opening, whichever member
+            labels["incident"] = alert.incident
+            annotations |= where
+        body = [{"labels": labels, "annotations": annotations,
                  "startsAt": datetime.combine(alert.opened_on or alert.date, datetime.min.time(),
                                               tzinfo=UTC).isoformat(),
                  "endsAt": ends.isoformat()}]

@@ -16,6 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from hindsight.alerts import estimated, incidents
+from hindsight.alerts.estimated import EstimateRule, settle
 from hindsight.alerts.lifecycle import OPEN_STATES, advance, open_segments
 from hindsight.alerts.model import Alert, alerts_to_table
 from hindsight.alerts.rules import (
@@ -197,6 +199,13 @@ def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
     resolve_after = config.alerts.resolve_after_runs
     alerts = [explain(a) for a in advance(_of_kind(previous, "performance"), result, as_of,
                                           resolve_after, window.first_day)]
+    if config.task == "classification":  # the label-free estimate, judged today
+        estimate = EstimateRule(config.min_samples, config.alerts.min_effect,
+                                config.alerts.alpha, config.alerts.baseline_days,
+                                config.alerts.min_label_coverage)
+        alerts += settle(advance(_of_kind(previous, estimated.KIND),
+                                 estimate.evaluate(window, counts.cells), as_of, resolve_after,
+                                 window.first_day), alerts, result)
     drift_start: date | None = drift.window(as_of, config.drift.window_days)[0]
     for kind in DRIFT_KINDS:  # with nothing tested today, open drift alerts go stale
         outcome = found.results.get(kind, NOTHING_TESTED) if found else NOTHING_TESTED
@@ -219,6 +228,8 @@ def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
         before = [a for a in _of_kind(previous, volume.KIND) if a.metric == metric]
         alerts += advance(before, outcome, as_of, resolve_after, history_start)
     alerts = [replace(a, at=end_of_day(as_of)) for a in alerts]  # the run's instant
+    alerts = incidents.assign(alerts, _joinable(store, previous, as_of,
+                                                config.alerts.incident_span_days))
     if found is not None:
         store.write(Table.DRIFT, drift.drift_table(as_of, found.rows), dt=as_of,
                     name=RESULT_FILE)
@@ -321,6 +332,14 @@ def _previous_alerts(store: Store, as_of: date) -> list[Alert]:
     """The alerts of the latest run before ``as_of``: what is open going into this run."""
     earlier = [d for d in store.partitions(Table.ALERTS) if d < as_of]
     return read_alerts(store, earlier[-1], earlier[-1]) if earlier else []
+
+
+def _joinable(store: Store, previous: list[Alert], as_of: date, span_days: int) -> list[Alert]:
+    """Rows whose incidents a new opening may join: open after the run before, or seen in
+    the span's runs."""
+    recent = read_alerts(store, as_of - timedelta(days=span_days),
+                         as_of - timedelta(days=1)) if span_days else []
+    return [a for a in previous if a.state in OPEN_STATES] + recent
 
 
 def _run_row(summary: RunSummary) -> pa.Table:

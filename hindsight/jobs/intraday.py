@@ -31,7 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hindsight.alerts.lifecycle import advance
+from hindsight.alerts import incidents
+from hindsight.alerts.lifecycle import OPEN_STATES, advance
 from hindsight.alerts.model import Alert, alerts_from_table, alerts_to_table
 from hindsight.config import DAY, Config, duration_text, schedule_problem
 from hindsight.engine.base import MISSING_SEGMENT_VALUE, Engine, end_of_day
@@ -155,8 +156,10 @@ def check(at: datetime, schedule: Schedule, config: Config, store: Store, engine
     measured = drift.prediction_signals(cut, config, reference.fits, schedule.checks_a_day)
     window = f"from {start:%Y-%m-%d %H:%M} to {at:%H:%M} UTC ({duration_text(span)})"
     found = drift.prediction_drift(at.date(), measured, config, {}, window)
-    alerts = advance(state_before(store, at), found.result, at.date(),
-                     config.alerts.resolve_after_runs)
+    before = state_before(store, at)
+    alerts = incidents.assign(advance(before, found.result, at.date(),
+                                      config.alerts.resolve_after_runs),
+                              [a for a in before if a.state in OPEN_STATES])
     alerts = [replace(a, at=at, window_start=start.date(),
                       window_end=(at - timedelta(microseconds=1)).date()) for a in alerts]
     store.write(Table.CHECKS, alerts_to_table(alerts), dt=at.date(), name=check_name(at))

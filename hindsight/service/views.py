@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hindsight.alerts.incidents import headlines
 from hindsight.alerts.model import Alert
 from hindsight.monitor import Monitor
 from hindsight.store.partitions import Table
@@ -34,7 +35,8 @@ def plain(text: object) -> str:
 class Overview:
     as_of: date | None
     chart: str | None
-    open_alerts: list[Alert]
+    open_alerts: list[Alert]  # one per incident: its headline
+    sizes: dict[str, int]  # per alert key shown: how many open alerts its incident holds
 
 
 def _latest_metrics(monitor: Monitor,
@@ -49,7 +51,7 @@ def _latest_metrics(monitor: Monitor,
 def overview(monitor: Monitor, as_of: date | None = None) -> Overview:
     as_of, table = _latest_metrics(monitor, as_of)
     if table is None or as_of is None:
-        return Overview(None, None, [])
+        return Overview(None, None, [], {})
     whole = table.filter(pc.equal(table["segment"], "{}")).sort_by("day")
     figure = go.Figure()
     headline = "accuracy" if monitor.config.task == "classification" else "mae"
@@ -67,7 +69,9 @@ def overview(monitor: Monitor, as_of: date | None = None) -> Overview:
                          yaxis2={"overlaying": "y", "side": "right", "range": [0, 1],
                                  "tickformat": ".0%", "title": "label coverage"},
                          margin={"t": 50})
-    return Overview(as_of, figure_json(figure), monitor.open_alerts(end=as_of))
+    shown = headlines(monitor.open_alerts(end=as_of))
+    return Overview(as_of, figure_json(figure), [a for a, _ in shown],
+                    {a.key: size for a, size in shown})
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,6 +170,19 @@ def test_alertmanager_gets_labels_and_a_resolution_end(receiver: Receiver) -> No
     assert body["startsAt"].startswith("2026-01-10")
 
 
+def test_alertmanager_knows_an_alert_by_its_incident_so_any_member_resolves_it(
+    receiver: Receiver,
+) -> None:
+    sink = AlertmanagerSink("am", receiver.url.removesuffix("/hook"))
+    sink.send(replace(alert(), incident="abc", headline=True), "churn")
+    sink.send(replace(alert("resolved", 13), segment={"country": "CH", "tier": "gold"},
+                      incident="abc"), "churn")
+    opened, resolved = (b[0] for b in receiver.bodies)  # type: ignore[index]
+    assert opened["labels"] == resolved["labels"] == {
+        "alertname": "hindsight_performance", "model": "churn", "incident": "abc"}
+    assert resolved["annotations"]["segment"] == "country=CH × tier=gold"
+
+
 def test_the_log_sink_appends_json_lines(tmp_path: Path) -> None:
     LogSink("log", str(tmp_path / "alerts.jsonl")).send(alert(), "churn")
     assert json.loads((tmp_path / "alerts.jsonl").read_text())["key"] == alert().key
