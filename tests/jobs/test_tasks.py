@@ -106,16 +106,21 @@ def test_each_days_run_counting_from_the_day_befores_equals_one_from_scratch(
     assert carried
 
 
+def _log_with_a_copy(config: Config, task: str, copy: Path) -> None:
+    """Log the task's rows and labels, and copy the store as it then is to ``copy``."""
+    rows, labels = task_rows(task)
+    with Monitor(config) as monitor:
+        monitor.log_predictions(rows)
+        monitor.log_labels(labels)
+    shutil.copytree(config.store, copy)
+
+
 @pytest.mark.parametrize("task", list(TASKS))
 def test_a_backfill_past_twice_the_label_window_equals_each_day_run_from_scratch(
     make_config: Callable[..., Config], tmp_path: Path, task: str,
 ) -> None:
     config = task_config(make_config, task)
-    rows, labels = task_rows(task)
-    with Monitor(config) as monitor:
-        monitor.log_predictions(rows)
-        monitor.log_labels(labels)
-    shutil.copytree(config.store, tmp_path / "scratch")
+    _log_with_a_copy(config, task, tmp_path / "scratch")
     end = START + timedelta(days=DAYS)
     with Monitor(config) as monitor:
         runs = monitor.backfill(START, end)
@@ -140,11 +145,7 @@ def test_a_spark_backfill_past_twice_the_label_window_equals_duckdbs_from_scratc
                                             "spark.driver.extraJavaOptions":
                                             "-XX:TieredStopAtLevel=1"}}
     config = task_config(make_config, task, engine="spark", spark=spark)
-    rows, labels = task_rows(task)
-    with Monitor(config) as monitor:
-        monitor.log_predictions(rows)
-        monitor.log_labels(labels)
-    shutil.copytree(config.store, tmp_path / "scratch")
+    _log_with_a_copy(config, task, tmp_path / "scratch")
     end = START + timedelta(days=DAYS)
     with Monitor(config) as monitor:
         monitor.backfill(START, end)
