@@ -38,6 +38,7 @@ _UNITS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
 
 
 def parse_duration(value: object) -> object:
+    """A duration is a whole number and a unit: s, m, h or d (``30s``, ``5m``, ``1h``, ``1d``)."""
     if not isinstance(value, str):
         return value
     found = re.fullmatch(r"\s*(\d+)\s*([dhms])\s*", value)
@@ -65,9 +66,10 @@ DAY = timedelta(days=1)
 
 
 def _class_keys(value: object) -> object:
-    """``columns.scores`` keyed by each class's identity (``1``, ``1.0`` -> ``1``; ``True`` ->
-    ``true``), as predictions are stored: YAML reads ``1:`` as a number, ``yes:`` as a
-    boolean."""
+    """Each class is read as its identity, as predictions are stored (``1`` and ``1.0`` are the
+    class ``1``, ``True`` is ``true``: YAML reads ``1:`` as a number and ``yes:`` as a boolean,
+    so quote a class such as ``"007"``); an empty mapping and a class named twice are
+    refused."""
     if not isinstance(value, dict):
         return value
     if not value:
@@ -197,7 +199,9 @@ class SinkSettings(_Frozen):
     """One place alerts are sent to."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the sink's name, for test-sink")
-    type: Literal["slack", "webhook", "alertmanager", "log"]
+    type: Literal["slack", "webhook", "alertmanager", "log"] = Field(
+        description="slack: a Slack incoming webhook; webhook: a JSON POST; alertmanager: "
+                    "Prometheus Alertmanager's API; log: one JSON line per alert in a file")
     url: str | None = Field(default=None, description="where to POST")
     url_env: str | None = Field(
         default=None, description="environment variable holding the URL (keeps secrets out)")
@@ -205,6 +209,7 @@ class SinkSettings(_Frozen):
 
     @model_validator(mode="after")
     def _has_a_destination(self) -> Self:
+        """A ``log`` sink needs ``path``; the others need ``url`` or ``url_env``."""
         if self.type == "log":
             if not self.path:
                 raise ValueError(f"sinks: {self.name!r} (log) needs a path")
@@ -275,7 +280,10 @@ class StorageSettings(_Frozen):
     """What the store keeps (``hindsight storage retention``) and where old days go
     (``hindsight storage tier``)."""
 
-    delete_after_days: RetentionDays = RetentionDays()
+    delete_after_days: RetentionDays = Field(
+        default=RetentionDays(),
+        description="days of each table 'hindsight storage retention' keeps (and the "
+                    "service's first compaction of each day)")
     lookup_days: int | None = Field(
         default=31, ge=1,
         description="how far from a batch's own days ingest looks for what is already stored: "
@@ -291,6 +299,8 @@ class StorageSettings(_Frozen):
 
     @model_validator(mode="after")
     def _tiering_is_whole(self) -> Self:
+        """``hot_days`` and ``cold_store`` go together: set both to tier old days, or
+        neither."""
         if (self.hot_days is None) != (self.cold_store is None):
             raise ValueError("storage.hot_days and storage.cold_store go together: set both "
                              "to tier old days, or neither")
@@ -376,6 +386,8 @@ class DriftSettings(_Frozen):
 
     @model_validator(mode="after")
     def _checks_fit_in_a_day(self) -> Self:
+        """``every`` is 5m to 1d and fits a day a whole number of times (5m, 10m, 15m, 1h,
+        2h, 6h, 1d...); ``window`` is 5m to 1d and at least ``every``."""
         problem = schedule_problem(self.every, self.window)
         if problem:
             raise ValueError(problem)
@@ -402,10 +414,17 @@ class Config(_Frozen):
 
     model: str = Field(min_length=1, description="the monitored model's name")
     store: str = Field(min_length=1, description="where hindsight keeps its tables: a path or URL")
-    task: Literal["classification", "regression"] = "classification"
-    columns: Columns
-    segments: tuple[ColumnName, ...] = ()
-    features: tuple[ColumnName, ...] | None = None
+    task: Literal["classification", "regression"] = Field(
+        default="classification",
+        description="classification: accuracy and macro-F1 against labels (classes are "
+                    "values); regression: MAE and RMSE (predictions and labels are numbers)")
+    columns: Columns = Field(description="which of your columns plays which role")
+    segments: tuple[ColumnName, ...] = Field(
+        default=(), description="columns whose values cut the traffic into segments; every "
+                                "value and every cross of values is measured and tested")
+    features: tuple[ColumnName, ...] | None = Field(
+        default=None, description="the model's input columns whose drift is measured; "
+                                  "null: every column that has no other role")
     cross_depth: int | None = Field(
         default=None, ge=1, description="how many segments one cell may cross; default: up to 3"
     )
@@ -415,19 +434,30 @@ class Config(_Frozen):
     label_window_days: int = Field(
         default=21, ge=1, description="how many prediction days each run re-joins with labels"
     )
-    alerts: AlertSettings = AlertSettings()
-    data: DataSettings = DataSettings()
-    drift: DriftSettings = DriftSettings()
-    versions: VersionSettings = VersionSettings()
-    sinks: tuple[SinkSettings, ...] = ()
-    service: ServiceSettings = ServiceSettings()
-    storage: StorageSettings = StorageSettings()
-    ingest: IngestLimits = IngestLimits()
+    alerts: AlertSettings = Field(default=AlertSettings(),
+                                  description="the performance rule and incidents")
+    data: DataSettings = Field(default=DataSettings(),
+                               description="data alerts: a feed far below its usual volume")
+    drift: DriftSettings = Field(default=DriftSettings(),
+                                 description="prediction and feature drift")
+    versions: VersionSettings = Field(default=VersionSettings(),
+                                      description="promoted versions and version history")
+    sinks: tuple[SinkSettings, ...] = Field(
+        default=(), description="where alerts are sent (each opening and resolution once)")
+    service: ServiceSettings = Field(default=ServiceSettings(),
+                                     description="hindsight serve: limits and access")
+    storage: StorageSettings = Field(default=StorageSettings(),
+                                     description="look-ups, retention and tiering of the store")
+    ingest: IngestLimits = Field(default=IngestLimits(),
+                                 description="what one batch may hold, at every entry")
     engine: Literal["duckdb", "spark"] = Field(
         default="duckdb", description="what runs the daily job's queries: the embedded "
                                       "DuckDB, or Spark (pip install 'hindsight[spark]')")
-    spark: SparkSettings = SparkSettings()
-    pipeline: PipelineSettings = PipelineSettings()
+    spark: SparkSettings = Field(default=SparkSettings(),
+                                 description="the Spark session, with engine: spark")
+    pipeline: PipelineSettings = Field(
+        default=PipelineSettings(), description="the image and resources of 'hindsight "
+                                                "pipeline' steps (Kubeflow, CronJob)")
     _source: str = PrivateAttr(default=DEFAULT_CONFIG_FILE)
 
     @property
@@ -437,6 +467,20 @@ class Config(_Frozen):
 
     @model_validator(mode="after")
     def _columns_are_consistent(self) -> Self:
+        """- ``columns.score`` and ``columns.scores`` exclude each other; a regression has no
+          ``scores``.
+        - Each role names its own column, and no segment is a role's column; no segment is
+          listed twice.
+        - No column name starts with ``_hindsight_`` (reserved).
+        - Sink names are unique.
+        - ``drift.alert_features`` are among ``features`` (when those are listed).
+        - ``alerts.baseline_days`` is shorter than ``label_window_days``.
+        - ``storage.cold_store`` is reachable like ``store`` (both paths, or both URLs of one
+          scheme) and is neither the store, inside it nor holding it.
+        - ``storage.delete_after_days`` keeps predictions and labels longer than
+          ``label_window_days + 1`` days (what the daily run joins).
+        - ``cross_depth`` is at most the number of segments.
+        """
         roles = self.columns.roles()
         if self.columns.scores and (self.columns.score or self.task != "classification"):
             raise ValueError("columns.score and columns.scores both give the score: map one "
