@@ -87,7 +87,7 @@ def _class_keys(value: object) -> object:
         name = identity_of(str(key))
         if name in given:
             raise ValueError(f"columns.scores maps {given[name]!r} and {key!r}, the same class "
-                             f"{name!r} (see \"A value's identity\" in the README): keep one")
+                             f"{name!r} (see \"A value's identity\" in docs/data.md): keep one")
         given[name] = key
         keyed[name] = column
     return keyed

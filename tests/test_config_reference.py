@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import types
 import typing
 from collections.abc import Iterator
+from pathlib import Path
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -82,3 +84,29 @@ def test_every_rule_across_keys_is_stated_in_the_reference() -> None:
             assert doc, f"{model.__name__}.{decorator.cls_var_name} has no docstring"
             first_line = _words(doc.splitlines()[0]).removeprefix("- ")
             assert first_line in text
+
+
+def _hook() -> types.ModuleType:
+    """The documentation site's build hook (docs/hooks/reference.py), loaded as mkdocs does."""
+    path = Path(__file__).resolve().parents[1] / "docs" / "hooks" / "reference.py"
+    spec = importlib.util.spec_from_file_location("docs_reference_hook", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_configuration_page_of_the_site_carries_every_key() -> None:
+    page = Path(__file__).resolve().parents[1] / "docs" / "reference" / "configuration.md"
+    built = _hook().on_page_markdown(page.read_text(encoding="utf-8"))
+    entries = _entries(built)
+    assert [key for key, _ in _keys(Config) if key not in entries] == []
+
+
+def test_the_command_line_page_of_the_site_carries_every_command() -> None:
+    page = Path(__file__).resolve().parents[1] / "docs" / "reference" / "cli.md"
+    built = _hook().on_page_markdown(page.read_text(encoding="utf-8"))
+    for command in ("hindsight log predictions", "hindsight backfill", "hindsight serve",
+                    "hindsight storage tier", "hindsight pipeline kubeflow"):
+        assert f"### `{command}`" in built
+        assert f"Usage: {command} " in built

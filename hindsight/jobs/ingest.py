@@ -64,7 +64,7 @@ class IngestReport:
             said, classes = (", ".join(repr(v) for v in side) for side in self.disjoint)
             text += (f". Warning: no label is among its predictions' classes: labels say "
                      f"{said}; predictions say {classes} (are both the same column, written "
-                     "the same way? see \"A value's identity\" in the README)")
+                     "the same way? see \"A value's identity\" in docs/data.md)")
         if self.unstamped:
             count, oldest, days = self.unstamped
             text += (f". Note: columns.label_timestamp is not mapped, so a label counts as "

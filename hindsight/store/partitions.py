@@ -323,7 +323,7 @@ class Store:
     def lock(self, name: str) -> Iterator[None]:
         """Hold the store's lock ``name`` against every other process and thread that asks
         for it (an ``flock`` on a file under ``.locks/``). On an object store there is no such
-        lock: it is a no-op, and the README says what that means for writers."""
+        lock: it is a no-op, and docs/concepts/guarantees.md says what that means for writers."""
         if not self.is_local:
             yield
             return
