@@ -626,9 +626,12 @@ def pipeline_kubeflow(ctx: click.Context, out_path: str, schedule: str) -> None:
 
     config = load_config(ctx.obj["config"])
     cron = check_schedule(schedule)
-    compile_pipeline(config, Path(out_path))
-    err.print(f"Wrote {out_path}: steps count -> judge -> deliver in {config.pipeline.image} "
-              f"({config.pipeline.cpu} CPU, {config.pipeline.memory} each).")
+    notes = compile_pipeline(config, Path(out_path))
+    settings = config.pipeline
+    err.print(f"Wrote {out_path}: steps count -> judge -> deliver in {settings.image} "
+              f"({settings.cpu} CPU, {settings.memory} each, {settings.retries} retries); an "
+              "empty run_date counts the day before the scheduled time.")
+    _warn(notes)
     # Kubeflow's recurring runs take six fields, seconds first
     out.print(f"Schedule it: kfp.Client().create_recurring_run(experiment_id=..., "
               f"job_name='hindsight-daily', pipeline_package_path={out_path!r}, "
@@ -639,17 +642,38 @@ def pipeline_kubeflow(ctx: click.Context, out_path: str, schedule: str) -> None:
 @SCHEDULE
 @click.option("--kubernetes", is_flag=True,
               help="Print a ConfigMap and a CronJob manifest instead of a crontab line.")
+@click.option("--env-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A file of KEY=value lines the crontab line reads before it runs (the "
+                   "bucket's credentials, the sinks' URLs); the CronJob reads "
+                   "pipeline.secrets instead.")
 @click.pass_context
-def pipeline_cron(ctx: click.Context, schedule: str, kubernetes: bool) -> None:
+def pipeline_cron(ctx: click.Context, schedule: str, kubernetes: bool,
+                  env_file: str | None) -> None:
     """Print a crontab line (or a Kubernetes CronJob) that runs and delivers every day."""
     from hindsight.config import load_config, resolve_config_path
-    from hindsight.pipelines.cron import config_text, cronjob_manifest, crontab_line
+    from hindsight.pipelines.cron import (
+        config_text,
+        cronjob_manifest,
+        crontab_line,
+        deployment_notes,
+    )
 
     config = load_config(ctx.obj["config"])
     if kubernetes:
+        if env_file is not None:
+            raise click.UsageError("--env-file is for the crontab line; the CronJob reads "
+                                   "pipeline.secrets and pipeline.env from the config")
         click.echo(cronjob_manifest(config, schedule, config_text(config)), nl=False)
+        _warn(deployment_notes(config))
     else:
-        click.echo(crontab_line(schedule, str(resolve_config_path(ctx.obj["config"]))))
+        click.echo(crontab_line(schedule, config, resolve_config_path(ctx.obj["config"]),
+                                None if env_file is None else Path(env_file)))
+        _warn(deployment_notes(config, cron=True, env_file=env_file is not None))
+
+
+def _warn(notes: list[str]) -> None:
+    for note in notes:
+        err.print(f"warning: {note}", highlight=False)
 
 
 @cli.command()

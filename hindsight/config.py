@@ -329,15 +329,77 @@ class SparkSettings(_Frozen):
         default_factory=dict, description="Spark settings, e.g. spark.executor.memory: 8g")
 
 
+_CPU = r"^[0-9]+(\.[0-9]+)?m?$"
+_MEMORY = r"^[0-9]+(\.[0-9]+)?([KMGT]i?)?$"
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+def _names_to_mapping(value: object) -> object:
+    # ``env: [A, B]`` reads the secret's keys A and B into variables of the same names
+    if isinstance(value, tuple | list) and all(isinstance(v, str) for v in value):
+        return {name: name for name in value}
+    return value
+
+
+class SecretEnv(_Frozen):
+    """A Kubernetes secret whose keys become the steps' environment variables."""
+
+    secret: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+                        description="the Kubernetes secret's name (lowercase, digits, - and .)")
+    env: Annotated[dict[EnvName, Annotated[str, Field(min_length=1)]],
+                   BeforeValidator(_names_to_mapping)] = Field(
+        default_factory=dict,
+        description="variable: key in the secret (or a list of keys named as the variables); "
+                    "empty: every key of the secret, as named (CronJob only)")
+
+
 class PipelineSettings(_Frozen):
-    """``hindsight pipeline``: the image and resources of each step of the daily job."""
+    """``hindsight pipeline``: the image, resources, retries and environment of each step of
+    the daily job (Kubeflow steps and the Kubernetes CronJob)."""
 
     image: str = Field(default="hindsight:0.1.0", min_length=1,
                        description="the image the steps run in (built from the Dockerfile)")
-    cpu: str = Field(default="2", pattern=r"^[0-9]+(\.[0-9]+)?m?$",
+    cpu: str = Field(default="2", pattern=_CPU,
                      description="CPU request of each step, in Kubernetes units (2, 500m)")
-    memory: str = Field(default="8Gi", pattern=r"^[0-9]+(\.[0-9]+)?([KMGT]i?)?$",
+    memory: str = Field(default="8Gi", pattern=_MEMORY,
                         description="memory request of each step, in Kubernetes units (8Gi)")
+    cpu_limit: str | None = Field(default=None, pattern=_CPU,
+                                  description="CPU limit of each step; default: none")
+    memory_limit: str | None = Field(
+        default=None, pattern=_MEMORY,
+        description="memory limit of each step; default: the memory request")
+    retries: int = Field(default=2, ge=0, le=10,
+                         description="how often a failed step is tried again")
+    env: dict[EnvName, str] = Field(
+        default_factory=dict, description="plain environment variables of each step, e.g. "
+                                          "AWS_ENDPOINT_URL (secrets go under secrets)")
+    secrets: tuple[SecretEnv, ...] = Field(
+        default=(), description="Kubernetes secrets read into each step's environment: the "
+                                "bucket's credentials, the sinks' URLs and tokens")
+    store_volume: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+        description="a PersistentVolumeClaim mounted at the store's path (a store that is a "
+                    "local path; a bucket needs none)")
+
+    @model_validator(mode="after")
+    def _each_variable_once(self) -> Self:
+        seen: dict[str, str] = {name: "pipeline.env" for name in self.env}
+        for i, secret in enumerate(self.secrets):
+            for name in secret.env:
+                if name in seen:
+                    raise ValueError(f"pipeline.secrets[{i}] ({secret.secret}) sets {name}, "
+                                     f"which {seen[name]} sets too: set each variable once")
+                seen[name] = f"pipeline.secrets[{i}] ({secret.secret})"
+        return self
+
+    @property
+    def memory_limit_or_request(self) -> str:
+        """The memory limit, or the request when none is given."""
+        return self.memory_limit or self.memory
+
+    def variables(self) -> set[str]:
+        """The variables the steps get by name (not those of whole secrets)."""
+        return set(self.env) | {name for s in self.secrets for name in s.env}
 
 
 class DriftSettings(_Frozen):

@@ -9,9 +9,12 @@ Three steps, each in the hindsight image with the config's resource requests:
 3. ``deliver``: what the sinks have pending is sent.
 
 The config (one line of JSON, which is YAML) and the run date are the pipeline's parameters;
-an empty run date is yesterday (UTC) when the step starts, which is what a recurring run wants.
-No step is cached: each reads a store that changes. kfp is an optional extra (``pip install
-'hindsight[kubeflow]'``), imported only here.
+an empty run date is the UTC day before the run's *scheduled* time (kfp's schedule-time
+placeholder), so a catch-up run or a retry counts the day it was scheduled for. Each step gets
+the config's environment (``pipeline.env``), its Kubernetes secrets as variables
+(``pipeline.secrets``, through kfp-kubernetes), its retries, requests and limits, and the store's
+volume when the store is a path. No step is cached: each reads a store that changes. kfp and
+kfp-kubernetes are an optional extra (``pip install 'hindsight[kubeflow]'``), imported only here.
 """
 
 # No ``from __future__ import annotations``: kfp reads the step functions' annotations as types.
@@ -20,31 +23,34 @@ from typing import Any
 
 from hindsight.config import Config
 from hindsight.errors import ConfigError
-from hindsight.pipelines.cron import config_text, k8s_name
+from hindsight.pipelines.cron import config_text, deployment_notes, k8s_name
 
 try:
-    from kfp import compiler, dsl
+    from kfp import compiler, dsl, kubernetes
     from kfp.dsl import Artifact, Input, Output
 except ImportError as exc:  # pragma: no cover - the message is the point
-    raise ConfigError("hindsight pipeline kubeflow needs kfp: "
+    raise ConfigError("hindsight pipeline kubeflow needs kfp and kfp-kubernetes: "
                       "pip install 'hindsight[kubeflow]'") from exc
+
+RETRY_BACKOFF = "60s"  # doubled at each retry
 
 
 # The step functions run inside the image: kfp ships their source, so each imports what it uses.
 
-def count_step(config_yaml: str, run_date: str, counts: Output[Artifact]) -> str:
-    """Count the run date's window; returns the run date it counted."""
-    from datetime import UTC, date, datetime, timedelta
+def count_step(config_yaml: str, run_date: str, scheduled_time: str,
+               counts: Output[Artifact]) -> str:
+    """Count the run date's window (empty: the day before ``scheduled_time``); returns the run
+    date it counted."""
     from pathlib import Path
 
     import yaml
 
     from hindsight.config import parse_config
     from hindsight.monitor import Monitor
+    from hindsight.pipelines.dates import scheduled_run_date
 
     config = parse_config(yaml.safe_load(config_yaml), source="the pipeline's config_yaml")
-    day = (date.fromisoformat(run_date) if run_date
-           else datetime.now(UTC).date() - timedelta(days=1))
+    day = scheduled_run_date(run_date, scheduled_time)
     with Monitor(config) as monitor:
         monitor.count(day).save(Path(counts.path))
     return day.isoformat()
@@ -80,14 +86,24 @@ def deliver_step(config_yaml: str, judged: str) -> str:
     return f"{judged}; sinks: {report.delivered} delivered, {report.pending} pending"
 
 
-def pipeline_function(config: Config, config_yaml: str) -> Any:
-    """The pipeline, its steps in ``config.pipeline.image`` with its resource requests, the
-    config's YAML as the default of its ``config_yaml`` parameter."""
+def pipeline_function(config: Config, config_yaml: str,
+                      scheduled_time: str = dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER) -> Any:
+    """The pipeline, its steps in ``config.pipeline.image`` with its resources, retries,
+    environment and secrets, the config's YAML as the default of its ``config_yaml``
+    parameter. ``scheduled_time``: kfp's schedule-time placeholder, which a Kubeflow backend
+    fills in; kfp's local runner cannot (it fails on it): give it a time, or an empty one and
+    a run date to each run."""
     if "://" not in config.store and not Path(config.store).is_absolute():
         raise ConfigError(f"{config.source}: store {config.store!r} is relative; a pipeline's "
                           "steps run elsewhere: give an absolute path on a shared volume or a "
                           "bucket URL")
     settings = config.pipeline
+    for i, secret in enumerate(settings.secrets):
+        if not secret.env:
+            raise ConfigError(
+                f"{config.source}: pipeline.secrets[{i}] ({secret.secret}) lists no keys: "
+                "Kubeflow reads a secret's keys one by one; list them under env, e.g. "
+                "env: [AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY]")
     # the image carries hindsight and kfp (the Dockerfile installs both): no pip at run time
     count = dsl.component(count_step, base_image=settings.image, install_kfp_package=False)
     judge = dsl.component(judge_step, base_image=settings.image, install_kfp_package=False)
@@ -95,19 +111,35 @@ def pipeline_function(config: Config, config_yaml: str) -> Any:
 
     def sized(task: Any) -> Any:
         task.set_cpu_request(settings.cpu).set_memory_request(settings.memory)
+        task.set_memory_limit(settings.memory_limit_or_request)
+        if settings.cpu_limit is not None:
+            task.set_cpu_limit(settings.cpu_limit)
+        if settings.retries:
+            task.set_retry(settings.retries, backoff_duration=RETRY_BACKOFF, backoff_factor=2)
+        for name, value in settings.env.items():
+            task.set_env_variable(name, value)
+        for secret in settings.secrets:
+            for name, key in secret.env.items():  # one call each: two variables may share a key
+                kubernetes.use_secret_as_env(task, secret_name=secret.secret,
+                                             secret_key_to_env={key: name})
+        if settings.store_volume is not None:
+            kubernetes.mount_pvc(task, pvc_name=settings.store_volume, mount_path=config.store)
         return task.set_caching_options(False)
 
     @dsl.pipeline(name=f"hindsight-{k8s_name(config.model)}",  # type: ignore[untyped-decorator]
                   description=f"hindsight's daily job for {config.model}")
     def daily_job(config_yaml: str = config_yaml, run_date: str = "") -> None:
-        counted = sized(count(config_yaml=config_yaml, run_date=run_date))
+        counted = sized(count(config_yaml=config_yaml, run_date=run_date,
+                              scheduled_time=scheduled_time))
         judged = sized(judge(config_yaml=config_yaml, counts=counted.outputs["counts"]))
         sized(deliver(config_yaml=config_yaml, judged=judged.output))
 
     return daily_job
 
 
-def compile_pipeline(config: Config, out: Path) -> None:
-    """Write the pipeline's YAML (IR) to ``out``."""
+def compile_pipeline(config: Config, out: Path) -> list[str]:
+    """Write the pipeline's YAML (IR) to ``out``; returns what the steps may lack (warnings)."""
+    notes = deployment_notes(config)
     compiler.Compiler().compile(pipeline_function(config, config_text(config, one_line=True)),
                                 str(out))
+    return notes
