@@ -383,6 +383,7 @@ class PipelineSettings(_Frozen):
 
     @model_validator(mode="after")
     def _each_variable_once(self) -> Self:
+        """Each variable is set once: by `env` or by one secret, never by two."""
         seen: dict[str, str] = {name: "pipeline.env" for name in self.env}
         for i, secret in enumerate(self.secrets):
             for name in secret.env:
