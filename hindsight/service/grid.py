@@ -35,7 +35,12 @@ def segment_grid(monitor: Monitor, table: pa.Table, as_of: date, metric: str, co
                  within: dict[str, str]) -> Grid:
     config = monitor.config
     young = young_days(table, metric, config.alerts.min_label_coverage)
-    rows = table.filter(pc.equal(table["metric"], metric))
+    rows = table.filter(pc.and_(pc.equal(table["metric"], metric),
+                                pc.equal(table["depth"], len(within) + 1)))
+    if within:  # the JSON of a segment holds its values as written: a cheap first cut
+        for value in within.values():
+            rows = rows.filter(pc.match_substring(rows["segment"], json.dumps(
+                value, ensure_ascii=False)))
     cells: dict[tuple[str, date], tuple[float | None, int]] = {}
     keys: dict[str, str] = {}
     for row in rows.select(["day", "segment", "value", "n_labelled"]).to_pylist():
