@@ -36,6 +36,7 @@ from starlette.datastructures import Headers
 from hindsight.errors import InputError
 from hindsight.monitor import Monitor
 from hindsight.service import views
+from hindsight.service.alert_view import alert_view, describe_segment
 from hindsight.service.bodies import (
     BodyLimits,
     UnsupportedMediaType,
@@ -95,6 +96,21 @@ class Compactor:
             self._metrics.compaction_failures.inc()
             log.exception("background compaction or retention or tiering failed; the store "
                           "stays as it was (each step commits whole or not at all)")
+
+
+From = Annotated[str | None, Query(alias="from", description="first day shown (YYYY-MM-DD)")]
+To = Annotated[str | None, Query(description="last day shown (YYYY-MM-DD): the run of this "
+                                             "date, or the latest before it")]
+
+
+def date_of(name: str, text: str | None) -> date | None:
+    """A page's date parameter: empty means open; anything else must be YYYY-MM-DD."""
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{name}={text[:40]!r} is not a date: give it as YYYY-MM-DD") from None
 
 
 class IngestAnswer(BaseModel):
@@ -278,41 +294,59 @@ def create_app(monitor: Monitor, token: str | None,
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
+        days = getattr(context.get("view"), "days", None)
         return templates.TemplateResponse(request, f"{name}.html", {
-            "page": name, "model": monitor.config.model, "title": name, **context})
+            "page": name, "model": monitor.config.model, "title": name,
+            "range_query": days.query if days else "", **context})
+
+    def days_of(start: str | None, end: str | None) -> views.Range:
+        """The range of a page's ``from`` and ``to`` (either may be empty: open)."""
+        try:
+            return views.Range(*(date_of(name, text) for name, text in (("from", start),
+                                                                        ("to", end))))
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+
 
     @app.get("/", response_class=HTMLResponse, dependencies=[Depends(reads)])
-    def overview_page(request: Request) -> HTMLResponse:
+    def overview_page(request: Request, start: From = None, to: To = None) -> HTMLResponse:
         """Aggregate metric by day with label coverage, and the open alerts."""
         with writer:
-            return page(request, "overview", view=views.overview(monitor))
+            return page(request, "overview", view=views.overview(monitor,
+                                                                 days=days_of(start, to)))
 
     @app.get("/alert", response_class=HTMLResponse, dependencies=[Depends(reads)],
              responses={404: {"description": "no alert with that key (on that date)"}})
     def alert_page(request: Request, key: str, date: date | None = None) -> HTMLResponse:
         """One alert whole, with every segment it explains (the run of ``date``, default:
-        the latest run that has it)."""
+        the latest run that has it), its trend and links to its history and drift."""
         found = [a for a in monitor.alerts(date, date) if a.key == key]
         if not found:
             raise HTTPException(404, "no alert with that key" + (f" on {date}" if date else ""))
-        return page(request, "alert", alert=found[-1])
+        with writer:
+            return page(request, "alert", view=alert_view(monitor, found[-1]),
+                        describe=describe_segment)
 
     @app.get("/segments", response_class=HTMLResponse, dependencies=[Depends(reads)])
     def segments_page(request: Request, column: str | None = None,
-                      within: str | None = None) -> HTMLResponse:
+                      within: str | None = None, start: From = None,
+                      to: To = None) -> HTMLResponse:
         """The metric by segment value and day; ``within=col=value`` drills into crosses."""
         inside: dict[str, str] = {}
         if within:
             key, _, value = within.partition("=")
             inside = {key: value}
         with writer:
-            return page(request, "segments", view=views.segments(monitor, column, inside))
+            return page(request, "segments", view=views.segments(
+                monitor, column, inside, days=days_of(start, to)))
 
     @app.get("/drift", response_class=HTMLResponse, dependencies=[Depends(reads)])
-    def drift_page(request: Request, feature: str | None = None) -> HTMLResponse:
+    def drift_page(request: Request, feature: str | None = None, start: From = None,
+                   to: To = None) -> HTMLResponse:
         """Prediction drift against its noise band; features ranked; one histogram."""
         with writer:
-            return page(request, "drift", view=views.drift(monitor, feature))
+            return page(request, "drift", view=views.drift(monitor, feature,
+                                                           days_of(start, to)))
 
     @app.get("/coverage", response_class=HTMLResponse, dependencies=[Depends(reads)])
     def coverage_page(request: Request, rows: str | None = None, columns: str | None = None,

@@ -22,4 +22,4 @@ def render(monitor: Monitor, as_of: date | None) -> str:
         model=monitor.config.model, as_of=overview.as_of, plotly_js=bundle, overview=overview,
         segment_views=[views.segments(monitor, column, {}, as_of)
                        for column in monitor.config.segments],
-        drift=views.drift(monitor, None))
+        drift=views.drift(monitor, None, views.Range(end=overview.as_of or as_of)))
