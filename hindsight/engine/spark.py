@@ -15,17 +15,17 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow as pa
 
 from hindsight.config import Config
 from hindsight.engine.base import (
-    LABEL_LEAD_DAYS,
     MISSING_SEGMENT_VALUE,
     CellCounts,
     end_of_day,
     partition_days,
 )
-from hindsight.engine.duck import DuckDBEngine, grain_sql
+from hindsight.engine.duck import EXACT, DuckDBEngine, Reads, grain_sql, label_since
 from hindsight.errors import ConfigError, StoreError
 from hindsight.store.identity import identity_sql
 from hindsight.store.partitions import Store, Table
@@ -33,6 +33,8 @@ from hindsight.store.schema import ARRIVED_AT
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from hindsight.engine.duck import CountWindow
 
 # Defaults for a session hindsight starts itself; the config's spark.conf overrides them.
 _DEFAULTS = {
@@ -86,11 +88,14 @@ class SparkEngine:
         self._config = config
         self._spark = session(config)
         self._duck = embedded
+        # the counts' rollup and what is carried from day to day; the grain is counted here
+        self._counts = DuckDBEngine(store, config, grains=self)
         self._seg = [f"s{i}" for i in range(len(config.segments))]
 
     def close(self) -> None:
-        """Nothing to release: the session is the process's (other engines may share it) and
-        the embedded engine is its owner's."""
+        """Release the counts' embedded engine; the session is the process's (other engines
+        may share it) and the look-ups' engine is its owner's."""
+        self._counts.close()
 
     # --- ingest look-ups: small, on the embedded engine -----------------------------------
 
@@ -161,52 +166,117 @@ class SparkEngine:
 
     def cell_counts(self, as_of: date, first_day: date, last_day: date,
                     calibration: pa.Table | None = None) -> CellCounts:
-        predictions = self._read(Table.PREDICTIONS, first_day, last_day)
-        if predictions is None:
-            return self._duck.cell_counts(as_of, first_day, last_day, calibration)  # empty
+        """Counted as DuckDB counts, from the day before's counts where they hold, with the
+        grain (``window_grain``, ``change_grain``) counted on the cluster."""
+        return self._counts.cell_counts(as_of, first_day, last_day, calibration)
+
+    def counts_change_only(self, as_of: date, first_day: date, last_day: date,
+                           calibration: pa.Table | None = None) -> bool:
+        return self._counts.counts_change_only(as_of, first_day, last_day, calibration)
+
+    def carry_counts(self) -> None:
+        self._counts.carry_counts()
+
+    # --- the grain of the counts, on the cluster (see duck.GrainSource) ---------------------
+
+    def window_grain(self, window: CountWindow, reads: Reads,
+                     calibration: pa.Table | None) -> pa.Table:
+        predictions = self._frame(reads[0])
+        assert predictions is not None  # DuckDB counts a window without predictions itself
+        params: dict[str, Any] = {"start": end_of_day(window.first_day - timedelta(days=1)),
+                                  "stop": end_of_day(window.last_day)}
+        source = self._predictions_sql(self._view(predictions, "p"), calibration)
+        labels = self._frame(reads[1])
+        if labels is None:
+            return self._arrow(grain_sql(self._joined_sql(source, None), self._config),
+                               **params)
+        params |= {"since": label_since(window), "as_of": end_of_day(window.as_of)}
+        rows = self._label_rows_sql(self._view(labels, "l"))
+        return self._arrow(grain_sql(self._joined_sql(source, rows), self._config), **params)
+
+    def change_grain(self, before: CountWindow, now: CountWindow, reads: Reads,
+                     changes: tuple[str, ...], calibration: pa.Table | None) -> pa.Table:
+        predictions = self._frame(reads[0])
+        assert predictions is not None  # DuckDB counts a window without predictions itself
+        params: dict[str, Any] = {
+            "start": end_of_day(before.first_day), "stop": end_of_day(now.last_day),
+            "old_stop": end_of_day(before.last_day)}
+        every = self._predictions_sql(self._view(predictions, "p"), calibration)
+        changed = self._frame(changes)
+        if changed is None:
+            chosen = f"SELECT * FROM ({every}) a WHERE a.day >= CAST(:old_stop AS DATE)"
+        else:
+            arrived = q(ARRIVED_AT)
+            ids = (f"SELECT DISTINCT CAST({q(self._config.columns.id)} AS STRING) AS id "
+                   f"FROM {self._view(changed, 'c')} "
+                   f"WHERE ({arrived} >= :gone_from AND {arrived} < :gone_to) "
+                   f"OR ({arrived} >= :came_from AND {arrived} < :came_to)")
+            chosen = (f"SELECT a.* FROM ({every}) a LEFT JOIN ({ids}) c ON a.id = c.id "
+                      "WHERE c.id IS NOT NULL OR a.day >= CAST(:old_stop AS DATE)")
+            params |= {"gone_from": label_since(before), "gone_to": label_since(now),
+                       "came_from": end_of_day(before.as_of), "came_to": end_of_day(now.as_of)}
+        older = "SELECT * FROM chosen WHERE day < CAST(:old_stop AS DATE)"
+        labels = self._frame(reads[1])
+        if labels is None:
+            new, old, shared = (self._joined_sql("SELECT * FROM chosen", None),
+                                self._joined_sql(older, None), f"chosen AS ({chosen})")
+        else:
+            rows = self._label_rows_sql(self._view(labels, "l"),
+                                        "LEFT SEMI JOIN chosen ON CAST(l."
+                                        f"{q(self._config.columns.id)} AS STRING) = chosen.id")
+            shared = f"chosen AS ({chosen}), rows AS ({rows})"
+            new = self._joined_sql("SELECT * FROM chosen",
+                                   "SELECT * FROM rows WHERE arrived_at >= :new_since")
+            old = self._joined_sql(older, "SELECT * FROM rows WHERE arrived_at < :old_as_of")
+            params |= {"since": label_since(before), "as_of": end_of_day(now.as_of),
+                       "new_since": label_since(now), "old_as_of": end_of_day(before.as_of)}
+        seg = "".join(f"{s}, " for s in self._seg)
+        return self._arrow(
+            f"WITH {shared} SELECT * FROM ({grain_sql(new, self._config)}) a UNION ALL "
+            f"SELECT day, {seg}prediction, label, age, hit, -n AS n, -expected AS expected, "
+            f"-scored AS scored, cell_row FROM ({grain_sql(old, self._config)}) b", **params)
+
+    def _predictions_sql(self, view: str, calibration: pa.Table | None) -> str:
+        """The predictions of ``view`` made in ``[:start, :stop)`` with the columns the grain
+        counts: id, day, prediction, score, s0.., and p_correct, the calibrated chance of
+        being right of a scored one as the very decimal DuckDB sums (``exact_steps``)."""
         cols = self._config.columns
         source = (
             f"SELECT CAST({q(cols.id)} AS STRING) AS id, CAST({q(cols.timestamp)} AS DATE) AS day, "
             f"{self._value(cols.prediction)} AS prediction, {self._score()} AS score"
-            f"{self._segment_columns()} FROM {self._view(predictions, 'p')} "
+            f"{self._segment_columns()} FROM {view} "
             f"WHERE {q(cols.timestamp)} >= :start AND {q(cols.timestamp)} < :stop")
-        params: dict[str, Any] = {"start": end_of_day(first_day - timedelta(days=1)),
-                                  "stop": end_of_day(last_day)}
-        p_correct = "CAST(NULL AS DOUBLE)"
+        p_correct = f"CAST(NULL AS {EXACT})"
         if calibration is not None and cols.has_score():
-            lower = calibration["lower"].to_pylist()
-            probability = calibration["probability"].to_pylist()
-            steps = " ".join(f"WHEN score < {float(lower[i])!r}D "
-                             f"THEN {float(probability[i - 1])!r}D" for i in range(1, len(lower)))
+            lower = [float(x) for x in calibration["lower"].to_pylist()]
+            probability = exact_steps([float(x) for x in calibration["probability"].to_pylist()])
+            steps = " ".join(f"WHEN score < {lower[i]!r}D "
+                             f"THEN CAST('{probability[i - 1]}' AS {EXACT})"
+                             for i in range(1, len(lower)))
             p_correct = (f"CASE WHEN score IS NULL OR isnan(score) "
                          f"OR abs(score) = double('infinity') THEN NULL "
-                         f"{steps} ELSE {float(probability[-1])!r}D END")
-        source = f"SELECT *, {p_correct} AS p_correct FROM ({source}) s"
-        labels = self._read(Table.LABELS, first_day - timedelta(days=LABEL_LEAD_DAYS), as_of)
-        if labels is not None:
-            arrived = q(ARRIVED_AT)
-            label_sql = (
-                f"SELECT CAST({q(cols.id)} AS STRING) AS id, "
-                f"max_by({self._value(cols.label)}, {arrived}) AS label, "
-                f"min({arrived}) AS first_arrived FROM {self._view(labels, 'l')} "
-                f"WHERE {arrived} >= :since AND {arrived} < :as_of GROUP BY 1")
-            params |= {"as_of": end_of_day(as_of),
-                       "since": end_of_day(first_day - timedelta(days=LABEL_LEAD_DAYS + 1))}
-        else:
+                         f"{steps} ELSE CAST('{probability[-1]}' AS {EXACT}) END")
+        return f"SELECT *, {p_correct} AS p_correct FROM ({source}) s"
+
+    def _label_rows_sql(self, view: str, only: str = "") -> str:
+        """Label rows of ``view`` (aliased ``l``) that arrived in ``[:since, :as_of)``."""
+        cols, arrived = self._config.columns, q(ARRIVED_AT)
+        return (f"SELECT CAST(l.{q(cols.id)} AS STRING) AS id, "
+                f"{self._value(cols.label, 'l.')} AS label, l.{arrived} AS arrived_at "
+                f"FROM {view} l {only} WHERE l.{arrived} >= :since AND l.{arrived} < :as_of")
+
+    def _joined_sql(self, predictions: str, label_rows: str | None) -> str:
+        """Each prediction with the label in force (the latest arrival wins) and its age."""
+        if label_rows is None:
             kind = "STRING" if self._config.task == "classification" else "DOUBLE"
-            label_sql = (f"SELECT CAST(NULL AS STRING) AS id, CAST(NULL AS {kind}) AS label, "
-                         "CAST(NULL AS TIMESTAMP) AS first_arrived WHERE false")
-        joined = (
-            "SELECT p.*, l.label, datediff(CAST(l.first_arrived AS DATE), p.day) AS age "
-            f"FROM ({source}) p LEFT JOIN ({label_sql}) l ON p.id = l.id")
-        return self._duck.rollup(self._arrow(grain_sql(joined, self._config), **params))
-
-    def counts_change_only(self, as_of: date, first_day: date, last_day: date,
-                           calibration: pa.Table | None = None) -> bool:
-        return False  # the cluster counts each window anew
-
-    def carry_counts(self) -> None:
-        """Nothing to carry: the cluster counts each window anew."""
+            return (f"SELECT *, CAST(NULL AS {kind}) AS label, CAST(NULL AS BIGINT) AS age "
+                    f"FROM ({predictions}) p")
+        return (
+            "SELECT p.*, l.label, "
+            "CAST(datediff(CAST(l.first_arrived AS DATE), p.day) AS BIGINT) AS age "
+            f"FROM ({predictions}) p LEFT JOIN (SELECT id, max_by(label, arrived_at) AS label, "
+            f"min(arrived_at) AS first_arrived FROM ({label_rows}) r GROUP BY id) l "
+            "ON p.id = l.id")
 
     def reference_counts(self) -> CellCounts | None:
         frame = self._read(Table.REFERENCE)
@@ -218,7 +288,7 @@ class SparkEngine:
             f"{self._value(cols.label)} AS label, CAST(NULL AS INT) AS age, "
             f"CAST(NULL AS DOUBLE) AS p_correct{self._segment_columns()} "
             f"FROM {self._view(frame, 'r')}")
-        return self._duck.rollup(self._arrow(grain_sql(joined, self._config)))
+        return self._counts.rollup(self._arrow(grain_sql(joined, self._config)))
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -231,11 +301,11 @@ class SparkEngine:
             return f"CASE {self._value(cols.prediction)} {whens} END"
         return f"CAST({q(cols.score)} AS DOUBLE)" if cols.score else "CAST(NULL AS DOUBLE)"
 
-    def _value(self, column: str) -> str:
+    def _value(self, column: str, prefix: str = "") -> str:
         """A prediction or label as the task compares them: text, or a number."""
         if self._config.task == "classification":
-            return identity_sql(q(column), "spark")
-        return f"CAST({q(column)} AS DOUBLE)"
+            return identity_sql(prefix + q(column), "spark")
+        return f"CAST({prefix}{q(column)} AS DOUBLE)"
 
     def _segment_columns(self) -> str:
         return "".join(
@@ -255,6 +325,20 @@ class SparkEngine:
             raise StoreError(f"Spark cannot read {table.value} of {self._store.root}: "
                              f"{exc}") from exc
 
+    def _frame(self, paths: tuple[str, ...]) -> DataFrame | None:
+        """The files a count listed (as DuckDB names them), read by Spark."""
+        if not paths:
+            return None
+        from hindsight.engine.remote import StoreFileSystem
+
+        named = [_hadoop_path(self._store, p.removeprefix(StoreFileSystem.prefix))
+                 for p in paths]
+        try:
+            return self._spark.read.parquet(*named)
+        except Exception as exc:  # py4j and Spark analysis errors share no base class
+            raise StoreError(f"Spark cannot read the files of {self._store.root}: "
+                             f"{exc}") from exc
+
     def _view(self, frame: DataFrame, name: str) -> str:
         view = f"hindsight_{name}_{id(frame):x}"
         frame.createOrReplaceTempView(view)
@@ -266,6 +350,19 @@ class SparkEngine:
         except Exception as exc:  # py4j and Spark analysis errors share no base class
             raise StoreError(f"Spark query over the store {self._store.root} failed: "
                              f"{exc}") from exc
+
+
+def exact_steps(probabilities: list[float]) -> list[str]:
+    """Each probability as DuckDB sums it (a double cast to ``DECIMAL(38, 18)``), as text:
+    both engines then sum the very same decimals, and counts carried by either are exact.
+
+    >>> exact_steps([0.5, 0.55])
+    ['0.500000000000000000', '0.550000000000000064']
+    """
+    with duckdb.connect() as con:
+        return [str(con.execute(f"SELECT CAST(CAST(? AS DOUBLE) AS {EXACT})::VARCHAR",
+                                [p]).fetchone()[0])  # type: ignore[index]
+                for p in probabilities]
 
 
 def _text(value: str) -> str:
