@@ -12,6 +12,9 @@ pyspark is an optional extra (``pip install 'hindsight[spark]'``), imported only
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,22 +22,29 @@ import duckdb
 import pyarrow as pa
 
 from hindsight.config import Config
+from hindsight.engine import sketch
 from hindsight.engine.base import (
     MISSING_SEGMENT_VALUE,
+    SKETCH_CATEGORIES,
+    SKETCH_COLUMNS,
     CellCounts,
+    DriftSketch,
     end_of_day,
     partition_days,
 )
 from hindsight.engine.duck import EXACT, DuckDBEngine, Reads, grain_sql, label_since
+from hindsight.engine.hadoop import HadoopStore
 from hindsight.errors import ConfigError, StoreError
 from hindsight.store.identity import identity_sql
 from hindsight.store.partitions import Store, Table
 from hindsight.store.schema import ARRIVED_AT
+from hindsight.store.scores import PREDICTED_PROBABILITY
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from hindsight.engine.duck import CountWindow
+    from hindsight.engine.hadoop import HadoopStore
+from hindsight.engine.duck import CountWindow
 
 # Defaults for a session hindsight starts itself; the config's spark.conf overrides them.
 _DEFAULTS = {
@@ -43,6 +53,8 @@ _DEFAULTS = {
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.parquet.mergeSchema": "true",
 }
+# what the Spark Connect client imports beyond pyspark itself (pyspark[connect])
+CONNECT_MODULES = ("grpc", "grpc_status", "google.rpc")
 _LOCAL = {  # a local master stays on loopback
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
@@ -58,24 +70,42 @@ def q(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def session(config: Config) -> SparkSession:
-    """The process's Spark session (``getOrCreate``: one per process, shared by engines)."""
+def settings(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings of a session hindsight starts: its defaults, a local master's loopback,
+    what the store needs from the environment (``HadoopStore.settings``), then the config's
+    ``spark.conf`` over all of them. A Spark Connect session (``SPARK_REMOTE``) is the
+    server's: it gets only the config's own and the query settings, which a client may set."""
+    given = {k: str(v).lower() if isinstance(v, bool) else str(v)
+             for k, v in config.spark.conf.items()}
+    if environ.get("SPARK_REMOTE"):
+        return {k: v for k, v in _DEFAULTS.items() if k.startswith("spark.sql.")} | given
+    found = dict(_DEFAULTS)
+    if config.spark.master.startswith("local"):
+        found |= _LOCAL
+    return found | HadoopStore.of(config.store).settings(environ) | given
+
+
+def session(config: Config, environ: Mapping[str, str] | None = None) -> SparkSession:
+    """The process's Spark session (``getOrCreate``: one per process, shared by engines):
+    Spark Connect's at ``SPARK_REMOTE`` if set, else one on ``spark.master``."""
+    environ = os.environ if environ is None else environ
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise ConfigError(f"{config.source}: engine: spark needs pyspark: "
                           "pip install 'hindsight[spark]'") from exc
     builder = SparkSession.builder.appName(f"hindsight {config.model}")
-    settings = dict(_DEFAULTS)
-    if config.spark.master.startswith("local"):
-        settings |= _LOCAL
-    settings |= {k: str(v).lower() if isinstance(v, bool) else str(v)
-                 for k, v in config.spark.conf.items()}
-    import os
-
-    if not os.environ.get("SPARK_REMOTE"):
+    remote = environ.get("SPARK_REMOTE")
+    if remote:
+        missing = [m for m in CONNECT_MODULES if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigError(
+                f"SPARK_REMOTE={remote} asks for a Spark Connect session, whose client needs "
+                f"{', '.join(missing)}: pip install 'hindsight[connect]'")
+        builder = builder.remote(remote)
+    else:
         builder = builder.master(config.spark.master)
-    for key, value in settings.items():
+    for key, value in settings(config, environ).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 
@@ -86,6 +116,7 @@ class SparkEngine:
         grain (its owner closes it)."""
         self._store = store
         self._config = config
+        self._hadoop = HadoopStore.of(config.store)
         self._spark = session(config)
         self._duck = embedded
         # the counts' rollup and what is carried from day to day; the grain is counted here
@@ -163,6 +194,47 @@ class SparkEngine:
             "sum(CASE WHEN inputs > 1 THEN n END) AS repeated FROM a "
             "GROUP BY day, `column`, value ORDER BY day, `column`, value",
             start=end_of_day(first_day - timedelta(days=1)), stop=end_of_day(last_day))
+
+    def drift_sketch(self, first_day: date, last_day: date, segments: list[str],
+                     numeric: list[str], categorical: list[str],
+                     within: dict[str, str] | None = None) -> DriftSketch | None:
+        """Counted and sketched on the executors (``engine.sketch``): the driver receives a
+        few rows per cell and column, however many predictions the window holds."""
+        frame = self._read(Table.PREDICTIONS, first_day, last_day)
+        if frame is None or not numeric + categorical:
+            return DriftSketch(SKETCH_COLUMNS.empty_table(), SKETCH_CATEGORIES.empty_table())
+        ts = q(self._config.columns.timestamp)
+        cells = [(_text(name), f"g{i}") for i, name in enumerate(segments)]
+        chosen = [f"{self._segment_value(name)} AS g{i}" for i, name in enumerate(segments)]
+        chosen += [f"{self._drift_value(name)} AS c{j}"
+                   for j, name in enumerate([*numeric, *categorical])]
+        params: dict[str, Any] = {"start": end_of_day(first_day - timedelta(days=1)),
+                                  "stop": end_of_day(last_day)}
+        where = [f"{ts} >= :start", f"{ts} < :stop"]
+        for i, (column, value) in enumerate((within or {}).items()):
+            where.append(f"{self._segment_value(column)} = :w{i}")
+            params[f"w{i}"] = value
+        source = (f"SELECT {', '.join(chosen)} FROM {self._view(frame, 'p')} "
+                  f"WHERE {' AND '.join(where)}")
+        named = [(_text(name), f"c{j}") for j, name in enumerate([*numeric, *categorical])]
+        columns = self._arrow(sketch.columns_sql(source, cells, named[:len(numeric)],
+                                                 named[len(numeric):]), **params)
+        categories = (self._arrow(sketch.categories_sql(source, cells, named[len(numeric):]),
+                                  **params)
+                      if categorical else SKETCH_CATEGORIES.empty_table())
+        return DriftSketch(columns.cast(SKETCH_COLUMNS), categories.cast(SKETCH_CATEGORIES))
+
+    def _segment_value(self, column: str) -> str:
+        return f"coalesce({identity_sql(q(column), 'spark')}, {_text(MISSING_SEGMENT_VALUE)})"
+
+    def _drift_value(self, column: str) -> str:
+        """A column as drift reads it: the class of a prediction, the predicted class's
+        probability for the score column, else as stored."""
+        if column == PREDICTED_PROBABILITY:
+            return self._score()
+        if column == self._config.columns.prediction:
+            return self._value(column)
+        return q(column)
 
     def cell_counts(self, as_of: date, first_day: date, last_day: date,
                     calibration: pa.Table | None = None) -> CellCounts:
@@ -309,21 +381,12 @@ class SparkEngine:
 
     def _segment_columns(self) -> str:
         return "".join(
-            f", coalesce({identity_sql(q(name), 'spark')}, {_text(MISSING_SEGMENT_VALUE)}) "
-            f"AS {alias}"
+            f", {self._segment_value(name)} AS {alias}"
             for name, alias in zip(self._config.segments, self._seg, strict=True))
 
     def _read(self, table: Table, start: date | None = None,
               end: date | None = None) -> DataFrame | None:
-        paths = [_hadoop_path(self._store, f.path)
-                 for f in self._store.files(table, start, end)]
-        if not paths:
-            return None
-        try:
-            return self._spark.read.parquet(*paths)
-        except Exception as exc:  # py4j and Spark analysis errors share no base class
-            raise StoreError(f"Spark cannot read {table.value} of {self._store.root}: "
-                             f"{exc}") from exc
+        return self._frame(tuple(f.path for f in self._store.files(table, start, end)))
 
     def _frame(self, paths: tuple[str, ...]) -> DataFrame | None:
         """The files a count listed (as DuckDB names them), read by Spark."""
@@ -331,13 +394,11 @@ class SparkEngine:
             return None
         from hindsight.engine.remote import StoreFileSystem
 
-        named = [_hadoop_path(self._store, p.removeprefix(StoreFileSystem.prefix))
-                 for p in paths]
+        named = [self._hadoop.path(p.removeprefix(StoreFileSystem.prefix)) for p in paths]
         try:
             return self._spark.read.parquet(*named)
         except Exception as exc:  # py4j and Spark analysis errors share no base class
-            raise StoreError(f"Spark cannot read the files of {self._store.root}: "
-                             f"{exc}") from exc
+            raise self._failure("cannot read the store", exc) from exc
 
     def _view(self, frame: DataFrame, name: str) -> str:
         view = f"hindsight_{name}_{id(frame):x}"
@@ -348,8 +409,14 @@ class SparkEngine:
         try:
             return self._spark.sql(sql, args=params or None).toArrow()
         except Exception as exc:  # py4j and Spark analysis errors share no base class
-            raise StoreError(f"Spark query over the store {self._store.root} failed: "
-                             f"{exc}") from exc
+            raise self._failure("query over the store failed", exc) from exc
+
+    def _failure(self, what: str, exc: Exception) -> StoreError:
+        """A clear error for what the cluster lacks (a store's connector), else Spark's."""
+        missing = self._hadoop.missing_connector(str(exc))
+        if missing is not None:
+            return StoreError(missing)
+        return StoreError(f"Spark {what} {self._config.store}: {exc}")
 
 
 def exact_steps(probabilities: list[float]) -> list[str]:
@@ -372,11 +439,3 @@ def _text(value: str) -> str:
     "'it\\\\'s'"
     """
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _hadoop_path(store: Store, path: str) -> str:
-    """How Spark names a store file: a local path, or s3a:// (Hadoop's S3 connector) for s3."""
-    if store.is_local:
-        return path
-    scheme = store.fs.type_name
-    return f"s3a://{path}" if scheme == "s3" else f"{scheme}://{path}"
