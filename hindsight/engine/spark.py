@@ -1,11 +1,13 @@
 """The scale-out engine: the same queries as PySpark over the same Parquet layout.
 
 Spark does the work that grows with the rows: reading the window's predictions and labels, the
-as-of join, the finest grain of the counts (``grain_sql``, the very SQL DuckDB runs), version
-history, the columns drift needs. What comes back is small — one row per day, segment values,
-prediction and label — and the rollup into every cell and cross is the embedded engine's
-(``DuckDBEngine.rollup``), so both engines count with one implementation above the grain.
-Ingest's id look-ups stay on DuckDB: they are small and need an answer in milliseconds.
+as-of join, the finest grain of the counts (``grain_sql``, the very SQL DuckDB runs) of a
+window or of a day's change from the day before's counts, version history, and the drift
+sketch (``engine.sketch``). What comes back is bounded by the segment values, classes and
+columns, never by the predictions. The rollup into every cell and cross, and the counts
+carried from day to day, are an embedded DuckDB engine's (``GrainSource``), so both engines
+count with one implementation above the grain. Ingest's id look-ups stay on DuckDB: they are
+small and need an answer in milliseconds.
 
 pyspark is an optional extra (``pip install 'hindsight[spark]'``), imported only here.
 """
