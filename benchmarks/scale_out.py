@@ -6,6 +6,9 @@
 Engines: the daily job (the last day of a 21-day label window, ``Monitor.run``) on the same store
 with DuckDB and with Spark ``local[2]``, each in a fresh process. The Spark figure is split into
 the session's start (a JVM, once per process) and the run; process start is outside both sides.
+Each engine is measured twice: counting the window from scratch (full: nothing carried), and
+counting only the day's change from the counts the run of the day before carried
+(incremental: that run, in the same process, is not timed), as a nightly schedule runs.
 Both runs must store the same metrics (counts exactly, values within 1e-9): the benchmark fails
 otherwise. Peak memory is not compared: Spark's is a JVM's heap, set by spark.driver.memory.
 
@@ -44,8 +47,13 @@ S3_ENV = {
 }
 
 
-def measure(config_file: Path, metrics_out: Path) -> dict[str, float]:
-    """One daily run in this fresh process; its metrics are written to ``metrics_out``."""
+def measure(config_file: Path, metrics_out: Path, incremental: bool) -> dict[str, float]:
+    """One daily run in this fresh process; its metrics are written to ``metrics_out``.
+    ``incremental``: after the (untimed) run of the day before, which carries its counts;
+    otherwise the day before's carried counts are dropped first (they are a cache)."""
+    import shutil
+    from datetime import timedelta
+
     import pyarrow.parquet as pq
 
     from hindsight.config import load_config
@@ -58,6 +66,14 @@ def measure(config_file: Path, metrics_out: Path) -> dict[str, float]:
         started = time.perf_counter()
         monitor.engine  # noqa: B018 - starts Spark's session, once per process
         session = time.perf_counter() - started
+        before = as_of - timedelta(days=1)
+        if incremental:
+            monitor.run(before)
+            assert monitor.engine.counts_change_only(
+                as_of, as_of - timedelta(days=config.label_window_days - 1), as_of,
+                _calibration(monitor)), "the day before's counts were not carried"
+        else:
+            shutil.rmtree(monitor.store.partition_dir(Table.COUNTS, before), ignore_errors=True)
         started = time.perf_counter()
         monitor.run(as_of)
         seconds = time.perf_counter() - started
@@ -65,6 +81,13 @@ def measure(config_file: Path, metrics_out: Path) -> dict[str, float]:
         pq.write_table(pa.concat_tables([monitor.store.read(f.path) for f in files]),
                        metrics_out)
     return {"session": session, "seconds": seconds}
+
+
+def _calibration(monitor: object) -> pa.Table | None:
+    from hindsight.jobs.drift import calibration_table, read_reference
+
+    store, config = monitor.store, monitor.config  # type: ignore[attr-defined]
+    return calibration_table(read_reference(store, config), config)
 
 
 def same_metrics(a: Path, b: Path, what: str) -> int:
@@ -91,8 +114,10 @@ def config_for(base: Path, store: str, engine: str, name: str) -> Path:
     return path
 
 
-def run_side(config_file: Path, out: Path, env: dict[str, str] | None = None) -> dict[str, float]:
+def run_side(config_file: Path, out: Path, env: dict[str, str] | None = None,
+             incremental: bool = False) -> dict[str, float]:
     printed = in_own_process(HERE, "--measure", str(config_file), str(out),
+                             *(["--incremental"] if incremental else []),
                              env={**os.environ, **(env or {})})
     return json.loads(printed.strip().splitlines()[-1])
 
@@ -101,21 +126,32 @@ def engines(args: argparse.Namespace) -> None:
     base = prepare(args.dir.resolve(), args.per_day, 21)
     sides = {"duckdb": config_for(base, str(base.parent / "store"), "duckdb", "duck.yaml"),
              "spark": config_for(base, str(base.parent / "store"), "spark", "spark.yaml")}
-    results: dict[str, list[dict[str, float]]] = {k: [] for k in sides}
+    kinds = ("full", "incremental")
+    results: dict[tuple[str, str], list[dict[str, float]]] = {
+        (name, kind): [] for name in sides for kind in kinds}
     for _ in range(args.repeat):
-        for name, config_file in sides.items():  # alternate: a noisy machine hits both alike
-            results[name].append(run_side(config_file, base.parent / f"metrics-{name}.parquet"))
-    rows = same_metrics(base.parent / "metrics-duckdb.parquet",
-                        base.parent / "metrics-spark.parquet", "duckdb vs spark")
+        for kind in kinds:
+            for name, config_file in sides.items():  # alternate: a noisy machine hits both
+                results[name, kind].append(run_side(
+                    config_file, base.parent / f"metrics-{name}-{kind}.parquet",
+                    incremental=kind == "incremental"))
+    rows = 0
+    for kind in kinds:
+        rows = same_metrics(base.parent / f"metrics-duckdb-{kind}.parquet",
+                            base.parent / f"metrics-spark-{kind}.parquet", f"{kind} runs")
+    same_metrics(base.parent / "metrics-spark-full.parquet",
+                 base.parent / "metrics-spark-incremental.parquet", "spark full vs incremental")
     print(f"daily job, {args.per_day:,} predictions a day, {args.per_day * 21:,} in the "
-          f"21-day window; medians of {args.repeat}; both store the same {rows:,} metric rows:")
+          f"21-day window; medians of {args.repeat}; all store the same {rows:,} metric rows:")
+    median = {key: statistics.median(r["seconds"] for r in found)
+              for key, found in results.items()}
     for name in sides:
-        run = statistics.median(r["seconds"] for r in results[name])
-        start = statistics.median(r["session"] for r in results[name])
-        print(f"  {name:7}: run {run:7.2f} s   engine start {start:6.2f} s")
-    ratio = (statistics.median(r["seconds"] for r in results["spark"])
-             / statistics.median(r["seconds"] for r in results["duckdb"]))
-    print(f"  spark local[2] / duckdb, run only: {ratio:.2f}x")
+        start = statistics.median(r["session"] for r in results[name, "full"])
+        print(f"  {name:7}: full {median[name, 'full']:7.2f} s   incremental "
+              f"{median[name, 'incremental']:7.2f} s   engine start {start:6.2f} s")
+    for kind in kinds:
+        print(f"  spark local[2] / duckdb, {kind} run only: "
+              f"{median['spark', kind] / median['duckdb', kind]:.2f}x")
 
 
 def bucket(args: argparse.Namespace) -> None:
@@ -212,9 +248,10 @@ def main() -> None:
                         help="measure the bucket's overhead instead of the engines")
     parser.add_argument("--bucket-per-day", type=int, default=50_000)
     parser.add_argument("--measure", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--incremental", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(*args.measure)))
+        print(json.dumps(measure(*args.measure, args.incremental)))
         return
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     if args.bucket:

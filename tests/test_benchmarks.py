@@ -92,7 +92,7 @@ def test_the_store_age_benchmark_compares_old_and_young_stores_and_checks_they_a
 def test_the_scale_out_benchmark_compares_engines_and_a_bucket(tmp_path: Path) -> None:
     engines = benchmark("scale_out.py", "--per-day", "1500", "--repeat", "1", "--dir",
                         str(tmp_path / "data"), timeout=900)
-    assert "spark local[2] / duckdb" in engines.stdout
+    assert "spark local[2] / duckdb, incremental" in engines.stdout
     bucket = benchmark("scale_out.py", "--bucket", "moto", "--bucket-per-day", "1500", "--repeat",
                        "1", "--dir", str(tmp_path / "data"), timeout=900)
     assert "bucket" in bucket.stdout and "x" in bucket.stdout.splitlines()[-1]

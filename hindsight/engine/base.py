@@ -22,6 +22,20 @@ MISSING_SEGMENT_VALUE = "(missing)"
 # first prediction day joined: a run's cost follows its window, not the store's age. A label
 # stamped earlier than that before its prediction (a clock off by more than a day) is not joined.
 LABEL_LEAD_DAYS = 1
+# A drift sketch (``DriftSketch``) holds each numeric column's quantiles at this many evenly
+# spaced ranks, each within 1 / SKETCH_ACCURACY of its rank: a cell's current side is this
+# bounded however many predictions it holds.
+SKETCH_RANKS = 1_000
+SKETCH_ACCURACY = 10_000
+SKETCH_COLUMNS = pa.schema([
+    ("segment_column", pa.string()), ("segment_value", pa.string()), ("column", pa.string()),
+    ("rows", pa.int64()), ("present", pa.int64()), ("finite", pa.int64()),
+    ("quantiles", pa.list_(pa.float64())),
+])
+SKETCH_CATEGORIES = pa.schema([
+    ("segment_column", pa.string()), ("segment_value", pa.string()), ("column", pa.string()),
+    ("value", pa.string()), ("n", pa.int64()),
+])
 
 
 def end_of_day(day: date) -> datetime:
@@ -59,6 +73,21 @@ class CellCounts:
     cells: pa.Table
     classes: pa.Table | None
     label_ages: pa.Table | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSketch:
+    """The current side of drift, summarized where the predictions are: per cell (the whole
+    population, ``segment_column`` null, and each single segment value) and column.
+
+    ``columns`` (``SKETCH_COLUMNS``): rows, present (not null), finite (finite numbers) and,
+    for a numeric column, the quantiles of its finite numbers at ranks (i + 0.5) /
+    ``SKETCH_RANKS``. ``categories`` (``SKETCH_CATEGORIES``): the rows of each value of a
+    category column (nulls left out).
+    """
+
+    columns: pa.Table
+    categories: pa.Table
 
 
 class Engine(Protocol):
@@ -101,6 +130,16 @@ class Engine(Protocol):
     def daily_versions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
         """Per day, version column and value: predictions (n) and those whose answer that
         day was also given to a different input (repeated)."""
+        ...
+
+    def drift_sketch(self, first_day: date, last_day: date, segments: list[str],
+                     numeric: list[str], categorical: list[str],
+                     within: dict[str, str] | None = None) -> DriftSketch | None:
+        """The ``numeric`` and ``categorical`` columns of the predictions made on
+        ``first_day..last_day`` (those ``within`` a segment, if given) sketched per cell of
+        ``segments``; None where the engine hands over the rows themselves (``predictions``)
+        instead. The prediction (of a classifier) is its class, the score column
+        (``store.scores.score_column``) the predicted class's probability."""
         ...
 
     def cell_counts(self, as_of: date, first_day: date, last_day: date,

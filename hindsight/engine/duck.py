@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import combinations
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -28,6 +28,7 @@ from hindsight.engine.base import (
     LABEL_LEAD_DAYS,
     MISSING_SEGMENT_VALUE,
     CellCounts,
+    DriftSketch,
     end_of_day,
     partition_days,
 )
@@ -88,6 +89,8 @@ class _Window:
                        self.calibration)
 
 
+CountWindow = _Window
+
 # rows per partition (ISO date) of the prediction and of the label files a count read
 Rows = dict[str, dict[str, int]]
 
@@ -126,7 +129,28 @@ class _Kept:
     rows: Rows  # what they hold: the same rows per partition, the same counts
 
 
-def _label_since(window: _Window) -> datetime:
+class GrainSource(Protocol):
+    """Where the finest grain of the counts (``grain_sql``'s rows) is computed, when not in
+    DuckDB itself: the Spark engine counts on its executors and hands back only the grain,
+    which DuckDB rolls up and carries from day to day."""
+
+    def window_grain(self, window: _Window, reads: Reads,
+                     calibration: pa.Table | None) -> pa.Table:
+        """The grain of ``window`` counted from scratch over the files ``reads``."""
+        ...
+
+    def change_grain(self, before: _Window, now: _Window, reads: Reads,
+                     changes: tuple[str, ...], calibration: pa.Table | None) -> pa.Table:
+        """The grain of what changed from ``before`` to ``now`` (the day before): that of
+        ``now``'s predictions whose label in force may have changed (their ids in the label
+        files ``changes`` arrived in either edge span) or made on its last day, with the
+        labels ``now`` joins, plus the negated grain of those of them ``before`` counted,
+        with the labels it joined. ``reads``: ``now``'s prediction files and the label files
+        of both windows."""
+        ...
+
+
+def label_since(window: _Window) -> datetime:
     """The earliest arrival a window joins: labels read from the partitions of the days
     they arrived, from ``LABEL_LEAD_DAYS`` before its first prediction day."""
     return end_of_day(window.first_day - timedelta(days=LABEL_LEAD_DAYS + 1))
@@ -175,8 +199,10 @@ def _by_file(table: pa.Table) -> dict[str, pa.Table]:
 
 
 class DuckDBEngine:
-    def __init__(self, store: Store, config: Config) -> None:
+    def __init__(self, store: Store, config: Config, grains: GrainSource | None = None) -> None:
+        """``grains``: where a window's grain is counted (default: here, in DuckDB)."""
         self._store = store
+        self._grains = grains
         self._config = config
         self._con = duckdb.connect()
         self._con.execute("SET TimeZone = 'UTC'")
@@ -398,6 +424,12 @@ class DuckDBEngine:
             "GROUP BY ALL ORDER BY ALL",
             files=files, start=end_of_day(first_day - timedelta(days=1)), stop=end_of_day(last_day),
         )
+
+    def drift_sketch(self, first_day: date, last_day: date, segments: list[str],
+                     numeric: list[str], categorical: list[str],
+                     within: dict[str, str] | None = None) -> DriftSketch | None:
+        """None: the rows are in this process anyway, and the statistics are exact on them."""
+        return None
 
     def cell_counts(self, as_of: date, first_day: date, last_day: date,
                     calibration: pa.Table | None = None) -> CellCounts:
@@ -643,7 +675,7 @@ class DuckDBEngine:
         prediction_files, label_files = reads
         return {"predictions": list(prediction_files), "labels": list(label_files),
                 "start": end_of_day(window.first_day - timedelta(days=1)),
-                "stop": end_of_day(window.last_day), "since": _label_since(window),
+                "stop": end_of_day(window.last_day), "since": label_since(window),
                 "as_of": end_of_day(window.as_of)}
 
     def _listing(self, window: _Window) -> _Listing:
@@ -656,6 +688,13 @@ class DuckDBEngine:
 
     def _count_window(self, window: _Window, reads: Reads,
                       calibration: pa.Table | None) -> None:
+        if self._grains is not None:
+            self._given_grain(self._grains.window_grain(window, reads, calibration))
+            try:
+                self._rollup_grain("grain", KEPT)
+            finally:
+                self._execute("DROP TABLE grain")
+            return
         predictions, params = self._predictions_sql(calibration)
         params |= self._window_params(window, reads)
         if not params["labels"]:
@@ -675,50 +714,14 @@ class DuckDBEngine:
         decimals, so the result is exactly what counting ``now`` from scratch gives (a test
         holds it to that). ``reads``: the files ``now`` reads."""
         before = kept.window
-        cols = self._config.columns
-        arrived = ident(ARRIVED_AT)
-        gone_from, gone_to = _label_since(before), _label_since(now)
-        files = [*listing.labels_of(gone_from.date()), *listing.labels_of(now.as_of)]
-        self._execute("DROP TABLE IF EXISTS changed")
-        self._execute("CREATE TEMP TABLE changed (id VARCHAR)")
-        if files:
-            self._execute(
-                f"INSERT INTO changed SELECT DISTINCT {ident(cols.id)}::VARCHAR "
-                "FROM read_parquet($files, union_by_name = true) "
-                f"WHERE ({arrived} >= $gone_from AND {arrived} < $gone_to) "
-                f"OR ({arrived} >= $came_from AND {arrived} < $came_to)",
-                {"files": files, "gone_from": gone_from, "gone_to": gone_to,
-                 "came_from": end_of_day(before.as_of), "came_to": end_of_day(now.as_of)})
-        # the predictions of `now`; the labels either window joins
-        both = _Window(now.as_of, before.first_day, now.last_day, now.calibration)
-        predictions, params = self._predictions_sql(
-            calibration, f"({ident(cols.id)} IN (SELECT id FROM changed) "
-                         f"OR {ident(cols.timestamp)} >= $old_stop)")
-        params |= self._window_params(both, (
-            reads[0], tuple(sorted(set(kept.reads[1]) | set(reads[1]))))) | {
-            "start": end_of_day(before.first_day), "since": _label_since(before),
-            "old_stop": end_of_day(before.last_day), "new_since": _label_since(now),
-            "old_as_of": end_of_day(before.as_of)}
-        new_labels: str | None
-        old_labels: str | None
-        if params["labels"]:
-            label_rows = self._label_rows_sql("id IN (SELECT id FROM p)")
-            new_labels = "SELECT * FROM l WHERE arrived_at >= $new_since"
-            old_labels = "SELECT * FROM l WHERE arrived_at < $old_as_of"
-            shared = f"p AS MATERIALIZED ({predictions}), l AS MATERIALIZED ({label_rows})"
+        gone_from = label_since(before)
+        changes = (*listing.labels_of(gone_from.date()), *listing.labels_of(now.as_of))
+        if self._grains is not None:
+            self._given_grain(self._grains.change_grain(
+                before, now, (reads[0], tuple(sorted(set(kept.reads[1]) | set(reads[1])))),
+                changes, calibration))
         else:
-            del params["labels"], params["since"], params["as_of"], params["new_since"], \
-                params["old_as_of"]
-            new_labels = old_labels = None
-            shared = f"p AS MATERIALIZED ({predictions})"
-        new = self._joined_sql("SELECT * FROM p", new_labels)
-        old = self._joined_sql("SELECT * FROM p WHERE day < CAST($old_stop AS DATE)",
-                               old_labels)
-        self._make_grain(
-            f"WITH {shared} {grain_sql(new, self._config)} UNION ALL BY NAME "
-            "SELECT * REPLACE (-n AS n, -expected AS expected, -scored AS scored) "
-            f"FROM ({grain_sql(old, self._config)})", params)
-        self._execute("DROP TABLE changed")
+            self._change_grain(kept, now, reads, calibration, changes)
         try:
             self._rollup_grain("grain", CHANGE)
         finally:
@@ -743,6 +746,65 @@ class DuckDBEngine:
             self._execute(f"DROP TABLE {KEPT}_{name}")
             self._execute(f"DROP TABLE {CHANGE}_{name}")
             self._execute(f"ALTER TABLE merged RENAME TO {KEPT}_{name}")
+
+    def _change_grain(self, kept: _Kept, now: _Window, reads: Reads,
+                      calibration: pa.Table | None, changes: tuple[str, ...]) -> None:
+        """The table ``grain``: the grain of what changed from ``kept``'s window to ``now``
+        (see ``GrainSource.change_grain``), counted here."""
+        before = kept.window
+        cols = self._config.columns
+        arrived = ident(ARRIVED_AT)
+        gone_from, gone_to = label_since(before), label_since(now)
+        files = list(changes)
+        self._execute("DROP TABLE IF EXISTS changed")
+        self._execute("CREATE TEMP TABLE changed (id VARCHAR)")
+        if files:
+            self._execute(
+                f"INSERT INTO changed SELECT DISTINCT {ident(cols.id)}::VARCHAR "
+                "FROM read_parquet($files, union_by_name = true) "
+                f"WHERE ({arrived} >= $gone_from AND {arrived} < $gone_to) "
+                f"OR ({arrived} >= $came_from AND {arrived} < $came_to)",
+                {"files": files, "gone_from": gone_from, "gone_to": gone_to,
+                 "came_from": end_of_day(before.as_of), "came_to": end_of_day(now.as_of)})
+        # the predictions of `now`; the labels either window joins
+        both = _Window(now.as_of, before.first_day, now.last_day, now.calibration)
+        predictions, params = self._predictions_sql(
+            calibration, f"({ident(cols.id)} IN (SELECT id FROM changed) "
+                         f"OR {ident(cols.timestamp)} >= $old_stop)")
+        params |= self._window_params(both, (
+            reads[0], tuple(sorted(set(kept.reads[1]) | set(reads[1]))))) | {
+            "start": end_of_day(before.first_day), "since": label_since(before),
+            "old_stop": end_of_day(before.last_day), "new_since": label_since(now),
+            "old_as_of": end_of_day(before.as_of)}
+        new_labels: str | None
+        old_labels: str | None
+        if params["labels"]:
+            label_rows = self._label_rows_sql("id IN (SELECT id FROM p)")
+            new_labels = "SELECT * FROM l WHERE arrived_at >= $new_since"
+            old_labels = "SELECT * FROM l WHERE arrived_at < $old_as_of"
+            shared = f"p AS MATERIALIZED ({predictions}), l AS MATERIALIZED ({label_rows})"
+        else:
+            del params["labels"], params["since"], params["as_of"], params["new_since"], \
+                params["old_as_of"]
+            new_labels = old_labels = None
+            shared = f"p AS MATERIALIZED ({predictions})"
+        new = self._joined_sql("SELECT * FROM p", new_labels)
+        old = self._joined_sql("SELECT * FROM p WHERE day < CAST($old_stop AS DATE)",
+                               old_labels)
+        self._make_grain(
+            f"WITH {shared} {grain_sql(new, self._config)} UNION ALL BY NAME "
+            "SELECT * REPLACE (-n AS n, -expected AS expected, -scored AS scored) "
+            f"FROM ({grain_sql(old, self._config)})", params)
+        self._execute("DROP TABLE changed")
+
+    def _given_grain(self, grain: pa.Table) -> None:
+        """The table ``grain``: a grain counted elsewhere."""
+        self._con.register("given_grain", grain)
+        try:
+            self._execute("DROP TABLE IF EXISTS grain")
+            self._execute("CREATE TEMP TABLE grain AS SELECT * FROM given_grain")
+        finally:
+            self._con.unregister("given_grain")
 
     def rollup(self, grain: pa.Table) -> CellCounts:
         """Every cell and cross from a grain another engine computed (``grain_sql``)."""

@@ -36,6 +36,7 @@ from hindsight.jobs import coverage, drift, intraday, versions, volume
 from hindsight.jobs.explain import Explainer
 from hindsight.jobs.performance import metric_rows
 from hindsight.jobs.results import read_alerts
+from hindsight.jobs.sketches import Sketched, sketch_columns
 from hindsight.store.partitions import Store, Table
 from hindsight.store.scores import score_inputs, with_score
 
@@ -285,8 +286,8 @@ def _drift(as_of: date, config: Config, engine: Engine, reference: pa.Table | No
     cols = config.columns
     needed = list(dict.fromkeys([cols.prediction, *score_inputs(config),
                                  *config.segments, *features]))
-    current, days = _drift_rows(as_of, config, engine, needed)
-    current = with_score(current, config)
+    current, days = _drift_rows(as_of, config, engine, needed,
+                                sketch_columns(config, reference.schema, features))
     note = coverage.drift_window_note(as_of, days, current.num_rows, reference.num_rows,
                                       config)
     if current.num_rows == 0:
@@ -308,19 +309,29 @@ def _drift(as_of: date, config: Config, engine: Engine, reference: pa.Table | No
     return _DriftFound(tuple(rows) + predicted.rows, results, note)
 
 
-def _drift_rows(as_of: date, config: Config, engine: Engine,
-                columns: list[str]) -> tuple[pa.Table, int]:
-    """The predictions the run scores for drift, and over how many days: ``drift.window_days``,
-    widened (up to ``drift.max_window_days``) until they hold ``drift.min_samples``."""
+def _drift_rows(as_of: date, config: Config, engine: Engine, columns: list[str],
+                kinds: tuple[list[str], list[str]]) -> tuple[pa.Table | Sketched, int]:
+    """The predictions the run scores for drift (or, on a cluster, their sketch of the
+    ``kinds``: numeric and categorical columns), and over how many days:
+    ``drift.window_days``, widened (up to ``drift.max_window_days``) until they hold
+    ``drift.min_samples``."""
     settings = config.drift
+
+    def read(days: int) -> pa.Table | Sketched:
+        first, last = drift.window(as_of, days)
+        sketch = engine.drift_sketch(first, last, list(config.segments), *kinds)
+        if sketch is not None:
+            return Sketched.of(sketch)
+        return with_score(engine.predictions(first, last, columns), config)
+
     days = settings.window_days
-    rows = engine.predictions(*drift.window(as_of, days), columns)
+    rows = read(days)
     widest = max(settings.max_window_days, days)
     while rows.num_rows < settings.min_samples and days < widest:
         # as many days as the rows so far say are needed (one more query, not several)
         wanted = int(np.ceil(days * settings.min_samples / max(rows.num_rows, 1)))
         days = min(max(wanted, days + 1), widest)
-        rows = engine.predictions(*drift.window(as_of, days), columns)
+        rows = read(days)
     return rows, days
 
 

@@ -24,6 +24,7 @@ from hindsight.alerts.model import Alert, segment_key
 from hindsight.alerts.rules import RuleResult
 from hindsight.config import Config
 from hindsight.engine.base import MISSING_SEGMENT_VALUE
+from hindsight.jobs.sketches import ColumnSketch, Sketched, SketchedRows
 from hindsight.stats.calibration import ConfidenceCalibration
 from hindsight.stats.drift import (
     CategoryDetector,
@@ -108,23 +109,26 @@ def segment_cells(table: pa.Table, segments: Sequence[str]) -> list[tuple[str, p
 
 @dataclass(frozen=True, slots=True)
 class Slice:
-    """One segment's rows today and in the reference; ``weights``: one per reference row,
-    when the reference is weighted to the current rows' mix of segments."""
+    """One segment's rows today (or their sketch, from a cluster) and in the reference;
+    ``weights``: one per reference row, when the reference is weighted to the current rows'
+    mix of segments."""
 
     segment: str
-    now: pa.Table
+    now: pa.Table | SketchedRows
     then: pa.Table
     weights: np.ndarray | None = None
 
 
-def slices(current: pa.Table, reference: pa.Table, segments: Sequence[str],
+def slices(current: pa.Table | Sketched, reference: pa.Table, segments: Sequence[str],
            min_rows: int, fits: ReferenceFits | None = None) -> list[Slice]:
     """The whole population and each single segment value with ``min_rows`` on both sides,
     cut once for every comparison of the run (the reference once for all runs ``fits``
-    serves)."""
+    serves). A sketch comes cut already."""
     then = (fits or ReferenceFits()).groups(reference, segments)
+    groups: dict[str, pa.Table] | dict[str, SketchedRows] = (
+        current.groups if isinstance(current, Sketched) else segment_groups(current, segments))
     return [Slice(segment, now, then[segment])
-            for segment, now in segment_groups(current, segments).items()
+            for segment, now in groups.items()
             if segment in then and min(now.num_rows, then[segment].num_rows) >= min_rows]
 
 
@@ -172,24 +176,23 @@ def _fit_feature(then: pa.ChunkedArray) -> Fitted:
     return CategoryDetector.fit(category_counts(valid)) if len(valid) else None
 
 
-def _one_feature(feature: str, segment: str, now: pa.ChunkedArray, then: pa.ChunkedArray,
-                 fitted: Fitted) -> list[DriftRow]:
+def _one_feature(feature: str, segment: str, now: pa.ChunkedArray | ColumnSketch,
+                 then: pa.ChunkedArray, fitted: Fitted) -> list[DriftRow]:
     def row(method: str, value: float) -> DriftRow:
         return DriftRow("feature", feature, segment, method, value, None, len(now))
 
-    missing = [row("missing_rate", float(now.null_count / max(len(now), 1))),
+    missing = [row("missing_rate", float(_missing(now) / max(len(now), 1))),
                row("missing_rate_reference", float(then.null_count / max(len(then), 1)))]
-    now_valid = now.drop_null()
-    if len(now_valid) == 0 or fitted is None:
+    if len(now) == _missing(now) or fitted is None:
         return missing
     if isinstance(fitted, NumericReference):
-        current = _numbers(now_valid)
+        current, _ = _finite(now)
         if current.size == 0:
             return missing
         return [*missing, *(row(method, value)
                             for method, value in fitted.compare(current).items())]
     assert isinstance(fitted, CategoryDetector)
-    found, unseen = fitted.current_shares(category_counts(now_valid))
+    found, unseen = fitted.current_shares(_categories(now))
     expected = np.append(fitted.expected, 0.0)
     actual = np.append(found, unseen)
     missing_categories = float(np.sum(found == 0))
@@ -362,7 +365,8 @@ def _fit(name: str, then: pa.ChunkedArray) -> WassersteinDetector | CategoryDete
     return WassersteinDetector.fit(reference, grid=int(np.clip(reference.size // 20, 50, 2000)))
 
 
-def _signal(name: str, now: pa.ChunkedArray, then: pa.ChunkedArray, replicates: int,
+def _signal(name: str, now: pa.ChunkedArray | ColumnSketch, then: pa.ChunkedArray,
+            replicates: int,
             level: float, quantile: float,
             fitted: WassersteinDetector | CategoryDetector | None,
             weights: np.ndarray | None = None) -> Signal:
@@ -374,19 +378,19 @@ def _signal(name: str, now: pa.ChunkedArray, then: pa.ChunkedArray, replicates: 
             valid = np.asarray(then.is_valid().to_numpy(zero_copy_only=False), bool)
             detector = CategoryDetector.fit(_weighted_counts(then, weights))
             reference_size = max(int(effective_size(weights[valid])), 1)
-        counts = category_counts(now.drop_null())
+        counts = _categories(now)
         noise = detector.bootstrap(sum(counts.values()), replicates,
                                    reference_size=reference_size)
         score = detector.score(counts)
         return Signal(name, "total_variation", score, tail_quantile(noise, level),
                       tail_quantile(noise, quantile), score)
-    current = _numbers(now.drop_null())
+    current, size = _finite(now)
     if fitted is None or current.size == 0:
         return Signal(name, "wasserstein", 0.0, 0.0, 0.0, 0.0)  # nothing to compare
     numeric = fitted
     # the fitted values are the reference's finite ones, in row order: weigh those
     kept = None if weights is None else weights[np.isfinite(_floats(then))]
-    noise = numeric.bootstrap(current.size, replicates, weights=kept)
+    noise = numeric.bootstrap(size, replicates, weights=kept)
     score = numeric.score(current, kept)
     effect = score / numeric.spread if numeric.spread > 0 else 0.0
     return Signal(name, "wasserstein", score, tail_quantile(noise, level),
@@ -426,6 +430,22 @@ def drift_table(as_of: date, rows: Sequence[DriftRow]) -> pa.Table:
 
 def window(as_of: date, days: int) -> tuple[date, date]:
     return as_of - timedelta(days=days - 1), as_of
+
+
+def _missing(now: pa.ChunkedArray | ColumnSketch) -> int:
+    return now.missing if isinstance(now, ColumnSketch) else int(now.null_count)
+
+
+def _categories(now: pa.ChunkedArray | ColumnSketch) -> dict[str, int]:
+    return now.counts if isinstance(now, ColumnSketch) else category_counts(now.drop_null())
+
+
+def _finite(now: pa.ChunkedArray | ColumnSketch) -> tuple[np.ndarray, int]:
+    """The finite numbers (or the sample standing for them) and how many there are."""
+    if isinstance(now, ColumnSketch):
+        return now.numbers, now.finite
+    numbers = _numbers(now.drop_null())
+    return numbers, numbers.size
 
 
 def _numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -13,6 +13,7 @@ from hindsight.alerts.model import Alert
 from hindsight.config import Config, feature_columns
 from hindsight.engine.base import MISSING_SEGMENT_VALUE, Engine
 from hindsight.jobs.drift import DriftRow, feature_drift, slices, top_moved
+from hindsight.jobs.sketches import Sketched, sketch_columns
 
 
 class Explainer:
@@ -36,9 +37,17 @@ class Explainer:
         features = feature_columns(self._config, self._reference.column_names)
         if not features:
             return []
-        columns = list(dict.fromkeys([*self._config.segments, *features]))
-        current = _inside(self._engine.predictions(alert.window_start, alert.window_end,
-                                                   columns), alert.segment)
+        sketch = self._engine.drift_sketch(
+            alert.window_start, alert.window_end, [],
+            *sketch_columns(self._config, self._reference.schema, features, signals=False),
+            within=alert.segment)
+        current: pa.Table | Sketched
+        if sketch is not None:  # summarized where the rows are
+            current = Sketched.of(sketch)
+        else:
+            columns = list(dict.fromkeys([*self._config.segments, *features]))
+            current = _inside(self._engine.predictions(alert.window_start, alert.window_end,
+                                                       columns), alert.segment)
         reference = _inside(self._reference, alert.segment)
         if reference.num_rows < self._config.min_samples:
             reference = self._reference  # too small a slice: compare with the whole reference

@@ -72,6 +72,14 @@ class PartitionFile:
     size: int | None = None  # bytes, as listed (None: not listed, a cold file)
 
 
+# HDFS is read through Hadoop's own client library, even where Spark does the heavy reads
+_HDFS_CLIENT = (
+    "store {!r}: this process lists and writes the store through Hadoop's client library, "
+    "which it cannot load: set JAVA_HOME to a JDK (with lib/server/libjvm.so), "
+    "ARROW_LIBHDFS_DIR to the directory of libhdfs.so (in a Hadoop distribution's lib/native) "
+    "and CLASSPATH to the output of 'hadoop classpath --glob'")
+
+
 @dataclass(frozen=True, slots=True)
 class Store:
     """A store rooted at a local directory or a URL that pyarrow understands (s3://, gs://...)."""
@@ -86,6 +94,9 @@ class Store:
             try:
                 fs, root = pafs.FileSystem.from_uri(text)
             except (pa.ArrowInvalid, OSError) as exc:
+                if text.startswith(("hdfs://", "viewfs://")) and ("libjvm" in str(exc)
+                                                               or "libhdfs" in str(exc)):
+                    raise StoreError(_HDFS_CLIENT.format(text)) from None
                 raise StoreError(f"store {text!r}: cannot open it: {exc}") from exc
             return cls(fs, root.rstrip("/"))
         return cls(pafs.LocalFileSystem(), str(Path(text).resolve()))
