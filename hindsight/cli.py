@@ -10,6 +10,7 @@ import ipaddress
 import json
 import os
 import socket
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
@@ -73,8 +74,6 @@ def spare_pandas_probe() -> None:
     and holds no pandas object: let that probe find none, in a process that has not loaded
     pandas. Only for the command's own process: afterwards pyarrow's pandas conversions
     (``Table.from_pandas`` still works) no longer treat pandas types specially."""
-    import sys
-
     if "pandas" in sys.modules:
         return
     import pyarrow as pa
@@ -548,9 +547,20 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         err.print(f"No token in ${settings.token_env}: serving on {host} (loopback) only, "
                   "without authentication.")
     try:
-        uvicorn.Server(server_config(create_app(monitor, token), host, port, settings)).run()
+        config = server_config(create_app(monitor, token), host, port, settings)
+        listening = config.bind_socket()  # bound before saying so: port 0 names its port
+        click.echo(f"Listening on {_address(listening.getsockname())} "
+                   + ("(bearer token required for /v1 and /metrics; people sign in at "
+                      "/signin)" if token else "(no token: loopback only, no sign-in)"))
+        sys.stdout.flush()
+        uvicorn.Server(config).run(sockets=[listening])
     finally:
         monitor.close()
+
+
+def _address(bound: tuple[Any, ...]) -> str:
+    host, port = bound[0], bound[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _token(variable: str) -> str | None:
