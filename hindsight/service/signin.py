@@ -25,6 +25,8 @@ from itsdangerous import BadSignature, TimestampSigner
 
 COOKIE = "hindsight_session"
 MAX_FORM_BYTES = 8 * 1024
+WRONG_TRIES = 10  # wrong tokens a client may send within WRONG_WINDOW_SECONDS ...
+WRONG_WINDOW_SECONDS = 60.0  # ... before its sign-ins are refused (429) for the rest of it
 
 
 class Sessions:
@@ -36,6 +38,7 @@ class Sessions:
         self._lifetime, self._clock = lifetime_seconds, clock
         self._signer = TimestampSigner(secrets.token_bytes(32), salt="hindsight.session")
         self._expiry: dict[str, float] = {}
+        self._wrong: dict[str, list[float]] = {}  # client -> times of its recent wrong tokens
         self._lock = threading.Lock()
 
     @property
@@ -45,6 +48,26 @@ class Sessions:
     def token_matches(self, given: str) -> bool:
         """Compared in constant time."""
         return hmac.compare_digest(given.encode(), self._token)
+
+    def wait_seconds(self, client: str) -> float:
+        """How long ``client`` must wait before its next sign-in: 0 unless it sent
+        ``WRONG_TRIES`` wrong tokens within the last ``WRONG_WINDOW_SECONDS``."""
+        now = self._clock()
+        with self._lock:
+            recent = [t for t in self._wrong.get(client, []) if t > now - WRONG_WINDOW_SECONDS]
+            if len(recent) < WRONG_TRIES:
+                return 0.0
+            return recent[0] + WRONG_WINDOW_SECONDS - now
+
+    def wrong(self, client: str) -> None:
+        now = self._clock()
+        with self._lock:
+            if len(self._wrong) > 10_000:  # bounded: forget clients with no recent try
+                self._wrong = {c: ts for c, ts in self._wrong.items()
+                               if ts[-1] > now - WRONG_WINDOW_SECONDS}
+            tries = self._wrong.setdefault(client, [])
+            tries[:] = [t for t in tries if t > now - WRONG_WINDOW_SECONDS][-WRONG_TRIES:]
+            tries.append(now)
 
     def open(self) -> str:
         session = secrets.token_urlsafe(32)
@@ -140,7 +163,14 @@ def add_signin(app: FastAPI, sessions: Sessions | None, templates: Jinja2Templat
             return Response("sign-in form over 8 KB", 413)
         fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=4)
         target = safe_next((fields.get("next") or ["/"])[0])
+        client = request.client.host if request.client else ""
+        wait = sessions.wait_seconds(client)
+        if wait > 0:
+            return Response(f"{WRONG_TRIES} wrong tokens within {WRONG_WINDOW_SECONDS:.0f} s: "
+                            f"try again in {wait:.0f} s", 429,
+                            headers={"Retry-After": str(max(1, round(wait)))})
         if not sessions.token_matches((fields.get("token") or [""])[0].strip()):
+            sessions.wrong(client)
             return form(request, target, wrong=True)
         answer = RedirectResponse(target, 303)
         answer.set_cookie(COOKIE, sessions.open(), max_age=sessions.lifetime_seconds,

@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 from hindsight.config import Config
 from hindsight.monitor import Monitor
-from hindsight.service.signin import COOKIE, Sessions
+from hindsight.service.signin import COOKIE, WRONG_TRIES, WRONG_WINDOW_SECONDS, Sessions
 from tests.service.test_app import TOKEN, Server
 from tests.service.test_pages import CHROMIUM, CHROMIUM_ARGS
 
@@ -155,6 +155,31 @@ def test_a_session_expires_after_its_lifetime() -> None:
     now[0] += 3601
     assert not sessions.valid(cookie)
     assert not sessions.valid(cookie[:-2] + "xx") and not sessions.valid("")
+
+
+def test_a_client_sending_wrong_tokens_must_wait_before_trying_again() -> None:
+    now = [1000.0]
+    sessions = Sessions("t", lifetime_seconds=3600, clock=lambda: now[0])
+    for _ in range(WRONG_TRIES - 1):
+        sessions.wrong("10.0.0.1")
+        now[0] += 1
+    assert sessions.wait_seconds("10.0.0.1") == 0
+    sessions.wrong("10.0.0.1")
+    assert sessions.wait_seconds("10.0.0.1") == pytest.approx(WRONG_WINDOW_SECONDS
+                                                              - (WRONG_TRIES - 1))
+    assert sessions.wait_seconds("10.0.0.2") == 0  # another client is not held up
+    now[0] += WRONG_WINDOW_SECONDS
+    assert sessions.wait_seconds("10.0.0.1") == 0
+
+
+def test_the_eleventh_wrong_token_in_a_minute_is_answered_429(server: Server) -> None:
+    with httpx.Client(base_url=server.url) as http:
+        answers = [http.post("/signin", data={"token": "guess"}).status_code
+                   for _ in range(WRONG_TRIES)]
+        held = http.post("/signin", data={"token": TOKEN})
+    assert answers == [401] * WRONG_TRIES
+    assert held.status_code == 429 and int(held.headers["retry-after"]) > 0
+    assert COOKIE not in held.cookies
 
 
 def test_without_a_token_the_sign_in_page_leads_to_the_pages(monitor: Monitor) -> None:
