@@ -428,8 +428,10 @@ def storage_retention(ctx: click.Context, dry_run: bool, as_of: date | None,
             return
         gone = monitor.retention(today, dry_run)
     verb = "would delete" if dry_run else "deleted"
-    table = _table(f"retention as of {today}: {verb} {len(gone)} partitions, "
-                   f"{_size(sum(p.bytes for p in gone))}", ("table", "date", "files", "size"))
+    if fmt == "table":  # what was done, whatever follows
+        out.print(f"Retention as of {today}: {verb} {len(gone)} partitions, "
+                  f"{_size(sum(p.bytes for p in gone))}.", highlight=False)
+    table = _table("", ("table", "date", "files", "size"))
     for p in gone:
         table.add_row(p.table, str(p.dt), f"{p.files:,}", _size(p.bytes))
     _emit(fmt, table, [{"table": p.table, "date": p.dt.isoformat(), "files": p.files,
@@ -893,11 +895,14 @@ def _table(title: str, columns: Sequence[str], **options: Any) -> Rows:
 
 
 def _show(table: Rows) -> None:
-    """Drawn on a terminal; plain columns, one line a row, on a pipe or into a file."""
+    """Drawn on a terminal; plain columns, one line a row, on a pipe or into a file (the
+    title then goes to stderr: seen by the person, not by the next command)."""
     if out.is_terminal:
         out.print(table.drawn())
-    else:
-        click.echo(table.plain())
+        return
+    if table.title:
+        err.print(table.title, highlight=False)
+    click.echo(table.plain())
 
 
 def _emit(fmt: str, table: Rows, records: Sequence[dict[str, Any]],
