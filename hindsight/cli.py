@@ -10,6 +10,7 @@ import ipaddress
 import json
 import os
 import socket
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
@@ -20,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table as RichTable
 from rich.text import Text
 
 from hindsight.errors import ConfigError, HindsightError, exit_code
+from hindsight.listing import Rows, csv_text
 
 if TYPE_CHECKING:
     from hindsight.alerts.delivery import DeliveryReport
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from hindsight.jobs.coverage import CoverageReport
     from hindsight.jobs.daily import RunSummary
     from hindsight.jobs.intraday import CheckResult
-    from hindsight.jobs.results import MetricRow
+    from hindsight.jobs.results import DriftRanking, MetricRow
     from hindsight.monitor import Monitor
     from hindsight.store.partitions import Table
 
@@ -39,13 +40,15 @@ VALIDATION_FAILED = 5
 NO_PREDICTIONS = 6  # a run whose window holds no prediction
 STORE_PROBLEMS = 4  # as a StoreError
 DEMO_DAYS, DEMO_PER_DAY = 36, 10_000
-PIPED_WIDTH = 1000  # tables printed to a pipe or file are not cut at 80 columns
 # No markup or emoji codes: user strings ("[/v2]", ":x:") are printed as they are; lines are
 # not broken at the console's width (a terminal wraps them itself, a pipe keeps them whole).
 out = Console(markup=False, emoji=False, soft_wrap=True)
 err = Console(stderr=True, markup=False, emoji=False, soft_wrap=True)
-FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-                      show_default=True, help="Output format.")
+FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]),
+                      default="table", show_default=True,
+                      help="Output format: a table (plain columns when piped), json or csv.")
+JSON_FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]),
+                           default="table", show_default=True, help="Output format.")
 
 
 def _day(_: click.Context, param: click.Parameter, value: str | None) -> date | None:
@@ -58,8 +61,10 @@ def _day(_: click.Context, param: click.Parameter, value: str | None) -> date | 
 
 
 def _progress() -> Progress:
+    """Progress bars on a terminal's stderr; nothing when stderr is a pipe or a file."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err, transient=False)
+                    TimeElapsedColumn(), console=err, transient=False,
+                    disable=not err.is_terminal)
 
 
 ENGINE = click.option(
@@ -73,8 +78,6 @@ def spare_pandas_probe() -> None:
     and holds no pandas object: let that probe find none, in a process that has not loaded
     pandas. Only for the command's own process: afterwards pyarrow's pandas conversions
     (``Table.from_pandas`` still works) no longer treat pandas types specially."""
-    import sys
-
     if "pandas" in sys.modules:
         return
     import pyarrow as pa
@@ -281,17 +284,36 @@ def drift(ctx: click.Context, start: date | None, end: date | None, segments: tu
     with _monitor(ctx) as monitor:
         rows = monitor.drift(start, end, _parse_segments(segments) or None)
         missing = "" if rows else _why_no_drift(monitor, start, end)
-    if fmt == "json":
-        click.echo(json.dumps([r.as_json() for r in rows], indent=2))
-        return
-    if not rows:
+    records = _drift_records(rows)
+    if not rows and fmt == "table":
         out.print(f"No feature drift for that range: {missing}.")
         return
-    table = _table("feature drift against the reference set, most moved first",
-                   ("date", "feature", "method", "value"))
+    table = _table("feature drift against the reference set, one row per feature and day, "
+                   "most moved first", ("date", "feature", *DRIFT_COLUMNS.values()))
+    for r in records:
+        table.add_row(r["date"], r["feature"], *(_figure(r.get(m)) for m in DRIFT_COLUMNS))
+    _emit(fmt, table, records, ("date", "feature", "segment", *DRIFT_COLUMNS))
+
+
+# The key figures of a feature's drift, as the table heads them; csv and json have every one.
+DRIFT_COLUMNS = {"psi": "psi", "ks": "ks", "wasserstein_sd": "wasserstein_sd",
+                 "jensen_shannon": "jensen_shannon", "new_category_share": "new_categories",
+                 "missing_rate": "missing", "missing_rate_reference": "missing_ref"}
+
+
+def _drift_records(rows: Sequence[DriftRanking]) -> list[dict[str, Any]]:
+    """One record per feature and day (in the ranking's order), a key per measure."""
+    records: dict[tuple[date, str, str], dict[str, Any]] = {}
     for r in rows:
-        table.add_row(str(r.date), r.feature, r.method, f"{r.value:.4g}")
-    _show(table)
+        key = (r.date, r.feature, json.dumps(r.segment, sort_keys=True))
+        record = records.setdefault(key, {"date": r.date.isoformat(), "feature": r.feature,
+                                          "segment": r.segment})
+        record[r.method] = r.value
+    return list(records.values())
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
 
 
 def _why_no_drift(monitor: Monitor, start: date | None, end: date | None) -> str:
@@ -362,11 +384,8 @@ def storage_status(ctx: click.Context, fmt: str) -> None:
         today = datetime.now(UTC).date()
         retiring = monitor.retention(today, dry_run=True)
         cooling = monitor.tiering_due(today)
-    if fmt == "json":
-        click.echo(json.dumps([{**asdict(s), "oldest": s.oldest and s.oldest.isoformat(),
-                                "newest": s.newest and s.newest.isoformat()} for s in found],
-                              indent=2))
-        return
+    records = [{**asdict(s), "oldest": s.oldest and s.oldest.isoformat(),
+                "newest": s.newest and s.newest.isoformat()} for s in found]
     table = _table(f"the store at {monitor.config.store}",
                    ("table", "files", "size", "of which cold", "rows", "oldest", "newest",
                     "small files", "debris"))
@@ -375,7 +394,9 @@ def storage_status(ctx: click.Context, fmt: str) -> None:
                       f"{s.cold_files:,} files, {_size(s.cold_bytes)}" if s.cold_files else "-",
                       f"{s.rows:,}", str(s.oldest or "-"), str(s.newest or "-"),
                       f"{s.small_files:,}", f"{s.debris:,}")
-    _show(table)
+    _emit(fmt, table, records)
+    if fmt != "table":
+        return
     if cooling:
         out.print(f"The next 'hindsight storage tier' moves {len(cooling)} partitions to the "
                   f"cold store, from {min(d for _, d in cooling)} to "
@@ -390,23 +411,31 @@ def storage_status(ctx: click.Context, fmt: str) -> None:
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
 @click.option("--as-of", "as_of", callback=_day, default=None,
               help="Count ages from this date. Default: today (UTC).")
+@FORMAT
 @click.pass_context
-def storage_retention(ctx: click.Context, dry_run: bool, as_of: date | None) -> None:
+def storage_retention(ctx: click.Context, dry_run: bool, as_of: date | None,
+                      fmt: str) -> None:
     """Delete date partitions older than storage.delete_after_days (whole days, never the
     reference set, validations, the outbox or a table's newest partition)."""
     today = as_of or datetime.now(UTC).date()
     with _monitor(ctx) as monitor:
         if not monitor.config.storage.delete_after_days.configured:
+            if fmt != "table":
+                _emit(fmt, _table("", ()), [], ("table", "date", "files", "bytes"))
+                return
             out.print(f"No retention is configured in {monitor.config.source} "
                       "(storage.delete_after_days): everything is kept.")
             return
         gone = monitor.retention(today, dry_run)
     verb = "would delete" if dry_run else "deleted"
-    table = _table(f"retention as of {today}: {verb} {len(gone)} partitions, "
-                   f"{_size(sum(p.bytes for p in gone))}", ("table", "date", "files", "size"))
+    if fmt == "table":  # what was done, whatever follows
+        out.print(f"Retention as of {today}: {verb} {len(gone)} partitions, "
+                  f"{_size(sum(p.bytes for p in gone))}.", highlight=False)
+    table = _table("", ("table", "date", "files", "size"))
     for p in gone:
         table.add_row(p.table, str(p.dt), f"{p.files:,}", _size(p.bytes))
-    _show(table)
+    _emit(fmt, table, [{"table": p.table, "date": p.dt.isoformat(), "files": p.files,
+                        "bytes": p.bytes} for p in gone], ("table", "date", "files", "bytes"))
 
 
 @storage.command("tier")
@@ -439,7 +468,7 @@ def storage_tier(ctx: click.Context, as_of: date | None) -> None:
 @click.option("--labels-per-prediction", type=click.FloatRange(0), default=None,
               help="Labels a prediction gets (corrections included), when the store cannot "
                    "say. Default: as measured in the store, else 1.")
-@FORMAT
+@JSON_FORMAT
 @click.pass_context
 def storage_estimate(ctx: click.Context, rows_per_day: int, days: int, hot_days: int,
                      price_hot: float, price_cold: float, sample: str | None,
@@ -470,7 +499,7 @@ def _size(n: float) -> str:
 
 
 @cli.command(name="check")
-@FORMAT
+@JSON_FORMAT
 @click.pass_context
 def check_command(ctx: click.Context, fmt: str) -> None:
     """Check the store: every file opens, types agree, ids stored once, compactions
@@ -522,8 +551,10 @@ def coverage(ctx: click.Context, day: date | None, drop: float, shift: float,
                              drop, shift)
     if fmt == "json":
         click.echo(json.dumps(report.as_json(), indent=2))
-        return
-    _print_coverage(report)
+    elif fmt == "csv":
+        click.echo(csv_text([c.as_json() for c in report.cells]), nl=False)
+    else:
+        _print_coverage(report)
 
 
 @cli.command()
@@ -548,9 +579,20 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         err.print(f"No token in ${settings.token_env}: serving on {host} (loopback) only, "
                   "without authentication.")
     try:
-        uvicorn.Server(server_config(create_app(monitor, token), host, port, settings)).run()
+        config = server_config(create_app(monitor, token), host, port, settings)
+        listening = config.bind_socket()  # bound before saying so: port 0 names its port
+        click.echo(f"Listening on {_address(listening.getsockname())} "
+                   + ("(bearer token required for /v1 and /metrics; people sign in at "
+                      "/signin)" if token else "(no token: loopback only, no sign-in)"))
+        sys.stdout.flush()
+        uvicorn.Server(config).run(sockets=[listening])
     finally:
         monitor.close()
+
+
+def _address(bound: tuple[Any, ...]) -> str:
+    host, port = bound[0], bound[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _token(variable: str) -> str | None:
@@ -695,10 +737,7 @@ def versions(ctx: click.Context, as_of: date | None, daily: int | None, fmt: str
             _print_daily_versions(monitor, as_of, daily, fmt)
             return
         day, seen = monitor.versions(as_of)
-    if fmt == "json":
-        click.echo(json.dumps([v.as_json() for v in seen], indent=2))
-        return
-    if day is None:
+    if day is None and fmt == "table":
         out.print("No predictions stored yet: no versions to list.")
         return
     table = _table(f"versions up to {day}", ("column", "value", "first seen", "last seen",
@@ -710,7 +749,7 @@ def versions(ctx: click.Context, as_of: date | None, daily: int | None, fmt: str
         table.add_row(v.column, v.value, f"{v.first_seen:%Y-%m-%d %H:%M}",
                       f"{v.last_seen:%Y-%m-%d %H:%M}", f"{share:.1%}", f"{v.total:,}", pinned,
                       v.validation or "-")
-    _show(table)
+    _emit(fmt, table, [v.as_json() for v in seen])
 
 
 @cli.command(name="validate")
@@ -730,6 +769,8 @@ def validate_command(ctx: click.Context, candidate: str, version: str | None,
         result = monitor.validate_file(candidate, version, min_agreement)
     if fmt == "json":
         click.echo(json.dumps(result.as_json(), indent=2))
+    elif fmt == "csv":
+        click.echo(csv_text([c.as_json() for c in result.comparisons]), nl=False)
     else:
         table = _table(f"candidate {version or candidate} vs the promoted model, "
                        f"{result.rows:,} validation rows",
@@ -768,6 +809,9 @@ def evaluate(ctx: click.Context, incidents: str, start: date | None, end: date |
     if fmt == "json":
         click.echo(json.dumps(result.as_json(), indent=2))
         return
+    if fmt == "csv":
+        click.echo(csv_text([d.as_json() for d in result.detections]), nl=False)
+        return
     table = _table(f"{result.runs} runs replayed",
                    ("incident", "start", "detected", "delay", "segment"))
     for d in result.detections:
@@ -800,10 +844,8 @@ def metrics(ctx: click.Context, day: date, as_of: date | None, segments: tuple[s
         if wanted and not rows:
             _, every = monitor.metrics(day, seen_as_of)
             _check_segment_values(wanted, every)
-    if fmt == "json":
-        click.echo(json.dumps([r.as_json() for r in rows], indent=2))
-        return
-    _print_metrics(rows, f"predictions of {day}, labels as of {seen_as_of}")
+    rows = sorted(rows, key=lambda r: len(r.segment))  # the whole population first
+    _print_metrics(rows, f"predictions of {day}, labels as of {seen_as_of}", fmt)
 
 
 @cli.command()
@@ -861,9 +903,6 @@ def demo(full: bool, directory: str, days: int | None, per_day: int | None,
 
 def _print_daily_versions(monitor: Monitor, as_of: date | None, days: int, fmt: str) -> None:
     last, rows = monitor.version_shares(as_of, days)
-    if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
-        return
     table = _table(f"daily share of each version, {days} days to {last}",
                    ("date", "column", "value", "predictions", "share",
                     "same answer, other input"))
@@ -871,22 +910,35 @@ def _print_daily_versions(monitor: Monitor, as_of: date | None, days: int, fmt: 
         repeated = "-" if r["repeated_answers"] is None else f"{r['repeated_answers']:.1%}"
         table.add_row(r["date"], r["column"], str(r["value"]), f"{r['predictions']:,}",
                       f"{r['share']:.1%}", repeated)
-    _show(table)
+    _emit(fmt, table, rows)
 
 
-def _table(title: str, columns: Sequence[str], **options: Any) -> RichTable:
-    """A table whose cells wrap rather than being cut short."""
-    table = RichTable(title=title, **options)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    return table
+def _table(title: str, columns: Sequence[str], **options: Any) -> Rows:
+    """A table to fill with ``add_row``, then print with ``_show`` or ``_emit``."""
+    return Rows(title, tuple(columns), options)
 
 
-def _show(table: RichTable) -> None:
+def _show(table: Rows) -> None:
+    """Drawn on a terminal; plain columns, one line a row, on a pipe or into a file (the
+    title then goes to stderr: seen by the person, not by the next command)."""
     if out.is_terminal:
-        out.print(table)
-    else:  # a pipe or a file has no width to fit: print whole rows
-        Console(file=out.file, width=PIPED_WIDTH, markup=False, emoji=False).print(table)
+        out.print(table.drawn())
+        return
+    if table.title:
+        err.print(table.title, highlight=False)
+    click.echo(table.plain())
+
+
+def _emit(fmt: str, table: Rows, records: Sequence[dict[str, Any]],
+          keys: Sequence[str] = ()) -> None:
+    """The table for people, or its records as json or csv (``keys``: the csv header when
+    there is no record)."""
+    if fmt == "json":
+        click.echo(json.dumps(list(records), indent=2))
+    elif fmt == "csv":
+        click.echo(csv_text(records, keys), nl=False)
+    else:
+        _show(table)
 
 
 def _summary_line(summary: RunSummary) -> str:
@@ -908,17 +960,15 @@ def _skipped_text(summary: RunSummary) -> str:
 
 
 def _print_alerts(found: Sequence[Alert], fmt: str) -> None:
-    if fmt == "json":
-        click.echo(json.dumps([a.as_json() for a in found], indent=2))
-        return
-    if not found:
+    if not found and fmt == "table":
         out.print("No alerts.")
         return
     table = _table(f"{len(found)} alert(s)", ("date", "at", "kind", "state", "alert"),
                    show_lines=True)
     for a in found:
-        table.add_row(str(a.date), f"{a.at:%H:%M}" if a.at else "", a.kind, a.state, a.message)
-    _show(table)
+        table.add_row(str(a.date), f"{a.at:%H:%M}" if a.at else "-", a.kind, a.state,
+                      a.message)
+    _emit(fmt, table, [a.as_json() for a in found])
 
 
 def _print_coverage(report: CoverageReport) -> None:
@@ -930,10 +980,10 @@ def _print_coverage(report: CoverageReport) -> None:
         blind = ", ".join(f"{share:.1%} {why}" for why, share in shares.items()) or "none"
         out.print(f"depth {depth}: predictions in cells that can never be tested: {blind}",
                   highlight=False)
-    table = _table(f"{report.metric}: smallest detectable drop, days to catch a drop of "
-                   f"{report.drop:g}; prediction drift ({report.drift_unit}): smallest "
-                   f"shift, days to catch {report.shift:g}",
-                   ("segment", "per day", "smallest drop", "days", "drift shift",
+    out.print(f"Per segment, {report.metric}: the smallest detectable drop and the days to "
+              f"catch a drop of {report.drop:g}; prediction drift ({report.drift_unit}): the "
+              f"smallest shift and the days to catch {report.shift:g}.", highlight=False)
+    table = _table("", ("segment", "per day", "smallest drop", "days", "drift shift",
                     "drift days", "blind because"))
 
     def number(value: float | int | None, form: str) -> str:
@@ -951,7 +1001,7 @@ def _print_coverage(report: CoverageReport) -> None:
     _show(table)
 
 
-def _print_metrics(rows: Sequence[MetricRow], title: str) -> None:
+def _print_metrics(rows: Sequence[MetricRow], title: str, fmt: str) -> None:
     table = _table(title, ("segment", "metric", "value", "n_predictions", "n_labelled",
                            "coverage"))
     for r in rows:
@@ -960,7 +1010,7 @@ def _print_metrics(rows: Sequence[MetricRow], title: str) -> None:
             "n/a" if r.value is None else f"{r.value:.4f}", str(r.n_predictions),
             str(r.n_labelled), "n/a" if r.label_coverage is None else f"{r.label_coverage:.0%}",
         )
-    _show(table)
+    _emit(fmt, table, [r.as_json() for r in rows])
 
 
 def _parse_segments(pairs: Sequence[str]) -> dict[str, str]:
@@ -995,6 +1045,27 @@ def _check_segment_values(wanted: dict[str, str], rows: Sequence[MetricRow]) -> 
             raise click.BadParameter(
                 f"no predictions of that day have {column}={value!r}; values seen: "
                 f"{shown or 'none'}", param_hint="--segment")
+
+
+def _config_after(command: click.Command) -> None:
+    """Accept ``--config`` after ``command`` and each of its sub-commands too, as before
+    them (``hindsight alerts --config f``); the last one given wins."""
+    if command.name == "demo":  # writes its own config
+        return
+    command.params.append(click.Option(
+        ["--config"], type=click.Path(dir_okay=False), default=None, expose_value=False,
+        callback=_config_given, help="Config file (as before the sub-command)."))
+    for sub in getattr(command, "commands", {}).values():
+        _config_after(sub)
+
+
+def _config_given(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.obj["config"] = value  # the one dict every context of the command line shares
+
+
+for _command in cli.commands.values():
+    _config_after(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -226,6 +226,13 @@ class ServiceSettings(_Frozen):
         description="environment variable with the bearer token; unset: loopback only",
     )
     open_reads: bool = Field(default=False, description="serve reads without the token")
+    session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30,
+        description="how long a browser's sign-in (on /signin, with the token) lasts")
+    secure_cookie: bool = Field(
+        default=False,
+        description="mark the sign-in cookie Secure even on plain http (TLS ends at a proxy "
+                    "that sends no X-Forwarded-Proto); over https it is Secure anyway")
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024,
                                 description="largest request body accepted")
     max_rows: int = Field(default=500_000, ge=1, description="most rows in one request")

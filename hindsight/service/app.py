@@ -46,6 +46,14 @@ from hindsight.service.bodies import (
 )
 from hindsight.service.connections import LoopbackGuard
 from hindsight.service.metrics import DriftCollector, IngestMetrics, StoreCollector
+from hindsight.service.signin import (
+    COOKIE,
+    Sessions,
+    SignInRequired,
+    add_signin,
+    page_target,
+    wants_html,
+)
 from hindsight.service.watch import DriftWatch
 from hindsight.store.inputs import OverLimit
 
@@ -172,9 +180,24 @@ def create_app(monitor: Monitor, token: str | None,
             raise HTTPException(401, "missing or wrong bearer token",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    def reads(request: Request) -> None:
+    sessions = (Sessions(token, settings.session_hours * 3600) if token is not None
+                else None)
+
+    def machine_reads(request: Request) -> None:
+        """The API and /metrics: the bearer token only (a browser's cookie opens none)."""
         if not settings.open_reads:
             authorized(request)
+
+    def reads(request: Request) -> None:
+        """A page: the bearer token or a session; a browser without either signs in."""
+        if settings.open_reads or sessions is None or signed_in(request):
+            return
+        if "authorization" not in request.headers and wants_html(request):
+            raise SignInRequired(page_target(request))
+        authorized(request)
+
+    def signed_in(request: Request) -> bool:
+        return sessions is not None and sessions.valid(request.cookies.get(COOKIE))
 
     def too_large(table: str) -> HTTPException:
         ingest_metrics.refused.labels(table, "too_large").inc()
@@ -275,7 +298,7 @@ def create_app(monitor: Monitor, token: str | None,
         """Log labels, in the same formats. The latest label per id wins."""
         return await receive(request, "labels")
 
-    @app.get("/v1/alerts", dependencies=[Depends(reads)])
+    @app.get("/v1/alerts", dependencies=[Depends(machine_reads)])
     def get_alerts(start: date | None = None, end: date | None = None,
                    state: Annotated[Literal["opened", "ongoing", "stale", "resolved", "open"]
                                     | None, Query()] = None) -> list[dict[str, Any]]:
@@ -285,19 +308,22 @@ def create_app(monitor: Monitor, token: str | None,
                  [a for a in monitor.alerts(start, end) if state in (None, a.state)])
         return [a.as_json() for a in found]
 
-    @app.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(reads)])
+    @app.get("/metrics", response_class=PlainTextResponse,
+             dependencies=[Depends(machine_reads)])
     def metrics() -> PlainTextResponse:
         """Prometheus exposition format."""
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    add_signin(app, sessions, templates, monitor.config.model, settings.secure_cookie)
 
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
         days = getattr(context.get("view"), "days", None)
         return templates.TemplateResponse(request, f"{name}.html", {
             "page": name, "model": monitor.config.model, "title": name,
-            "range_query": days.query if days else "", **context})
+            "range_query": days.query if days else "",
+            "signed_in": signed_in(request), **context})
 
     def days_of(start: str | None, end: str | None) -> views.Range:
         """The range of a page's ``from`` and ``to`` (either may be empty: open)."""
@@ -367,7 +393,7 @@ def create_app(monitor: Monitor, token: str | None,
     def plotly_bundle() -> FileResponse:
         return FileResponse(plotly_js, media_type="text/javascript")
 
-    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(reads)])
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(machine_reads)])
     def openapi() -> dict[str, Any]:
         return app.openapi()
 
