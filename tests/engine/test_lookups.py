@@ -9,10 +9,10 @@ import pytest
 
 from hindsight.config import Config
 from hindsight.engine.duck import DuckDBEngine
-from hindsight.engine.lookups import SmallFileRows
+from hindsight.engine.lookups import ENTRY_BYTES, SmallFileRows
 from hindsight.monitor import Monitor
 from hindsight.store.compaction import compact
-from hindsight.store.partitions import PartitionFile
+from hindsight.store.partitions import PartitionFile, Table
 from tests.conftest import prediction
 
 
@@ -75,12 +75,36 @@ def test_a_look_up_sees_what_other_writers_add_and_counts_merged_rows_once(
 
 def test_the_kept_rows_stay_within_their_budget_least_recently_used_out_first() -> None:
     rows = pa.table({"id": [f"{i:08d}" for i in range(100)]})
-    kept = SmallFileRows(budget=rows.nbytes * 20)
+    kept = SmallFileRows(budget=(rows.nbytes + ENTRY_BYTES) * 20)
     for k in range(30):
-        kept.keep(f"f{k}", rows)
-    files = [PartitionFile(f"f{k}", None, size=100) for k in range(30)]
+        kept.keep(f"dt={k}/f", rows)
+    files = [PartitionFile(f"dt={k}/f", None, size=100) for k in range(30)]
     held, unseen, others = kept.split(files)
-    assert len(held) == 20 and unseen == [f"f{k}" for k in range(10)] and others == []
-    kept.split(files[10:11])  # f10 used: f11 goes next
+    assert len(held) == 20 and unseen == [f"dt={k}/f" for k in range(10)] and others == []
+    kept.split(files[10:11])  # dt=10 used: dt=11 goes next
     kept.keep("g", rows)
-    assert "f11" in kept.split(files)[1] and "f10" not in kept.split(files)[1]
+    assert "dt=11/f" in kept.split(files)[1] and "dt=10/f" not in kept.split(files)[1]
+
+
+def test_one_row_files_count_at_what_they_cost_so_their_number_stays_bounded() -> None:
+    """A one-row table's buffers are a few dozen bytes, its objects some kilobytes: a budget
+    of buffers alone was never reached, and the service kept every file it ever wrote."""
+    kept = SmallFileRows(budget=1 << 20)
+    for k in range(10_000):
+        kept.keep(f"dt=2026-01-01/part-{k}.parquet", pa.table({"id": [f"r{k}"]}))
+    assert 0 < len(kept) <= (1 << 20) // 4096  # each holds over 4 KiB resident
+    assert kept.bytes <= 1 << 20
+
+
+def test_files_merged_away_are_let_go_by_the_next_look_up_of_their_day(
+        make_config: Callable[..., Config]) -> None:
+    """Rounds of small writes and compactions, as a service between compactions: what the
+    look-ups keep follows the files of the day, not every file ever written."""
+    with Monitor(make_config()) as monitor:
+        for round_ in range(4):
+            _batches(monitor, 20 * round_, 20)
+            compact(monitor.store, grace=timedelta(0))
+            found = monitor.lookups.stored_predictions(pa.array(["r1", f"r{200 * round_}"]))
+            assert found.num_rows == 2
+            listed = monitor.store.files(Table.PREDICTIONS)
+            assert len(monitor.lookups._small_files) <= len(listed) == 1
