@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 import plotly
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CollectorRegistry, generate_latest
@@ -119,6 +120,12 @@ def date_of(name: str, text: str | None) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{name}={text[:40]!r} is not a date: give it as YYYY-MM-DD") from None
+
+
+def bad_query(name: str, text: str | None, reason: ValueError) -> RequestValidationError:
+    """A bad query parameter, answered in the shape the OpenAPI document promises for 422."""
+    return RequestValidationError([{"type": "value_error", "loc": ("query", name),
+                                    "msg": str(reason), "input": text}])
 
 
 class IngestAnswer(BaseModel):
@@ -327,11 +334,16 @@ def create_app(monitor: Monitor, token: str | None,
 
     def days_of(start: str | None, end: str | None) -> views.Range:
         """The range of a page's ``from`` and ``to`` (either may be empty: open)."""
+        days = {}
+        for name, text in (("from", start), ("to", end)):
+            try:
+                days[name] = date_of(name, text)
+            except ValueError as exc:
+                raise bad_query(name, text, exc) from None
         try:
-            return views.Range(*(date_of(name, text) for name, text in (("from", start),
-                                                                        ("to", end))))
+            return views.Range(days["from"], days["to"])
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from exc
+            raise bad_query("from", start, exc) from None
 
 
     @app.get("/", response_class=HTMLResponse, dependencies=[Depends(reads)])

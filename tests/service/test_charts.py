@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -167,6 +168,18 @@ def test_a_date_range_selection_shows_an_old_incident(served: Server, page: Page
     page.click("nav a[href^='/segments']")  # the range goes along
     _drawn(page, "segment-chart")
     assert "from=2026-01-01" in page.url
+
+
+@pytest.mark.parametrize(("query", "named"), [("/?to=2026-13-01", "to"),
+                                               ("/segments?from=%1B%C3%8E", "from"),
+                                               ("/drift?from=2026-03-02&to=2026-03-01", "from")])
+def test_a_bad_date_is_refused_naming_its_parameter_in_the_documented_shape(
+        served: Server, query: str, named: str) -> None:
+    answer = httpx.get(served.url + query)
+    assert answer.status_code == 422
+    (detail,) = answer.json()["detail"]  # the OpenAPI document's HTTPValidationError
+    assert detail["loc"] == ["query", named]
+    assert "YYYY-MM-DD" in detail["msg"] or "swap them" in detail["msg"]
 
 
 def test_young_days_get_their_own_mark_beside_label_coverage(served: Server,
