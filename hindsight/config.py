@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -624,31 +623,13 @@ def resolve_config_path(path: str | Path | None = None) -> Path:
     return Path(chosen)
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Read and check a config file; a relative ``store`` is taken relative to the file."""
-    file = resolve_config_path(path)
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            f"{file}: no such config file (pass --config FILE or set {CONFIG_ENV_VAR})"
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{file}: expected a mapping of keys (model, store, columns, ...)")
-    config = parse_config(raw, source=str(file))
-    if "://" not in config.store and not Path(config.store).is_absolute():
-        config = config.model_copy(update={"store": str((file.parent / config.store).resolve())})
-    cold = config.storage.cold_store
-    if cold is not None and "://" not in cold and not Path(cold).is_absolute():
-        storage = config.storage.model_copy(
-            update={"cold_store": str((file.parent / cold).resolve())})
-        config = config.model_copy(update={"storage": storage})
-        problem = cold_store_problem(config.store, storage.cold_store or "")
-        if problem is not None:  # the paths as resolved against the file's folder
-            raise ConfigError(f"{file}: {problem}")
-    return config
+def load_config(path: str | Path | None = None, model: str | None = None) -> Config:
+    """Read and check a config file; relative paths are taken relative to the file. A
+    workspace file (``models:``) gives the config of ``model``, which may be left out when
+    it holds one model (see ``hindsight.workspace``)."""
+    from hindsight.workspace import load_workspace
+
+    return load_workspace(path).config(model)
 
 
 def cold_store_problem(store: str, cold: str) -> str | None:
