@@ -303,6 +303,11 @@ def test_drift_says_when_runs_had_no_predictions_to_compare(
      "line 1 is nested too deeply (50000 levels"),
     ("deeper.jsonl", b'{"id": "0001", "note": "[[[[{{{{"}\n' + b"[" * 50_000 + b"]" * 50_000,
      "line 2 is nested too deeply"),
+    ("null.jsonl", b"null", "line 1 is not a JSON object (it starts with b'null')"),
+    ("nulls.jsonl", b"\xef\xbb\xbf\n  null\n{\"id\": \"0001\"}\n",
+     "line 2 is not a JSON object"),
+    ("list.jsonl", b'{"id": "0001", "ts": "2026-01-01T10:00:00", "pred": "yes"}\n[1, 2]\n',
+     "line 2 is not a JSON object (it starts with b'[1, 2]')"),
 ])
 def test_bad_files_exit_3_naming_the_problem_and_never_crash(
         project: Path, name: str, content: bytes, named: str) -> None:

@@ -352,7 +352,27 @@ def _refuse_deep_json_file(file: Path, max_depth: int) -> None:
         line = 1
         for piece in _whole_lines(stream):
             refuse_deep_json(piece, str(file), max_depth, first_line=line)
+            _refuse_values_not_objects(piece.removeprefix(_BOM) if line == 1 else piece,
+                                       file, line)
             line += piece.count(b"\n")
+
+
+_BOM = b"\xef\xbb\xbf"
+#: the first character of a line that is not blank and does not open an object
+_NOT_AN_OBJECT = re.compile(rb"^[ \t\r\f\v]*([^{\s])", re.MULTILINE)
+
+
+def _refuse_values_not_objects(piece: bytes, file: Path, first_line: int) -> None:
+    """Each line of JSON lines is one object. Arrow's reader takes a ``null`` line for a row,
+    and a file of only such lines crashes it (the process, not an exception): refuse them
+    before it reads anything."""
+    found = _NOT_AN_OBJECT.search(piece)
+    if found is not None:
+        line = first_line + piece.count(b"\n", 0, found.start())
+        shown = piece[found.start(1):found.start(1) + 12].split(b"\n")[0].rstrip()
+        raise InputError(f"{file}: line {line} is not a JSON object (it starts with "
+                         f"{shown!r}); one object per "
+                         'line, e.g. {"id": "r1", ...}')
 
 
 def _whole_lines(stream: IO[bytes]) -> Iterator[bytes]:
