@@ -562,32 +562,34 @@ def coverage(ctx: click.Context, day: date | None, drop: float, shift: float,
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Serve HTTP ingest, the alert API and /metrics."""
+    """Serve HTTP ingest, the alert API and /metrics (every model of a workspace)."""
     import uvicorn
 
-    from hindsight.monitor import Monitor
-    from hindsight.service.app import create_app
+    from hindsight.service.access import Keys
+    from hindsight.service.app import create_workspace_app
     from hindsight.service.connections import server_config
+    from hindsight.workspace import load_workspace
 
-    monitor = Monitor.from_config(ctx.obj["config"])
-    settings = monitor.config.service
-    token = _token(settings.token_env)
-    if token is None:
+    workspace = load_workspace(ctx.obj["config"])
+    settings = workspace.service
+    keys = Keys.of(workspace, _token)
+    if not keys.required:
         if not _loopback_only(host):
             raise ConfigError(f"no bearer token in ${settings.token_env}: refusing to serve "
                               f"on {host}; set the token, or serve on 127.0.0.1")
         err.print(f"No token in ${settings.token_env}: serving on {host} (loopback) only, "
                   "without authentication.")
-    try:
-        config = server_config(create_app(monitor, token), host, port, settings)
-        listening = config.bind_socket()  # bound before saying so: port 0 names its port
-        click.echo(f"Listening on {_address(listening.getsockname())} "
-                   + ("(bearer token required for /v1 and /metrics; people sign in at "
-                      "/signin)" if token else "(no token: loopback only, no sign-in)"))
-        sys.stdout.flush()
-        uvicorn.Server(config).run(sockets=[listening])
-    finally:
-        monitor.close()
+    for name, problem in workspace.broken.items():
+        if ctx.obj.get("model") is None:  # with --model, a broken one is an error below
+            err.print(f"Model {name} is not served (its routes answer 503 with why): {problem}")
+    app = create_workspace_app(workspace, keys, only=ctx.obj.get("model"))
+    config = server_config(app, host, port, settings)
+    listening = config.bind_socket()  # bound before saying so: port 0 names its port
+    click.echo(f"Listening on {_address(listening.getsockname())} "
+               + ("(bearer token required for /v1 and /metrics; people sign in at "
+                  "/signin)" if keys.required else "(no token: loopback only, no sign-in)"))
+    sys.stdout.flush()
+    uvicorn.Server(config).run(sockets=[listening])  # the app closes its monitors on exit
 
 
 def _address(bound: tuple[Any, ...]) -> str:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -69,7 +69,8 @@ INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"model": Refusal, "description": "too many bodies at once; see Retry-After"},
 }
 #: in a workspace, a model's own token may be sent to another model
-OTHER_MODEL: dict[int | str, dict[str, Any]] = {403: {"description": "the token opens other models, not this one"}}
+OTHER_MODEL: dict[int | str, dict[str, Any]] = {
+    403: {"description": "the token opens other models, not this one"}}
 
 
 def add_api(app: FastAPI, served: ServedModel, api: str, guard: Guard,
