@@ -28,6 +28,9 @@ From = Annotated[str | None, Query(alias="from", description="first day shown (Y
 To = Annotated[str | None, Query(description="last day shown (YYYY-MM-DD): the run of this "
                                              "date, or the latest before it")]
 
+Drop = Annotated[float, Query(ge=0, le=1e6, description="the drop in the headline metric "
+                                                        "whose days to catch are shown")]
+
 
 def date_of(name: str, text: str | None) -> date | None:
     """A page's date parameter: empty means open; anything else must be YYYY-MM-DD."""
@@ -132,11 +135,13 @@ def add_pages(app: FastAPI, served: ServedModel, base: str, pages: Pages) -> Non
     monitor, writer = served.monitor, served.writer
     reads = [Depends(pages.guard.reads(served.name))]
     tags: list[str | Enum] | None = [served.name] if base else None
+    extra = OTHER_MODEL if base else {}
 
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
         return pages.render(request, served, base, name, **context)
 
-    @app.get(f"{base}/", response_class=HTMLResponse, dependencies=reads, tags=tags)
+    @app.get(f"{base}/", response_class=HTMLResponse, dependencies=reads, tags=tags,
+             responses=extra)
     def overview_page(request: Request, start: From = None, to: To = None) -> HTMLResponse:
         """Aggregate metric by day with label coverage, and the open alerts."""
         with writer:
@@ -144,7 +149,8 @@ def add_pages(app: FastAPI, served: ServedModel, base: str, pages: Pages) -> Non
                                                                  days=days_of(start, to)))
 
     @app.get(f"{base}/alert", response_class=HTMLResponse, dependencies=reads, tags=tags,
-             responses={404: {"description": "no alert with that key (on that date)"}})
+             responses={404: {"description": "no alert with that key (on that date)"},
+                        **extra})
     def alert_page(request: Request, key: str, date: date | None = None) -> HTMLResponse:
         """One alert whole, with every segment it explains (the run of ``date``, default:
         the latest run that has it), its trend and links to its history and drift."""
@@ -155,7 +161,8 @@ def add_pages(app: FastAPI, served: ServedModel, base: str, pages: Pages) -> Non
             return page(request, "alert", view=alert_view(monitor, found[-1]),
                         describe=describe_segment)
 
-    @app.get(f"{base}/segments", response_class=HTMLResponse, dependencies=reads, tags=tags)
+    @app.get(f"{base}/segments", response_class=HTMLResponse, dependencies=reads, tags=tags,
+             responses=extra)
     def segments_page(request: Request, column: str | None = None,
                       within: str | None = None, start: From = None,
                       to: To = None) -> HTMLResponse:
@@ -168,7 +175,8 @@ def add_pages(app: FastAPI, served: ServedModel, base: str, pages: Pages) -> Non
             return page(request, "segments", view=views.segments(
                 monitor, column, inside, days=days_of(start, to)))
 
-    @app.get(f"{base}/drift", response_class=HTMLResponse, dependencies=reads, tags=tags)
+    @app.get(f"{base}/drift", response_class=HTMLResponse, dependencies=reads, tags=tags,
+             responses=extra)
     def drift_page(request: Request, feature: str | None = None, start: From = None,
                    to: To = None) -> HTMLResponse:
         """Prediction drift against its noise band; features ranked; one histogram."""
@@ -176,16 +184,18 @@ def add_pages(app: FastAPI, served: ServedModel, base: str, pages: Pages) -> Non
             return page(request, "drift", view=views.drift(monitor, feature,
                                                            days_of(start, to)))
 
-    @app.get(f"{base}/coverage", response_class=HTMLResponse, dependencies=reads, tags=tags)
+    @app.get(f"{base}/coverage", response_class=HTMLResponse, dependencies=reads, tags=tags,
+             responses=extra)
     def coverage_page(request: Request, rows: str | None = None, columns: str | None = None,
-                      show: str = "drop", drop: float = 0.05) -> HTMLResponse:
+                      show: str = "drop", drop: Drop = 0.05) -> HTMLResponse:
         """Per cross of two segment columns: the smallest detectable drop (or the days to
         catch ``drop``) as of the latest run; each blind cell with its reason."""
         with writer:
             return page(request, "coverage",
                         view=views.coverage(monitor, rows, columns, show, drop))
 
-    @app.get(f"{base}/versions", response_class=HTMLResponse, dependencies=reads, tags=tags)
+    @app.get(f"{base}/versions", response_class=HTMLResponse, dependencies=reads, tags=tags,
+             responses=extra)
     def versions_page(request: Request) -> HTMLResponse:
         with writer:
             day, seen = monitor.versions()
