@@ -560,9 +560,14 @@ def coverage(ctx: click.Context, day: date | None, drop: float, shift: float,
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--model", metavar="NAME", default=None, expose_value=False,
+              callback=lambda ctx, _, name: ctx.obj.update(model=name) if name else None,
+              help="Serve this model of the workspace alone, at the root as a single "
+                   "model's service. Default: every model.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Serve HTTP ingest, the alert API and /metrics (every model of a workspace)."""
+    """Serve HTTP ingest, the alert API and /metrics (every model of a workspace, or the one
+    --model names)."""
     import uvicorn
 
     from hindsight.service.access import Keys
@@ -571,8 +576,11 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from hindsight.workspace import load_workspace
 
     workspace = load_workspace(ctx.obj["config"])
+    only = ctx.obj.get("model")
+    if only is not None:
+        workspace.config(only)  # an unknown or broken model: its error before any other
     settings = workspace.service
-    keys = Keys.of(workspace, _token)
+    keys = Keys.of(workspace, _token, only)
     if not keys.required:
         if not _loopback_only(host):
             raise ConfigError(f"no bearer token in ${settings.token_env}: refusing to serve "
@@ -580,9 +588,9 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         err.print(f"No token in ${settings.token_env}: serving on {host} (loopback) only, "
                   "without authentication.")
     for name, problem in workspace.broken.items():
-        if ctx.obj.get("model") is None:  # with --model, a broken one is an error below
+        if only is None:  # with --model, the others are not served at all
             err.print(f"Model {name} is not served (its routes answer 503 with why): {problem}")
-    app = create_workspace_app(workspace, keys, only=ctx.obj.get("model"))
+    app = create_workspace_app(workspace, keys, only=only)
     config = server_config(app, host, port, settings)
     listening = config.bind_socket()  # bound before saying so: port 0 names its port
     click.echo(f"Listening on {_address(listening.getsockname())} "

@@ -70,12 +70,16 @@ class Keys:
         return Scope(frozenset(opened)) if opened else None
 
     @classmethod
-    def of(cls, workspace: Workspace, read: Callable[[str], str | None]) -> Keys:
+    def of(cls, workspace: Workspace, read: Callable[[str], str | None],
+           only: str | None = None) -> Keys:
         """The tokens of a workspace's service, read from the variables its config names
-        (``read``: a variable's name to its value, None when unset)."""
+        (``read``: a variable's name to its value, None when unset); ``only``: of a service
+        of that model alone (the other models' tokens open nothing there)."""
         shared = workspace.service.token_env
         own: dict[str, set[str]] = {}
         for name, config in workspace.models.items():
+            if only is not None and name != only:
+                continue
             variable = config.service.token_env
             if variable != shared:
                 token = read(variable)
@@ -85,7 +89,8 @@ class Keys:
         keys = cls(everything, {t: frozenset(m) for t, m in own.items()})
         if everything is None and own:
             opened = set().union(*own.values())
-            left = [n for n in workspace.models if n not in opened]
+            left = [n for n in workspace.models if n not in opened
+                    and (only is None or n == only)]
             if left:
                 raise ConfigError(
                     f"{workspace.source}: ${shared} (the workspace's token) is not set while "

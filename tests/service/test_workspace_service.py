@@ -21,7 +21,7 @@ from playwright.sync_api import sync_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
 from hindsight.monitor import Monitor
-from hindsight.service.access import Keys
+from hindsight.service.access import Keys, Scope
 from hindsight.service.app import create_workspace_app
 from hindsight.service.signin import COOKIE
 from hindsight.workspace import Workspace, load_workspace
@@ -347,6 +347,78 @@ def test_models_without_a_token_while_others_have_one_are_refused(tmp_path: Path
     workspace = load_workspace(write_workspace(tmp_path, {"router": ROUTER, "fraud": FRAUD}))
     with pytest.raises(Exception, match=r"TEAM_TOKEN.*router would be opened by no token"):
         keys_of(workspace, FRAUD_TOKEN=FRAUD_ONLY)
+
+
+def test_serving_only_one_model_of_a_workspace(workspace: Workspace) -> None:
+    from hindsight.errors import ConfigError
+
+    keys = keys_of(workspace, TEAM_TOKEN=TEAM)
+    with pytest.raises(ConfigError, match=r"models\.legacy.*columns\.id"):
+        create_workspace_app(workspace, keys, only="legacy")
+    with pytest.raises(ConfigError, match="has no model 'pricing'"):
+        create_workspace_app(workspace, keys, only="pricing")
+    served = Served(create_workspace_app(workspace, keys, only="price"))
+    try:
+        with served.client() as http:
+            root = http.get("/v1/alerts")
+            inside = http.get("/v1/models/price/alerts")
+            other = http.get("/v1/models/router/alerts")
+            listing = http.get("/v1/models").json()
+    finally:
+        served.stop()
+    assert root.status_code == inside.status_code == 200
+    assert other.status_code == 404 and "its models: price" in other.json()["detail"]
+    assert listing == [{"model": "price", "status": "ok", "error": None}]
+
+
+def test_a_model_served_alone_needs_only_its_own_token(tmp_path: Path) -> None:
+    workspace = load_workspace(write_workspace(tmp_path, {"router": ROUTER, "fraud": FRAUD}))
+    with pytest.raises(Exception, match="router would be opened by no token"):
+        keys_of(workspace, FRAUD_TOKEN=FRAUD_ONLY)
+    keys = Keys.of(workspace, {"FRAUD_TOKEN": FRAUD_ONLY}.get, only="fraud")
+    assert keys.scope_of(FRAUD_ONLY) == Scope(frozenset({"fraud"}))
+    # serving router alone, fraud's token opens nothing: no token at all, loopback only
+    assert not Keys.of(workspace, {"FRAUD_TOKEN": FRAUD_ONLY}.get, only="router").required
+
+
+def test_serve_model_serves_one_model_of_a_workspace(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from hindsight.cli import main
+
+    file = write_workspace(tmp_path, {"router": ROUTER, "fraud": FRAUD,
+                                      "legacy": {"columns": {"id": "i"}}})
+    assert main(["--config", str(file), "serve", "--model", "legacy", "--port", "0"]) != 0
+    assert "models.legacy" in capsys.readouterr().err
+    assert main(["--config", str(file), "serve", "--model", "pricing", "--port", "0"]) != 0
+    assert "no model 'pricing'; its models: router, fraud, legacy" in capsys.readouterr().err
+    env = {**os.environ, "FRAUD_TOKEN": FRAUD_ONLY, "PYTHONPATH": os.getcwd()}
+    env.pop("TEAM_TOKEN", None)
+    with subprocess.Popen([sys.executable, "-m", "hindsight.cli", "--config", str(file),
+                           "serve", "--model", "fraud", "--port", "0"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          cwd=tmp_path) as serving:
+        try:
+            assert serving.stdout is not None
+            line = serving.stdout.readline()
+            address = line.split()[2]
+            assert "bearer token required" in line, line
+            fraud = {"Authorization": f"Bearer {FRAUD_ONLY}"}
+            stored = httpx.post(address + "/v1/predictions", headers=fraud,
+                                json=_rows("fraud")[0][:5]).json()
+            inside = httpx.get(address + "/v1/models/fraud/alerts", headers=fraud)
+            router = httpx.get(address + "/v1/models/router/alerts", headers=fraud)
+            listing = httpx.get(address + "/v1/models", headers=fraud).json()
+        finally:
+            serving.terminate()
+            _, errors = serving.communicate(timeout=60)
+    assert stored["stored"] == 5 and inside.status_code == 200
+    assert router.status_code == 404 and "its models: fraud" in router.json()["detail"]
+    assert listing == [{"model": "fraud", "status": "ok", "error": None}]
+    assert "legacy" not in errors  # the models not served are not reported
 
 
 class Clock:
