@@ -421,6 +421,124 @@ def test_serve_model_serves_one_model_of_a_workspace(
     assert "legacy" not in errors  # the models not served are not reported
 
 
+def _fed_and_run(workspace: Workspace, rows_of: dict[str, str]) -> None:
+    """Each model given its rows and labels (``rows_of``: model -> whose rows), then run."""
+    for model, rows in rows_of.items():
+        predictions, labels = _rows(rows)
+        with Monitor(workspace.config(model)) as monitor:
+            monitor.log_predictions(predictions)
+            monitor.log_labels(labels)
+            monitor.run(RUN)
+
+
+def _series(exposition: str) -> list[tuple[str, dict[str, str], float]]:
+    return [(s.name, s.labels, s.value) for f in text_string_to_metric_families(exposition)
+            for s in f.samples]
+
+
+def test_metrics_series_do_not_grow_with_a_models_segment_values(tmp_path: Path) -> None:
+    """Two regressions alike but for their cities: 2 against 300. Per-segment series exist
+    only for cells with an open alert, so each exports as many series as the other."""
+    workspace = load_workspace(write_workspace(tmp_path, {
+        "price": {"include": "models/price.yaml"},
+        "wide": {"include": "models/price.yaml"}}))
+    _fed_and_run(workspace, {"price": "price"})
+    predictions, labels = _rows("price")
+    with Monitor(workspace.config("wide")) as monitor:
+        monitor.log_predictions([{**r, "city": f"c{i % 300}"}
+                                 for i, r in enumerate(predictions)])
+        monitor.log_labels(labels)
+        monitor.run(RUN)
+        _, cells = monitor.metrics(date(2026, 1, 10))
+        assert len({m.segment["city"] for m in cells if "city" in m.segment}) == 80
+    served = Served(create_workspace_app(workspace, keys_of(workspace)))
+    try:
+        with served.client(None) as http:
+            series = _series(http.get("/metrics").text)
+    finally:
+        served.stop()
+    per_model = {m: [(n, {k: v for k, v in labels.items() if k != "model"})
+                     for n, labels, _ in series if labels["model"] == m]
+                 for m in ("price", "wide")}
+    assert per_model["price"] and per_model["price"] == per_model["wide"]
+    assert not any("segment" in labels for _, labels, _ in series)
+
+
+def test_a_model_whose_store_cannot_be_read_is_shown_with_why_and_the_other_serves(
+        tmp_path: Path) -> None:
+    workspace = load_workspace(write_workspace(
+        tmp_path, {"router": ROUTER, "price": {"include": "models/price.yaml"}}))
+    _fed_and_run(workspace, {"router": "router", "price": "price"})
+    for run in (Path(workspace.store) / "models" / "price" / "runs").rglob("*.parquet"):
+        run.write_bytes(b"not parquet")
+    served = Served(create_workspace_app(workspace, keys_of(workspace)))
+    try:
+        with served.client(None) as http:
+            listing = http.get("/").text
+            stored = http.post("/v1/models/router/predictions",
+                               json=[{**r, "ticket": f"new-{r['ticket']}"}
+                                     for r in _rows("router")[0][:5]]).json()
+            router_page = http.get("/models/router/")
+            series = _series(http.get("/metrics").text)
+    finally:
+        served.stop()
+    price_row = listing.split('data-model="price"')[1].split("</tr>")[0]
+    router_row = listing.split('data-model="router"')[1].split("</tr>")[0]
+    assert "its store could not be read" in price_row and "runs" in price_row
+    assert "accuracy 0.950" in router_row and str(RUN) in router_row
+    assert stored["stored"] == 5 and router_page.status_code == 200
+    up = {labels["model"]: value for name, labels, value in series
+          if name == "hindsight_model_up"}
+    assert up == {"router": 1, "price": 0}
+    values = {(n, labels["model"]) for n, labels, _ in series}
+    assert ("hindsight_metric", "router") in values
+    assert ("hindsight_metric", "price") not in values
+
+
+def test_user_strings_on_the_model_list_are_escaped(tmp_path: Path) -> None:
+    hostile = '"><img src=x onerror=alert(1)>'
+    file = write_workspace(tmp_path, {"router": ROUTER, hostile: PRICE,
+                                      "odd": {"include": "models/odd.yaml"}})
+    (tmp_path / "models" / "odd.yaml").write_text("columns: {id: '<script>x</script>'\n",
+                                                  encoding="utf-8")
+    workspace = load_workspace(file)
+    assert set(workspace.broken) == {hostile, "odd"}
+    served = Served(create_workspace_app(workspace, keys_of(workspace)))
+    try:
+        with served.client(None) as http:
+            listing = http.get("/").text
+            models = http.get("/v1/models").json()
+    finally:
+        served.stop()
+    assert "<img src=x" not in listing and "<script>x" not in listing
+    assert 'data-model="&#34;&gt;&lt;img src=x onerror=alert(1)&gt;"' in listing
+    assert "&lt;script&gt;" in listing  # the YAML error quotes the file
+    assert [m["model"] for m in models] == ["router", hostile, "odd"]
+
+
+def test_a_single_models_config_is_served_at_the_root_only(tmp_path: Path) -> None:
+    config = tmp_path / "hindsight.yaml"
+    config.write_text(yaml.safe_dump({"model": "price", "store": "data", "min_samples": 20,
+                                      **PRICE}), encoding="utf-8")
+    workspace = load_workspace(config)
+    _fed_and_run(workspace, {"price": "price"})
+    served = Served(create_workspace_app(workspace, keys_of(workspace)))
+    try:
+        with served.client(None) as http:
+            stored = http.post("/v1/labels", json=_rows("price")[1][:5]).json()
+            alerts = http.get("/v1/alerts")
+            overview = http.get("/")
+            nested = http.get("/v1/models/price/alerts")
+            series = _series(http.get("/metrics").text)
+    finally:
+        served.stop()
+    assert stored["rows"] == 5 and alerts.status_code == 200
+    assert overview.status_code == 200 and 'id="models"' not in overview.text
+    assert "Models</a>" not in overview.text and 'href="/segments' in overview.text
+    assert nested.status_code == 404
+    assert {labels["model"] for _, labels, _ in series} == {"price"}
+
+
 class Clock:
     def __init__(self, now: datetime) -> None:
         self.now = now
