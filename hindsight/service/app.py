@@ -211,6 +211,14 @@ def _add_misses(app: FastAPI, served: Served, guard: Guard) -> None:
         miss(request, model, machine=True)
         raise HTTPException(404, f"model {model!r} has no route /{rest}")
 
+    if len(served.order) == 1 and served.broken:
+        # a one-model workspace answers at the root too: there, its broken model says why
+        [name] = served.order
+
+        @app.api_route("/v1/{rest:path}", methods=methods, include_in_schema=False)
+        def root_miss(request: Request, rest: str) -> None:
+            miss(request, name, machine=True)
+
     @app.get("/models/{model}", include_in_schema=False)
     @app.get("/models/{model}/{rest:path}", include_in_schema=False)
     def page_miss(request: Request, model: str, rest: str = "") -> RedirectResponse:

@@ -343,6 +343,22 @@ def test_a_one_model_workspace_answers_at_the_root_too(tmp_path: Path) -> None:
     assert 'href="/segments' in root.text and 'href="/models/router/segments' in inside.text
 
 
+def test_a_one_model_workspace_whose_model_is_broken_says_why_at_the_root(
+        tmp_path: Path) -> None:
+    workspace = load_workspace(write_workspace(tmp_path, {"legacy": {"columns": {"id": "i"}}}))
+    served = Served(create_workspace_app(workspace, keys_of(workspace, TEAM_TOKEN=TEAM)))
+    try:
+        with served.client() as http:
+            root = http.post("/v1/predictions", json=[])
+            inside = http.post("/v1/models/legacy/predictions", json=[])
+            listing = http.get("/")
+    finally:
+        served.stop()
+    assert root.status_code == inside.status_code == 503
+    assert root.json() == inside.json() and "columns.timestamp" in root.json()["detail"]
+    assert 'data-model="legacy"' in listing.text and "columns.timestamp" in listing.text
+
+
 def test_models_without_a_token_while_others_have_one_are_refused(tmp_path: Path) -> None:
     workspace = load_workspace(write_workspace(tmp_path, {"router": ROUTER, "fraud": FRAUD}))
     with pytest.raises(Exception, match=r"TEAM_TOKEN.*router would be opened by no token"):
