@@ -269,6 +269,17 @@ def test_one_registry_shows_each_models_series_once(live: Served) -> None:
     assert alerted == {"fraud"}
 
 
+def test_requests_to_models_not_served_add_no_series(live: Served) -> None:
+    with live.client() as http:
+        before = _series(http.get("/metrics").text)
+        for i in range(40):
+            http.post(f"/v1/models/m{i}/predictions", json=[{"x": i}])
+            http.post("/v1/models/legacy/labels", json=[{"x": i}])
+        after = _series(http.get("/metrics").text)
+    assert {labels["model"] for _, labels, _ in after} == {"router", "fraud", "price", "legacy"}
+    assert len(after) == len(before)
+
+
 def test_the_model_list_in_chromium(live: Served, tmp_path: Path) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
