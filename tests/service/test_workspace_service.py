@@ -309,6 +309,12 @@ def test_the_model_list_in_chromium(live: Served, tmp_path: Path) -> None:
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
         page.click("#models-link")
         page.wait_for_url(live.url + "/")
+        page.click("#models tr[data-model=router] a")
+        page.wait_for_url(live.url + "/models/router/")
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+        assert page.locator("#open-alerts").count() == 0
+        assert "Open alerts after the run of" in page.inner_text("main")
+        assert "None." in page.inner_text("main") and NASTY not in page.inner_text("main")
         browser.close()
     assert errors == []
     assert (tmp_path / "models.png").stat().st_size > 10_000
