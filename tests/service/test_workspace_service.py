@@ -280,6 +280,25 @@ def test_requests_to_models_not_served_add_no_series(live: Served) -> None:
     assert len(after) == len(before)
 
 
+def test_segment_values_and_query_strings_are_escaped_on_every_page_of_a_model(
+        live: Served) -> None:
+    from urllib.parse import quote
+
+    hostile = "<script>alert(1)</script>"
+    with live.client() as http:
+        key = http.get("/v1/models/fraud/alerts", params={"state": "open"}).json()[0]["key"]
+        paths = ["/", f"/alert?key={quote(key)}", "/segments?column=country",
+                 f"/segments?column=country&within={quote('country=' + NASTY)}",
+                 "/drift", "/drift?feature=amount", "/coverage", "/versions",
+                 f"/segments?column={quote(hostile)}", f"/drift?feature={quote(hostile)}",
+                 f"/coverage?rows={quote(hostile)}"]
+        answers = {path: http.get(f"/models/fraud{path}") for path in paths}
+    for path, answer in answers.items():
+        assert answer.status_code in (200, 400, 404, 422), (path, answer.status_code)
+        assert NASTY not in answer.text and hostile not in answer.text, path
+    assert "CH &amp; &lt;li&gt;" in answers["/segments?column=country"].text
+
+
 def test_the_model_list_in_chromium(live: Served, tmp_path: Path) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
