@@ -560,34 +560,44 @@ def coverage(ctx: click.Context, day: date | None, drop: float, shift: float,
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--model", metavar="NAME", default=None, expose_value=False,
+              callback=lambda ctx, _, name: ctx.obj.update(model=name) if name else None,
+              help="Serve this model of the workspace alone, at the root as a single "
+                   "model's service. Default: every model.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Serve HTTP ingest, the alert API and /metrics."""
+    """Serve HTTP ingest, the alert API and /metrics (every model of a workspace, or the one
+    --model names)."""
     import uvicorn
 
-    from hindsight.monitor import Monitor
-    from hindsight.service.app import create_app
+    from hindsight.service.access import Keys
+    from hindsight.service.app import create_workspace_app
     from hindsight.service.connections import server_config
+    from hindsight.workspace import load_workspace
 
-    monitor = Monitor.from_config(ctx.obj["config"])
-    settings = monitor.config.service
-    token = _token(settings.token_env)
-    if token is None:
+    workspace = load_workspace(ctx.obj["config"])
+    only = ctx.obj.get("model")
+    if only is not None:
+        workspace.config(only)  # an unknown or broken model: its error before any other
+    settings = workspace.service
+    keys = Keys.of(workspace, _token, only)
+    if not keys.required:
         if not _loopback_only(host):
             raise ConfigError(f"no bearer token in ${settings.token_env}: refusing to serve "
                               f"on {host}; set the token, or serve on 127.0.0.1")
         err.print(f"No token in ${settings.token_env}: serving on {host} (loopback) only, "
                   "without authentication.")
-    try:
-        config = server_config(create_app(monitor, token), host, port, settings)
-        listening = config.bind_socket()  # bound before saying so: port 0 names its port
-        click.echo(f"Listening on {_address(listening.getsockname())} "
-                   + ("(bearer token required for /v1 and /metrics; people sign in at "
-                      "/signin)" if token else "(no token: loopback only, no sign-in)"))
-        sys.stdout.flush()
-        uvicorn.Server(config).run(sockets=[listening])
-    finally:
-        monitor.close()
+    for name, problem in workspace.broken.items():
+        if only is None:  # with --model, the others are not served at all
+            err.print(f"Model {name} is not served (its routes answer 503 with why): {problem}")
+    app = create_workspace_app(workspace, keys, only=only)
+    config = server_config(app, host, port, settings)
+    listening = config.bind_socket()  # bound before saying so: port 0 names its port
+    click.echo(f"Listening on {_address(listening.getsockname())} "
+               + ("(bearer token required for /v1 and /metrics; people sign in at "
+                  "/signin)" if keys.required else "(no token: loopback only, no sign-in)"))
+    sys.stdout.flush()
+    uvicorn.Server(config).run(sockets=[listening])  # the app closes its monitors on exit
 
 
 def _address(bound: tuple[Any, ...]) -> str:

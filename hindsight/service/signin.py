@@ -5,13 +5,13 @@ which sets a session cookie: opaque (a random id, signed with itsdangerous), Htt
 SameSite=Lax, Secure over https (or when ``service.secure_cookie`` says so), expiring after
 ``service.session_hours``. The cookie opens the pages only: the API and ``/metrics`` keep
 requiring the bearer token, so a page on another site can never use a person's session to
-read or write them. Sessions live in the server's memory: signing out ends one at once, and
-a restart ends them all.
+read or write them. A session opens what the token it was opened with opens (in a workspace,
+a model's own token opens that model's pages alone). Sessions live in the server's memory:
+signing out ends one at once, and a restart ends them all.
 """
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import threading
 import time
@@ -23,6 +23,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, TimestampSigner
 
+from hindsight.service.access import EVERYTHING, Keys, Scope
+
 COOKIE = "hindsight_session"
 MAX_FORM_BYTES = 8 * 1024
 WRONG_TRIES = 10  # wrong tokens a client may send within WRONG_WINDOW_SECONDS ...
@@ -30,14 +32,15 @@ WRONG_WINDOW_SECONDS = 60.0  # ... before its sign-ins are refused (429) for the
 
 
 class Sessions:
-    """The live sessions of one server; ``open`` gives the cookie value of a new one."""
+    """The live sessions of one server; ``open`` gives the cookie value of a new one.
+    ``keys``: the service's token, or its tokens and what each opens."""
 
-    def __init__(self, token: str, lifetime_seconds: float,
+    def __init__(self, keys: str | Keys, lifetime_seconds: float,
                  clock: Callable[[], float] = time.time) -> None:
-        self._token = token.encode()
+        self._keys = Keys(keys) if isinstance(keys, str) else keys
         self._lifetime, self._clock = lifetime_seconds, clock
         self._signer = TimestampSigner(secrets.token_bytes(32), salt="hindsight.session")
-        self._expiry: dict[str, float] = {}
+        self._expiry: dict[str, tuple[float, Scope]] = {}
         self._wrong: dict[str, list[float]] = {}  # client -> times of its recent wrong tokens
         self._lock = threading.Lock()
 
@@ -47,7 +50,11 @@ class Sessions:
 
     def token_matches(self, given: str) -> bool:
         """Compared in constant time."""
-        return hmac.compare_digest(given.encode(), self._token)
+        return self._keys.scope_of(given) is not None
+
+    def scope_of_token(self, given: str) -> Scope | None:
+        """What a session opened with ``given`` opens; None: no token of this service."""
+        return self._keys.scope_of(given)
 
     def wait_seconds(self, client: str) -> float:
         """How long ``client`` must wait before its next sign-in: 0 unless it sent
@@ -69,19 +76,25 @@ class Sessions:
             tries[:] = [t for t in tries if t > now - WRONG_WINDOW_SECONDS][-WRONG_TRIES:]
             tries.append(now)
 
-    def open(self) -> str:
+    def open(self, scope: Scope = EVERYTHING) -> str:
         session = secrets.token_urlsafe(32)
         now = self._clock()
         with self._lock:
-            self._expiry = {s: t for s, t in self._expiry.items() if t > now}
-            self._expiry[session] = now + self._lifetime
+            self._expiry = {s: (t, o) for s, (t, o) in self._expiry.items() if t > now}
+            self._expiry[session] = (now + self._lifetime, scope)
         return self._signer.sign(session).decode()
 
     def valid(self, cookie: str | None) -> bool:
+        return self.scope(cookie) is not None
+
+    def scope(self, cookie: str | None) -> Scope | None:
+        """What the session of ``cookie`` opens; None: no live session."""
         session = self._session(cookie)
         with self._lock:
-            expiry = self._expiry.get(session or "")
-        return expiry is not None and expiry > self._clock()
+            found = self._expiry.get(session or "")
+        if found is None or found[0] <= self._clock():
+            return None
+        return found[1]
 
     def close(self, cookie: str | None) -> None:
         session = self._session(cookie)
@@ -169,11 +182,12 @@ def add_signin(app: FastAPI, sessions: Sessions | None, templates: Jinja2Templat
             return Response(f"{WRONG_TRIES} wrong tokens within {WRONG_WINDOW_SECONDS:.0f} s: "
                             f"try again in {wait:.0f} s", 429,
                             headers={"Retry-After": str(max(1, round(wait)))})
-        if not sessions.token_matches((fields.get("token") or [""])[0].strip()):
+        scope = sessions.scope_of_token((fields.get("token") or [""])[0].strip())
+        if scope is None:
             sessions.wrong(client)
             return form(request, target, wrong=True)
         answer = RedirectResponse(target, 303)
-        answer.set_cookie(COOKIE, sessions.open(), max_age=sessions.lifetime_seconds,
+        answer.set_cookie(COOKIE, sessions.open(scope), max_age=sessions.lifetime_seconds,
                           path="/", httponly=True, samesite="lax",
                           secure=secure_cookie or request.url.scheme == "https")
         return answer
