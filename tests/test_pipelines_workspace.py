@@ -358,3 +358,26 @@ def test_the_workspace_pipeline_runs_locally_and_a_corrupt_model_stops_only_itse
     with pytest.raises(RuntimeError, match="hindsight-workspace"):  # the run ends failed
         run(run_date=END.isoformat())
     _assert_counted(config_file, END, ok=("router", "price"), failed="fraud")
+
+
+def test_one_model_named_with_model_gets_the_single_model_outputs_on_the_workspace_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    if not _has_model_option():
+        pytest.skip("this hindsight has no --model option yet")
+    file = tmp_path / "hindsight.yaml"
+    file.write_text(yaml.safe_dump({"store": str(tmp_path / "store"),
+                                    "pipeline": {"store_volume": "claim"}, "models": MODELS}))
+    out = tmp_path / "fraud.yaml"
+    assert main(["--config", str(file), "--model", "fraud", "pipeline", "kubeflow",
+                 "--out", str(out)]) == 0
+    spec, platform = yaml.safe_load_all(out.read_text())
+    assert set(spec["root"]["dag"]["tasks"]) == {"count-step", "judge-step", "deliver-step"}
+    assert parse_config(yaml.safe_load(spec["root"]["inputDefinitions"]["parameters"][
+        "config_yaml"]["defaultValue"])).columns.id == "txn"
+    for executor in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values():
+        assert executor["pvcMount"][0]["mountPath"] == str(tmp_path / "store")
+    capsys.readouterr()
+    assert main(["--config", str(file), "pipeline", "cron", "--model", "fraud"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert f"--config {file} --model fraud run" in line
