@@ -263,12 +263,16 @@ def test_the_crontab_lines_run_as_printed_and_a_corrupt_model_stops_only_itself(
     _corrupt(load_workspace(config_file).config("fraud").store)
     assert main(["--config", str(config_file), "pipeline", "cron"]) == 0
     lines = capsys.readouterr().out.splitlines()
+    # cron's bare environment, but the installed script imports this tree's hindsight
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
+           "PYTHONPATH": str(Path(__file__).parents[1])}
     outcomes = [subprocess.run(["/bin/sh", "-c", line.split(" ", 5)[5].replace("\\%", "%")],
-                               cwd="/", env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-                                             "LANG": "C.UTF-8"},
-                               capture_output=True, text=True, check=False, timeout=300)
+                               cwd="/", env=env, capture_output=True, text=True, check=False,
+                               timeout=300)
                 for line in lines]
-    assert [o.returncode == 0 for o in outcomes] == [True, False, True]
+    logs = {name: Path(f"{config_file}.{name}.log").read_text() for name in MODELS}
+    assert [o.returncode == 0 for o in outcomes] == [True, False, True], logs
+    assert "models/fraud/predictions/" in logs["fraud"]  # its log names the corrupt file
     _assert_counted(config_file, yesterday, ok=("router", "price"), failed="fraud")
     assert f"{yesterday}:" in Path(f"{config_file}.router.log").read_text()
 
