@@ -385,3 +385,66 @@ def test_one_model_named_with_model_gets_the_single_model_outputs_on_the_workspa
     assert main(["--config", str(file), "pipeline", "cron", "--model", "fraud"]) == 0
     [line] = capsys.readouterr().out.splitlines()
     assert f"--config {file} --model fraud run" in line
+    capsys.readouterr()
+    assert main(["--config", str(file), "pipeline", "cron", "--kubernetes", "--model",
+                 "fraud"]) == 0
+    one = list(yaml.safe_load_all(capsys.readouterr().out))
+    assert main(["--config", str(file), "pipeline", "cron", "--kubernetes"]) == 0
+    every = list(yaml.safe_load_all(capsys.readouterr().out))
+    # the very ConfigMap and CronJob the workspace's output holds for that model
+    assert one == [d for d in every if d["metadata"]["name"] == "hindsight-fraud"]
+
+
+def test_long_model_names_get_cronjob_names_kubernetes_accepts_and_tells_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    names = ["a" * 63 + "1", "a" * 63 + "2"]  # the longest names a workspace takes
+    file = tmp_path / "hindsight.yaml"
+    file.write_text(yaml.safe_dump({"store": str(tmp_path / "store"),
+                                    "pipeline": {"store_volume": "claim"},
+                                    "models": dict.fromkeys(names, MODELS["fraud"])}))
+    assert main(["--config", str(file), "pipeline", "cron", "--kubernetes"]) == 0
+    documents = list(yaml.safe_load_all(capsys.readouterr().out))
+    cronjobs = [d for d in documents if d["kind"] == "CronJob"]
+    job_names = {d["metadata"]["name"] for d in cronjobs}
+    assert len(job_names) == 2
+    assert all(len(n) <= 52 and n.startswith("hindsight-aaa") for n in job_names)
+    for config_map, cronjob in zip(documents[::2], documents[1::2], strict=True):
+        pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        assert {v["name"]: v for v in pod["volumes"]}["config"]["configMap"]["name"] == (
+            config_map["metadata"]["name"]) == cronjob["metadata"]["name"]
+
+
+def test_a_workspace_given_by_relative_paths_is_scheduled_with_absolute_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "models" / "price.yaml").write_text(yaml.safe_dump(MODELS["price"]))
+    (project / "hindsight.yaml").write_text(yaml.safe_dump({
+        "store": "./data", "pipeline": {"store_volume": "claim"},
+        "models": {"router": MODELS["router"], "price": {"include": "models/price.yaml"}}},
+        sort_keys=False))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    given = os.path.relpath(project / "hindsight.yaml")
+    assert main(["--config", given, "pipeline", "cron"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    for name, line in zip(("router", "price"), lines, strict=True):
+        steps = [shlex.split(step) for step in line.split(" ", 5)[5].split(" && ")]
+        assert steps[0] == ["cd", str(project)]
+        for step in steps[1:]:
+            assert step[1:5] == ["--config", str(project / "hindsight.yaml"), "--model", name]
+            assert step[-3:] == [">>", f"{project / 'hindsight.yaml'}.{name}.log", "2>&1"]
+    assert main(["--config", given, "pipeline", "cron", "--kubernetes"]) == 0
+    documents = list(yaml.safe_load_all(capsys.readouterr().out))
+    for config_map, cronjob in zip(documents[::2], documents[1::2], strict=True):
+        name = config_map["metadata"]["name"].removeprefix("hindsight-")
+        # the pod reads the model's store where the volume is mounted: both absolute
+        assert yaml.safe_load(config_map["data"]["hindsight.yaml"])["store"] == str(
+            project / "data" / "models" / name)
+        [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["store"] == str(
+            project / "data")

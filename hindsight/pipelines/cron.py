@@ -10,6 +10,7 @@ model runs, fails and retries on its own."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -25,6 +26,8 @@ from hindsight.workspace import Workspace
 
 CONFIG_DIR = "/etc/hindsight"
 IMAGE_UID = 10001  # the Dockerfile's user: owns what it writes on the store's volume
+# Kubernetes names each Job after its CronJob plus 11 characters, within 63
+CRONJOB_NAME_MAX = 52
 
 
 def check_schedule(schedule: str) -> str:
@@ -95,10 +98,10 @@ def check_workspace(workspace: Workspace) -> None:
             + [str(error) for error in workspace.broken.values()]))
     seen: dict[str, str] = {}
     for name in workspace.models:
-        other = seen.setdefault(k8s_name(name), name)
+        other = seen.setdefault(job_name(name), name)
         if other != name:
             raise ConfigError(f"{workspace.source}: models {other!r} and {name!r} both become "
-                              f"the Kubernetes name hindsight-{k8s_name(name)}: rename one")
+                              f"the Kubernetes name {job_name(name)}: rename one")
 
 
 def workspace_notes(workspace: Workspace, cron: bool = False,
@@ -180,7 +183,7 @@ def workspace_cronjobs(workspace: Workspace, schedule: str) -> str:
 
 def _cronjob_documents(config: Config, schedule: str, config_yaml: str,
                        store_root: str | None) -> list[dict[str, Any]]:
-    settings, name = config.pipeline, f"hindsight-{k8s_name(config.model)}"
+    settings, name = config.pipeline, job_name(config.model)
     store = store_root or config.store
     notes = deployment_notes(config, store_root=store)
     if "://" not in store and settings.store_volume is None:
@@ -239,6 +242,24 @@ def _container_env(config: Config) -> list[dict[str, Any]]:
         env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": secret.secret, "key": key}}}
                 for name, key in secret.env.items()]
     return env
+
+
+def job_name(model: str) -> str:
+    """The name of a model's CronJob and ConfigMap: ``hindsight-`` and its Kubernetes-friendly
+    name, a long one cut to what a CronJob may bear and told apart by a digest of the model's
+    name (renaming a model of a workspace would move its tables).
+
+    >>> job_name("fraud_v2")
+    'hindsight-fraud-v2'
+    >>> long = job_name("x" * 64)
+    >>> len(long), long[-9:] == "-" + hashlib.sha256(b"x" * 64).hexdigest()[:8]
+    (52, True)
+    """
+    name = f"hindsight-{k8s_name(model)}"
+    if len(name) <= CRONJOB_NAME_MAX:
+        return name
+    digest = hashlib.sha256(model.encode()).hexdigest()[:8]
+    return f"{name[:CRONJOB_NAME_MAX - len(digest) - 1].rstrip('-')}-{digest}"
 
 
 def k8s_name(name: str) -> str:  # shared with the Kubeflow export
