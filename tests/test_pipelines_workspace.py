@@ -199,6 +199,11 @@ def test_models_whose_names_clash_in_kubernetes_are_refused(tmp_path: Path) -> N
         "fraud_v2": MODELS["fraud"], "fraud-v2": MODELS["fraud"]}}))
     with pytest.raises(ConfigError, match="both become the Kubernetes name hindsight-fraud-v2"):
         check_workspace(load_workspace(file))
+    long = "a" * 60
+    file.write_text(yaml.safe_dump({"store": str(tmp_path / "store"), "models": {
+        f"{long}_": MODELS["fraud"], f"{long}-": MODELS["fraud"]}}))
+    with pytest.raises(ConfigError, match=f"both become the Kubernetes name hindsight-{long}:"):
+        check_workspace(load_workspace(file))
 
 
 def test_the_crontab_has_a_line_per_model_each_naming_it(
@@ -448,3 +453,17 @@ def test_a_workspace_given_by_relative_paths_is_scheduled_with_absolute_ones(
         [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
         assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["store"] == str(
             project / "data")
+
+
+def test_one_model_of_a_workspace_without_a_volume_is_warned_of_the_workspace_store(
+    tmp_path: Path,
+) -> None:
+    from hindsight.pipelines.kubeflow import compile_pipeline
+
+    file = tmp_path / "hindsight.yaml"
+    file.write_text(yaml.safe_dump({"store": str(tmp_path / "store"), "models": MODELS}))
+    space = load_workspace(file)
+    [note] = compile_pipeline(space.config("price"), tmp_path / "price.yaml",
+                              store_root=space.store)
+    # the volume to set holds the workspace's store, not only this model's folder of it
+    assert note.startswith(f"store {str(tmp_path / 'store')!r} is a local path")

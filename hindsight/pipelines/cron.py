@@ -98,10 +98,11 @@ def check_workspace(workspace: Workspace) -> None:
             + [str(error) for error in workspace.broken.values()]))
     seen: dict[str, str] = {}
     for name in workspace.models:
-        other = seen.setdefault(job_name(name), name)
+        # on the name before it is cut: the Kubeflow export names steps and parameters by it
+        other = seen.setdefault(k8s_name(name), name)
         if other != name:
             raise ConfigError(f"{workspace.source}: models {other!r} and {name!r} both become "
-                              f"the Kubernetes name {job_name(name)}: rename one")
+                              f"the Kubernetes name hindsight-{k8s_name(name)}: rename one")
 
 
 def workspace_notes(workspace: Workspace, cron: bool = False,

@@ -234,7 +234,7 @@ def _model_pipeline(steps: _ModelSteps, model: str, scheduled_time: str) -> Any:
 
 def compile_pipeline(config: Config, out: Path, store_root: str | None = None) -> list[str]:
     """Write the pipeline's YAML (IR) to ``out``; returns what the steps may lack (warnings)."""
-    notes = deployment_notes(config)
+    notes = deployment_notes(config, store_root=store_root)
     compiler.Compiler().compile(pipeline_function(config, config_text(config, one_line=True),
                                                   store_root=store_root), str(out))
     return notes
