@@ -661,7 +661,9 @@ SCHEDULE = click.option("--schedule", default="30 2 * * *", show_default=True,
 @SCHEDULE
 @click.pass_context
 def pipeline_kubeflow(ctx: click.Context, out_path: str, schedule: str) -> None:
-    """Compile the daily job to a Kubeflow pipeline (steps count, judge, deliver)."""
+    """Compile the daily job to a Kubeflow pipeline (steps count, judge, deliver); for a
+    workspace, those steps for each model, each model's apart (with --model: that model's
+    only)."""
     from hindsight.pipelines.cron import check_schedule
     from hindsight.pipelines.kubeflow import compile_pipeline, compile_workspace_pipeline
     from hindsight.workspace import load_workspace
@@ -703,7 +705,7 @@ def pipeline_kubeflow(ctx: click.Context, out_path: str, schedule: str) -> None:
 def pipeline_cron(ctx: click.Context, schedule: str, kubernetes: bool,
                   env_file: str | None) -> None:
     """Print a crontab line (or a Kubernetes CronJob) that runs and delivers every day; for
-    a workspace, one per model."""
+    a workspace, one per model (with --model: that model's only)."""
     from hindsight.config import resolve_config_path
     from hindsight.pipelines.cron import (
         config_text,
