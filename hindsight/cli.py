@@ -671,18 +671,31 @@ SCHEDULE = click.option("--schedule", default="30 2 * * *", show_default=True,
 @SCHEDULE
 @click.pass_context
 def pipeline_kubeflow(ctx: click.Context, out_path: str, schedule: str) -> None:
-    """Compile the daily job to a Kubeflow pipeline (steps count, judge, deliver)."""
-    from hindsight.config import load_config
+    """Compile the daily job to a Kubeflow pipeline (steps count, judge, deliver); for a
+    workspace, those steps for each model, each model's apart (with --model: that model's
+    only)."""
     from hindsight.pipelines.cron import check_schedule
-    from hindsight.pipelines.kubeflow import compile_pipeline
+    from hindsight.pipelines.kubeflow import compile_pipeline, compile_workspace_pipeline
+    from hindsight.workspace import load_workspace
 
-    config = load_config(ctx.obj["config"])
+    space = load_workspace(ctx.obj["config"])
+    model = ctx.obj.get("model")
     cron = check_schedule(schedule)
-    notes = compile_pipeline(config, Path(out_path))
-    settings = config.pipeline
-    err.print(f"Wrote {out_path}: steps count -> judge -> deliver in {settings.image} "
-              f"({settings.cpu} CPU, {settings.memory} each, {settings.retries} retries); an "
-              "empty run_date counts the day before the scheduled time.")
+    if space.is_workspace and model is None:
+        notes = compile_workspace_pipeline(space, Path(out_path))
+        err.print(f"Wrote {out_path}: for each of {len(space.models)} models "
+                  f"({', '.join(space.models)}), its own steps count -> judge -> deliver, in "
+                  "its image with its resources and retries; one model's failing step stops "
+                  "only that model's later steps. An empty run_date counts the day before the "
+                  "scheduled time.")
+    else:
+        config = space.config(model)
+        notes = compile_pipeline(config, Path(out_path),
+                                 store_root=space.store if space.is_workspace else None)
+        settings = config.pipeline
+        err.print(f"Wrote {out_path}: steps count -> judge -> deliver in {settings.image} "
+                  f"({settings.cpu} CPU, {settings.memory} each, {settings.retries} retries); "
+                  "an empty run_date counts the day before the scheduled time.")
     _warn(notes)
     # Kubeflow's recurring runs take six fields, seconds first
     out.print(f"Schedule it: kfp.Client().create_recurring_run(experiment_id=..., "
@@ -701,25 +714,44 @@ def pipeline_kubeflow(ctx: click.Context, out_path: str, schedule: str) -> None:
 @click.pass_context
 def pipeline_cron(ctx: click.Context, schedule: str, kubernetes: bool,
                   env_file: str | None) -> None:
-    """Print a crontab line (or a Kubernetes CronJob) that runs and delivers every day."""
-    from hindsight.config import load_config, resolve_config_path
+    """Print a crontab line (or a Kubernetes CronJob) that runs and delivers every day; for
+    a workspace, one per model (with --model: that model's only)."""
+    from hindsight.config import resolve_config_path
     from hindsight.pipelines.cron import (
         config_text,
         cronjob_manifest,
         crontab_line,
         deployment_notes,
+        workspace_cronjobs,
+        workspace_crontab,
+        workspace_notes,
     )
+    from hindsight.workspace import load_workspace
 
-    config = load_config(ctx.obj["config"])
+    space = load_workspace(ctx.obj["config"])
+    model = ctx.obj.get("model")
+    every = space.is_workspace and model is None
+    if kubernetes and env_file is not None:
+        raise click.UsageError("--env-file is for the crontab line; the CronJob reads "
+                               "pipeline.secrets and pipeline.env from the config")
+    config_file = resolve_config_path(ctx.obj["config"])
+    env = None if env_file is None else Path(env_file)
+    if every:
+        if kubernetes:
+            click.echo(workspace_cronjobs(space, schedule), nl=False)
+        else:
+            click.echo("\n".join(workspace_crontab(schedule, space, config_file, env)))
+        _warn(workspace_notes(space, cron=not kubernetes, env_file=env_file is not None))
+        return
+    config = space.config(model)
+    root = space.store if space.is_workspace else None
     if kubernetes:
-        if env_file is not None:
-            raise click.UsageError("--env-file is for the crontab line; the CronJob reads "
-                                   "pipeline.secrets and pipeline.env from the config")
-        click.echo(cronjob_manifest(config, schedule, config_text(config)), nl=False)
-        _warn(deployment_notes(config))
+        click.echo(cronjob_manifest(config, schedule, config_text(config), store_root=root),
+                   nl=False)
+        _warn(deployment_notes(config, store_root=root))
     else:
-        click.echo(crontab_line(schedule, config, resolve_config_path(ctx.obj["config"]),
-                                None if env_file is None else Path(env_file)))
+        click.echo(crontab_line(schedule, config, config_file, env,
+                                model=model if space.is_workspace else None))
         _warn(deployment_notes(config, cron=True, env_file=env_file is not None))
 
 
