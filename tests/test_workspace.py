@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import yaml
 from hindsight.config import load_config
 from hindsight.errors import ConfigError
 from hindsight.workspace import load_workspace
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ROUTER = {"task": "classification",
           "columns": {"id": "ticket", "timestamp": "opened", "prediction": "queue",
@@ -125,3 +128,24 @@ def test_a_bucket_workspace_puts_each_model_under_its_prefix(tmp_path: Path) -> 
     file = _write(tmp_path, "w.yaml", {"store": "s3://lake/hindsight/", "models": {
         "router": ROUTER}})
     assert load_config(file, "router").store == "s3://lake/hindsight/models/router"
+
+
+def _yaml_blocks(page: Path) -> list[dict[str, object]]:
+    fence = re.compile(r"^```yaml\n(.*?)^```$", re.DOTALL | re.MULTILINE)
+    return [yaml.safe_load(m[1]) for m in fence.finditer(page.read_text(encoding="utf-8"))]
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/how-to/workspace.md"])
+def test_the_documented_workspaces_load_as_written(tmp_path: Path, page: str) -> None:
+    """Each workspace the README and the how-to show loads with every model sound, its
+    included files being one model's config (as the page says) of another task."""
+    examples = [b for b in _yaml_blocks(ROOT / page) if isinstance(b, dict) and "models" in b]
+    assert examples, f"{page} shows no workspace"
+    for example in examples:
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        for name, model in example["models"].items():
+            if "include" in model:
+                _write(folder, model["include"], PRICE if "price" in name else ROUTER)
+        file = _write(folder, "hindsight.yaml", {**example, "store": str(folder / "store")})
+        space = load_workspace(file)
+        assert space.broken == {} and space.names == list(example["models"])
