@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from hindsight.jobs.coverage import CoverageReport
     from hindsight.jobs.daily import RunSummary
     from hindsight.jobs.intraday import CheckResult
+    from hindsight.jobs.isolated import Outcome
     from hindsight.jobs.results import DriftRanking, MetricRow
     from hindsight.monitor import Monitor
     from hindsight.store.partitions import Table
@@ -151,7 +152,7 @@ def every_model(*preload: str) -> Callable[[Callable[..., None]], Callable[..., 
             if ctx.obj.get("own_process"):
                 spare_pandas_probe()
             _fan_out(ctx, names, lambda: command(ctx, *args, **kwargs),
-                     jobs or os.cpu_count() or 1)
+                     jobs or os.cpu_count() or 1, kwargs.get("fmt", "table"))
         return each
     return decorate
 
@@ -168,8 +169,13 @@ def _every_model_names(ctx: click.Context) -> list[str] | None:
 
 
 def _fan_out(ctx: click.Context, names: list[str], once: Callable[[], None],
-             jobs: int) -> None:
-    from hindsight.jobs.isolated import Outcome, run_each
+             jobs: int, fmt: str) -> None:
+    """``once`` for every model, each in a process of its own. Each model's output is shown
+    whole, under its name, then a summary; with ``--format json`` one list instead (a record
+    per model: its outcome, and the command's own json as ``result``), with csv the models'
+    rows with a ``model`` column first. Their error output goes to stderr, each line after
+    the model's name."""
+    from hindsight.jobs.isolated import run_each
 
     def work(name: str) -> tuple[int, str]:
         """In the model's own process: the command for that model, its errors reported as
@@ -181,26 +187,59 @@ def _fan_out(ctx: click.Context, names: list[str], once: Callable[[], None],
                                                        f"exit {code}")
 
     def show(outcome: Outcome) -> None:
-        click.echo(f"== {outcome.name} ==")
-        if outcome.stdout:
-            click.echo(outcome.stdout, nl=not outcome.stdout.endswith("\n"))
+        if fmt == "table":
+            click.echo(f"== {outcome.name} ==")
+            if outcome.stdout:
+                click.echo(outcome.stdout, nl=not outcome.stdout.endswith("\n"))
         for line in outcome.stderr.splitlines():
             click.echo(f"{outcome.name}: {line}", err=True)
 
     outcomes = run_each(names, work, jobs, show)
     failed = [o for o in outcomes if not o.ok]
-    out.print(f"{len(outcomes) - len(failed)} of {len(outcomes)} models succeeded:",
-              highlight=False)
-    table = _table("", ("model", "outcome", "exit", "seconds", "detail"))
-    for o in outcomes:
-        table.add_row(o.name, "ok" if o.ok else ("crashed" if o.crashed else "failed"),
-                      str(o.code), f"{o.seconds:.1f}", o.detail)
-    _show(table)
+    if fmt != "table":
+        _emit_every_model(outcomes, fmt)
+    else:
+        _show_every_model(outcomes)
     if failed:
         err.print(Text.assemble(("error: ", "bold red"), f"{len(failed)} of {len(outcomes)} "
                   "models failed: " + ", ".join(f"{o.name} (exit {o.code})" for o in failed)
                   + "; the others' results are stored"), highlight=False)
         raise click.exceptions.Exit(MODELS_FAILED)
+
+
+def _outcome_word(outcome: Outcome) -> str:
+    return "ok" if outcome.ok else ("crashed" if outcome.crashed else "failed")
+
+
+def _show_every_model(outcomes: Sequence[Outcome]) -> None:
+    failed = [o for o in outcomes if not o.ok]
+    out.print(f"{len(outcomes) - len(failed)} of {len(outcomes)} models succeeded:",
+              highlight=False)
+    table = _table("", ("model", "outcome", "exit", "seconds", "detail"))
+    for o in outcomes:
+        table.add_row(o.name, _outcome_word(o), str(o.code), f"{o.seconds:.1f}", o.detail)
+    _show(table)
+
+
+def _emit_every_model(outcomes: Sequence[Outcome], fmt: str) -> None:
+    if fmt == "csv":
+        import csv
+        import io
+
+        rows = [{"model": o.name, **row} for o in outcomes
+                for row in csv.DictReader(io.StringIO(o.stdout))]
+        header = next((o.stdout.splitlines()[0].split(",") for o in outcomes if o.stdout), [])
+        click.echo(csv_text(rows, ["model", *header]), nl=False)
+        return
+    records = []
+    for o in outcomes:
+        try:
+            result = json.loads(o.stdout) if o.stdout.strip() else None
+        except json.JSONDecodeError:
+            result = o.stdout
+        records.append({"model": o.name, "outcome": _outcome_word(o), "exit": o.code,
+                        "seconds": round(o.seconds, 3), "detail": o.detail, "result": result})
+    click.echo(json.dumps(records, indent=2))
 
 
 def _as_command(once: Callable[[], None]) -> tuple[int, str | None]:

@@ -207,6 +207,14 @@ def test_backfill_and_store_upkeep_cover_every_model(
         assert "3 of 3 models succeeded" in capsys.readouterr().out
     with Monitor.from_config(workspace / "hindsight.yaml", "price") as monitor:
         assert len(monitor.store.files(Table.PREDICTIONS)) == 4  # one file a day, compacted
+    # machine formats: one document for every model
+    assert main(["check", "--format", "json"]) == 0
+    checked = json.loads(capsys.readouterr().out)
+    assert [(r["model"], r["outcome"], r["exit"]) for r in checked] == [
+        ("router", "ok", 0), ("fraud", "ok", 0), ("price", "ok", 0)]
+    assert all(r["result"]["ok"] is True for r in checked)
+    assert main(["storage", "retention", "--format", "csv"]) == 0
+    assert capsys.readouterr().out == "model,table,date,files,bytes\n"
 
 
 def test_a_single_model_config_runs_as_before(
