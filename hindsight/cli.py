@@ -322,7 +322,9 @@ def run(ctx: click.Context, day: date | None, delivery_seconds: float,
         engine: str | None) -> None:
     """Run the daily job as of a date. Its openings and resolutions are queued for the
     sinks, then delivered for at most --delivery-seconds; 'hindsight deliver' (which the
-    cron line and the Kubeflow pipeline run next) and the service's checks send the rest."""
+    cron line and the Kubeflow pipeline run next) and the service's checks send the rest.
+    In a workspace, without --model: every model, each in a process of its own, then a
+    summary; exit 7 when any model failed."""
     as_of = day or datetime.now(UTC).date() - timedelta(days=1)
     with _monitor(ctx, engine) as monitor:
         summary = monitor.run(as_of)
@@ -368,7 +370,8 @@ def _duration(_: click.Context, param: click.Parameter, value: str | None) -> ti
 @every_model(*DAILY_JOB)
 def backfill(ctx: click.Context, start: date, end: date, every: timedelta | None,
              window: timedelta | None, engine: str | None) -> None:
-    """Replay the daily job for every date in a range, each as of its own date."""
+    """Replay the daily job for every date in a range, each as of its own date. In a
+    workspace, without --model: every model, as 'run' does."""
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
     if window is not None and every is None:
