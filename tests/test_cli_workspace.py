@@ -236,3 +236,31 @@ def test_a_single_model_config_runs_as_before(
     assert (tmp_path / "store" / "runs").is_dir()  # the store as it was: no models/ folder
     assert main(["--model", "fraud", "alerts"]) == 2
     assert "has no model 'fraud'; its models: router" in capsys.readouterr().err
+
+
+def test_an_unknown_model_is_refused_by_every_command_naming_the_models(
+    workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for command in (["run", "--date", RUN_DATE], ["check"], ["backfill", "--start", RUN_DATE,
+                                                            "--end", RUN_DATE]):
+        assert main(["--model", "pricing", *command]) == 2, command
+        assert ("has no model 'pricing'; its models: router, fraud, price"
+                in capsys.readouterr().err)
+    monkeypatch.setenv("HINDSIGHT_MODEL", "pricing")  # from the environment too
+    assert main(["run", "--date", RUN_DATE]) == 2
+    assert "has no model 'pricing'" in capsys.readouterr().err
+    assert not (workspace / "store" / "models" / "pricing").exists()
+
+
+def test_a_broken_model_is_named_in_the_json_document_of_every_model(
+    workspace: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    _log_all(capsys)
+    (workspace / "models" / "price.yaml").write_text("columns: [not, a, mapping]\n")
+    assert main(["check", "--format", "json"]) == MODELS_FAILED
+    captured = capsys.readouterr()
+    records = {r["model"]: r for r in json.loads(captured.out)}
+    assert [records[m]["outcome"] for m in MODELS] == ["ok", "ok", "failed"]
+    assert records["price"]["exit"] == 2 and "price.yaml" in records["price"]["detail"]
+    assert records["price"]["result"] is None
+    assert "error: 1 of 3 models failed: price (exit 2)" in captured.err
