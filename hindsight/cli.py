@@ -6,12 +6,14 @@ only reads results do not load the engine, the statistics or the HTTP client."""
 from __future__ import annotations
 
 import difflib
+import functools
+import importlib
 import ipaddress
 import json
 import os
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from hindsight.jobs.coverage import CoverageReport
     from hindsight.jobs.daily import RunSummary
     from hindsight.jobs.intraday import CheckResult
+    from hindsight.jobs.isolated import Outcome
     from hindsight.jobs.results import DriftRanking, MetricRow
     from hindsight.monitor import Monitor
     from hindsight.store.partitions import Table
@@ -105,7 +108,7 @@ def _monitor(ctx: click.Context, engine: str | None = None) -> Iterator[Monitor]
 
     if ctx.obj.get("own_process"):
         spare_pandas_probe()
-    config = load_config(ctx.obj["config"])
+    config = load_config(ctx.obj["config"], ctx.obj.get("model"))
     if engine is not None:
         config = config.model_copy(update={"engine": engine})
     monitor = Monitor(config)
@@ -115,14 +118,161 @@ def _monitor(ctx: click.Context, engine: str | None = None) -> Iterator[Monitor]
         monitor.close()
 
 
+MODEL_ENV_VAR = "HINDSIGHT_MODEL"
+MODEL_HELP = (f"The model, in a workspace config of several (its name under models:). "
+              f"Default: ${MODEL_ENV_VAR}. Without one, run, backfill, compact, check, deliver "
+              "and storage retention/tier cover every model; other commands ask for one.")
+
+
+MODELS_FAILED = 7  # a command over every model of a workspace: one or more of them failed
+JOBS = click.option(
+    "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+    help="Without --model in a workspace of several models: how many models at once, each in "
+         "a process of its own. Default: the machine's cores.")
+# what every model's process needs: imported once, before the processes fork from this one
+DAILY_JOB = ("hindsight.monitor", "hindsight.jobs.daily", "hindsight.engine.duck",
+             "hindsight.alerts.rules")
+STORE_UPKEEP = ("hindsight.monitor",)
+
+
+def every_model(*preload: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A command that, without --model in a workspace of several models, runs once for
+    every model, each in a process of its own (one model's bad data or crash does not stop
+    the others), then prints a summary and exits ``MODELS_FAILED`` if any failed. The
+    command takes ``--jobs`` (``JOBS``); a one-model config runs it as before."""
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(command)
+        def each(ctx: click.Context, *args: Any, jobs: int | None, **kwargs: Any) -> None:
+            names = _every_model_names(ctx)
+            if names is None:
+                command(ctx, *args, **kwargs)
+                return
+            for module in preload:
+                importlib.import_module(module)
+            if ctx.obj.get("own_process"):
+                spare_pandas_probe()
+            _fan_out(ctx, names, lambda: command(ctx, *args, **kwargs),
+                     jobs or os.cpu_count() or 1, kwargs.get("fmt", "table"))
+        return each
+    return decorate
+
+
+def _every_model_names(ctx: click.Context) -> list[str] | None:
+    """Every model's name when the command is to cover them all: no --model, and a workspace
+    of more than one model."""
+    if ctx.obj.get("model") is not None:
+        return None
+    from hindsight.workspace import load_workspace
+
+    space = load_workspace(ctx.obj["config"])
+    return space.names if space.is_workspace and len(space.names) > 1 else None
+
+
+def _fan_out(ctx: click.Context, names: list[str], once: Callable[[], None],
+             jobs: int, fmt: str) -> None:
+    """``once`` for every model, each in a process of its own. Each model's output is shown
+    whole, under its name, then a summary; with ``--format json`` one list instead (a record
+    per model: its outcome, and the command's own json as ``result``), with csv the models'
+    rows with a ``model`` column first. Their error output goes to stderr, each line after
+    the model's name."""
+    from hindsight.jobs.isolated import run_each
+
+    def work(name: str) -> tuple[int, str]:
+        """In the model's own process: the command for that model, its errors reported as
+        ``main`` reports them."""
+        ctx.obj["model"] = name
+        ctx.obj.pop("outcome", None)
+        code, why = _as_command(once)
+        return code, why or ctx.obj.get("outcome") or ("done" if code == 0 else
+                                                       f"exit {code}")
+
+    def show(outcome: Outcome) -> None:
+        if fmt == "table":
+            click.echo(f"== {outcome.name} ==")
+            if outcome.stdout:
+                click.echo(outcome.stdout, nl=not outcome.stdout.endswith("\n"))
+        for line in outcome.stderr.splitlines():
+            click.echo(f"{outcome.name}: {line}", err=True)
+
+    outcomes = run_each(names, work, jobs, show)
+    failed = [o for o in outcomes if not o.ok]
+    if fmt != "table":
+        _emit_every_model(outcomes, fmt)
+    else:
+        _show_every_model(outcomes)
+    if failed:
+        err.print(Text.assemble(("error: ", "bold red"), f"{len(failed)} of {len(outcomes)} "
+                  "models failed: " + ", ".join(f"{o.name} (exit {o.code})" for o in failed)
+                  + "; the others' results are stored"), highlight=False)
+        raise click.exceptions.Exit(MODELS_FAILED)
+
+
+def _outcome_word(outcome: Outcome) -> str:
+    return "ok" if outcome.ok else ("crashed" if outcome.crashed else "failed")
+
+
+def _show_every_model(outcomes: Sequence[Outcome]) -> None:
+    failed = [o for o in outcomes if not o.ok]
+    out.print(f"{len(outcomes) - len(failed)} of {len(outcomes)} models succeeded:",
+              highlight=False)
+    table = _table("", ("model", "outcome", "exit", "seconds", "detail"))
+    for o in outcomes:
+        table.add_row(o.name, _outcome_word(o), str(o.code), f"{o.seconds:.1f}", o.detail)
+    _show(table)
+
+
+def _emit_every_model(outcomes: Sequence[Outcome], fmt: str) -> None:
+    if fmt == "csv":
+        import csv
+        import io
+
+        rows = [{"model": o.name, **row} for o in outcomes
+                for row in csv.DictReader(io.StringIO(o.stdout))]
+        header = next((o.stdout.splitlines()[0].split(",") for o in outcomes if o.stdout), [])
+        click.echo(csv_text(rows, ["model", *header]), nl=False)
+        return
+    records = []
+    for o in outcomes:
+        try:
+            result = json.loads(o.stdout) if o.stdout.strip() else None
+        except json.JSONDecodeError:
+            result = o.stdout
+        records.append({"model": o.name, "outcome": _outcome_word(o), "exit": o.code,
+                        "seconds": round(o.seconds, 3), "detail": o.detail, "result": result})
+    click.echo(json.dumps(records, indent=2))
+
+
+def _as_command(once: Callable[[], None]) -> tuple[int, str | None]:
+    """Run a command's body: its exit code and, when it failed with a message, that
+    message (printed as ``main`` prints it)."""
+    try:
+        once()
+    except HindsightError as exc:
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
+        return exit_code(exc), str(exc)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code, None
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code, exc.format_message()
+    return 0, None
+
+
+def _outcome(ctx: click.Context, text: str) -> None:
+    """A command's result in a line, for the summary of a command over every model."""
+    ctx.obj["outcome"] = text
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               help="Config file. Default: $HINDSIGHT_CONFIG, else ./hindsight.yaml.")
+@click.option("--model", "model", metavar="NAME", default=None, envvar=MODEL_ENV_VAR,
+              help=MODEL_HELP)
 @click.version_option(package_name="hindsight")
 @click.pass_context
-def cli(ctx: click.Context, config: str | None) -> None:
+def cli(ctx: click.Context, config: str | None, model: str | None) -> None:
     """Catch models that fail silently: per-segment performance against delayed labels."""
-    ctx.obj = {**(ctx.obj or {}), "config": config}
+    ctx.obj = {**(ctx.obj or {}), "config": config, "model": model or None}
 
 
 @cli.group()
@@ -165,22 +315,28 @@ def reference(ctx: click.Context, paths: tuple[str, ...]) -> None:
               show_default=True, help="Deliver queued alerts for at most this long after "
               "the run (0: only queue); what the sinks have not taken by then stays pending.")
 @ENGINE
+@JOBS
 @click.pass_context
+@every_model(*DAILY_JOB)
 def run(ctx: click.Context, day: date | None, delivery_seconds: float,
         engine: str | None) -> None:
     """Run the daily job as of a date. Its openings and resolutions are queued for the
     sinks, then delivered for at most --delivery-seconds; 'hindsight deliver' (which the
-    cron line and the Kubeflow pipeline run next) and the service's checks send the rest."""
+    cron line and the Kubeflow pipeline run next) and the service's checks send the rest.
+    In a workspace, without --model: every model, each in a process of its own, then a
+    summary; exit 7 when any model failed."""
     as_of = day or datetime.now(UTC).date() - timedelta(days=1)
     with _monitor(ctx, engine) as monitor:
         summary = monitor.run(as_of)
         out.print(_summary_line(summary))
+        _outcome(ctx, _short_summary(summary))
         if summary.alerts:
             _print_alerts(list(summary.alerts), "table")
         if monitor.config.sinks:
             _print_delivery(monitor.deliver(within=delivery_seconds, wait=False))
         first = as_of - timedelta(days=monitor.config.label_window_days - 1)
     if summary.cells == 0:
+        _outcome(ctx, f"no predictions from {first} to {as_of}")
         err.print(f"error: no predictions from {first} to {as_of} (the run's window): the "
                   "feed stopped, or the date is past the data; nothing was judged",
                   highlight=False)
@@ -209,10 +365,13 @@ def _duration(_: click.Context, param: click.Parameter, value: str | None) -> ti
 @click.option("--window", callback=_duration, default=None,
               help="The checks' trailing window (default: drift.window, at least --every).")
 @ENGINE
+@JOBS
 @click.pass_context
+@every_model(*DAILY_JOB)
 def backfill(ctx: click.Context, start: date, end: date, every: timedelta | None,
              window: timedelta | None, engine: str | None) -> None:
-    """Replay the daily job for every date in a range, each as of its own date."""
+    """Replay the daily job for every date in a range, each as of its own date. In a
+    workspace, without --model: every model, as 'run' does."""
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
     if window is not None and every is None:
@@ -236,9 +395,12 @@ def backfill(ctx: click.Context, start: date, end: date, every: timedelta | None
     if every is not None:
         out.print(f"{checks['run']} intra-day checks: {checks['opened']} alerts opened, "
                   f"{checks['resolved']} resolved.")
+    still_open = summaries[-1].count('opened', 'ongoing', 'stale')
     out.print(f"{len(summaries)} runs: {opened} alerts opened, {resolved} resolved, "
-              f"{summaries[-1].count('opened', 'ongoing', 'stale')} open after the last run. "
+              f"{still_open} open after the last run. "
               f"See 'hindsight alerts --start {start} --state opened'.")
+    _outcome(ctx, f"{len(summaries)} runs: {opened} alerts opened, {resolved} resolved, "
+                  f"{still_open} open after the last run")
 
 
 def _print_delivery(report: DeliveryReport) -> None:
@@ -352,7 +514,9 @@ def test_sink(ctx: click.Context, name: str) -> None:
 @cli.command()
 @click.option("--grace-minutes", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Keep replaced files this long after a compaction, for running readers.")
+@JOBS
 @click.pass_context
+@every_model(*STORE_UPKEEP)
 def compact(ctx: click.Context, grace_minutes: float) -> None:
     """Merge each day's small prediction and label files into one (safe while readers run)."""
     with _monitor(ctx) as monitor, _progress() as bar:
@@ -363,6 +527,7 @@ def compact(ctx: click.Context, grace_minutes: float) -> None:
 
         report = monitor.compact(timedelta(minutes=grace_minutes), advance)
     out.print(report.summary())
+    _outcome(ctx, report.summary().splitlines()[0])
     if report.failed:
         ctx.exit(4)  # as 'check' does for a store that needs a repair
 
@@ -412,7 +577,9 @@ def storage_status(ctx: click.Context, fmt: str) -> None:
 @click.option("--as-of", "as_of", callback=_day, default=None,
               help="Count ages from this date. Default: today (UTC).")
 @FORMAT
+@JOBS
 @click.pass_context
+@every_model(*STORE_UPKEEP)
 def storage_retention(ctx: click.Context, dry_run: bool, as_of: date | None,
                       fmt: str) -> None:
     """Delete date partitions older than storage.delete_after_days (whole days, never the
@@ -420,6 +587,7 @@ def storage_retention(ctx: click.Context, dry_run: bool, as_of: date | None,
     today = as_of or datetime.now(UTC).date()
     with _monitor(ctx) as monitor:
         if not monitor.config.storage.delete_after_days.configured:
+            _outcome(ctx, "no retention configured: everything is kept")
             if fmt != "table":
                 _emit(fmt, _table("", ()), [], ("table", "date", "files", "bytes"))
                 return
@@ -428,6 +596,7 @@ def storage_retention(ctx: click.Context, dry_run: bool, as_of: date | None,
             return
         gone = monitor.retention(today, dry_run)
     verb = "would delete" if dry_run else "deleted"
+    _outcome(ctx, f"{verb} {len(gone)} partitions, {_size(sum(p.bytes for p in gone))}")
     if fmt == "table":  # what was done, whatever follows
         out.print(f"Retention as of {today}: {verb} {len(gone)} partitions, "
                   f"{_size(sum(p.bytes for p in gone))}.", highlight=False)
@@ -441,13 +610,16 @@ def storage_retention(ctx: click.Context, dry_run: bool, as_of: date | None,
 @storage.command("tier")
 @click.option("--as-of", "as_of", callback=_day, default=None,
               help="Count ages from this date. Default: today (UTC).")
+@JOBS
 @click.pass_context
+@every_model(*STORE_UPKEEP)
 def storage_tier(ctx: click.Context, as_of: date | None) -> None:
     """Move prediction and label days older than storage.hot_days to storage.cold_store
     (copy, read back and compare, commit; queries read both tiers)."""
     with _monitor(ctx) as monitor:
         report = monitor.tier(as_of or datetime.now(UTC).date())
     out.print(report.summary())
+    _outcome(ctx, report.summary().splitlines()[0])
     if report.failed:
         ctx.exit(4)
 
@@ -500,7 +672,9 @@ def _size(n: float) -> str:
 
 @cli.command(name="check")
 @JSON_FORMAT
+@JOBS
 @click.pass_context
+@every_model(*STORE_UPKEEP)
 def check_command(ctx: click.Context, fmt: str) -> None:
     """Check the store: every file opens, types agree, ids stored once, compactions
     consistent. Exit 0 when it is sound, 4 with a list of problems and their repair."""
@@ -519,6 +693,8 @@ def check_command(ctx: click.Context, fmt: str) -> None:
             out.print(f"problem: {finding}")
         out.print("The store is sound." if report.ok else
                   f"{len(report.problems)} problem(s): nothing was changed.")
+    _outcome(ctx, f"sound: {report.files:,} files" if report.ok else
+             f"{len(report.problems)} problem(s): {report.problems[0]}")
     if not report.ok:
         raise click.exceptions.Exit(STORE_PROBLEMS)
 
@@ -647,13 +823,18 @@ def report(ctx: click.Context, day: date | None, out: str) -> None:
 
 
 @cli.command(name="deliver")
+@JOBS
 @click.pass_context
+@every_model(*STORE_UPKEEP)
 def deliver_command(ctx: click.Context) -> None:
     """Send the alerts the sinks have not taken yet (each recorded as sent before the next
     is sent; a killed delivery repeats at most the one in flight, under the same
     idempotency key)."""
     with _monitor(ctx) as monitor:
-        _print_delivery(monitor.deliver())
+        report = monitor.deliver()
+        _print_delivery(report)
+    _outcome(ctx, f"{report.delivered} delivered, {report.pending} pending"
+             + (f"; last error: {report.errors[-1]}" if report.errors else ""))
 
 
 @cli.group()
@@ -983,8 +1164,14 @@ def _emit(fmt: str, table: Rows, records: Sequence[dict[str, Any]],
         _show(table)
 
 
+def _headline(metric: str, value: float) -> str:
+    """Accuracy as a share; an error (mae, in the label's units) as a number."""
+    return f"{value:.1%}" if metric == "accuracy" else f"{value:,.4g}"
+
+
 def _summary_line(summary: RunSummary) -> str:
-    overall = "n/a (no labels yet)" if summary.overall is None else f"{summary.overall:.1%}"
+    overall = ("n/a (no labels yet)" if summary.overall is None else
+               _headline(summary.metric, summary.overall))
     coverage = "n/a" if summary.label_coverage is None else f"{summary.label_coverage:.0%}"
     return (f"Run as of {summary.as_of}: aggregate {summary.metric} {overall} over the label "
             f"window (label coverage {coverage}); {summary.cells:,} cells; segments: "
@@ -994,6 +1181,13 @@ def _summary_line(summary: RunSummary) -> str:
             f"{summary.count('stale')} stale (no longer tested), "
             f"{summary.count('resolved')} resolved."
             + "".join(f"\nnote: {note}" for note in summary.notes))
+
+
+def _short_summary(summary: RunSummary) -> str:
+    overall = "n/a" if summary.overall is None else _headline(summary.metric, summary.overall)
+    return (f"{summary.metric} {overall}, {summary.segments_failing} failing segment(s); "
+            f"alerts: {summary.count('opened')} opened, {summary.count('ongoing')} ongoing, "
+            f"{summary.count('resolved')} resolved")
 
 
 def _skipped_text(summary: RunSummary) -> str:
@@ -1090,13 +1284,17 @@ def _check_segment_values(wanted: dict[str, str], rows: Sequence[MetricRow]) -> 
 
 
 def _config_after(command: click.Command) -> None:
-    """Accept ``--config`` after ``command`` and each of its sub-commands too, as before
-    them (``hindsight alerts --config f``); the last one given wins."""
+    """Accept ``--config`` and ``--model`` after ``command`` and each of its sub-commands
+    too, as before them (``hindsight alerts --config f --model m``); the last one given
+    wins."""
     if command.name == "demo":  # writes its own config
         return
     command.params.append(click.Option(
         ["--config"], type=click.Path(dir_okay=False), default=None, expose_value=False,
         callback=_config_given, help="Config file (as before the sub-command)."))
+    command.params.append(click.Option(
+        ["--model"], metavar="NAME", default=None, expose_value=False, callback=_model_given,
+        help="The model, in a workspace (as before the sub-command)."))
     for sub in getattr(command, "commands", {}).values():
         _config_after(sub)
 
@@ -1104,6 +1302,11 @@ def _config_after(command: click.Command) -> None:
 def _config_given(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
     if value is not None:
         ctx.obj["config"] = value  # the one dict every context of the command line shares
+
+
+def _model_given(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.obj["model"] = value
 
 
 for _command in cli.commands.values():

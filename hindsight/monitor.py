@@ -99,8 +99,10 @@ class Monitor:
         return self._rule
 
     @classmethod
-    def from_config(cls, path: str | Path | None = None) -> Monitor:
-        return cls(load_config(path))
+    def from_config(cls, path: str | Path | None = None, model: str | None = None) -> Monitor:
+        """The monitor of a config file; in a workspace file, of its model ``model`` (which
+        may be left out when the workspace holds one model)."""
+        return cls(load_config(path, model))
 
     def close(self) -> None:
         for engine in {id(e): e for e in (self._engine, self._lookups) if e is not None}.values():

@@ -125,3 +125,14 @@ def test_the_detection_benchmark_pages_on_the_break_on_every_schedule() -> None:
     done = benchmark("detection.py", "--per-day", "20000", "--break-at", "9", "--every", "1h",
                      timeout=600)
     assert done.stdout.count("after the break") == 2
+
+
+@pytest.mark.slow
+def test_the_workspace_benchmark_measures_every_way_of_running_the_models(tmp_path: Path
+                                                                          ) -> None:
+    done = benchmark("workspace.py", "--models", "4", "--smallest", "300", "--largest", "1000",
+                     "--days", "8", "--repeat", "1", "--dir", str(tmp_path / "data"),
+                     timeout=600)
+    assert "the daily job of 4 models" in done.stdout
+    assert "4 separate processes, one after the other" in done.stdout
+    assert "workspace command, --jobs 2" in done.stdout and "MiB" in done.stdout
