@@ -736,10 +736,6 @@ def coverage(ctx: click.Context, day: date | None, drop: float, shift: float,
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@click.option("--model", metavar="NAME", default=None, expose_value=False,
-              callback=lambda ctx, _, name: ctx.obj.update(model=name) if name else None,
-              help="Serve this model of the workspace alone, at the root as a single "
-                   "model's service. Default: every model.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve HTTP ingest, the alert API and /metrics (every model of a workspace, or the one
