@@ -41,6 +41,7 @@ from hindsight.store.schema import ARRIVED_AT
 
 if TYPE_CHECKING:
     from hindsight.engine.remote import StoreFileSystem
+    from hindsight.sources import Source, SourceFile
 
 
 # Counts are kept in DuckDB as these tables; the latest window's as kept_*, a day's change to
@@ -61,6 +62,9 @@ CARRIED_VERSIONS = "versions.parquet"  # each prediction file's version sums, be
 
 # the prediction files and the label files a count reads, as listed when it ran
 Reads = tuple[tuple[str, ...], tuple[str, ...]]
+# the days each file of a table read in place spans, by path as handed to DuckDB (see sources)
+Spans = dict[str, tuple[date | None, date | None]]
+ARRIVALS = "source_arrivals"  # each label file of a source and when it arrived
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,23 +107,31 @@ class _Listing:
 
     predictions: tuple[str, ...]
     labels: tuple[str, ...]
+    spans: Spans  # of the files of tables read in place
 
     def reads(self, window: _Window) -> Reads:
         """The prediction and label files the counts of ``window`` read."""
-        return (_within(self.predictions, window.first_day, window.last_day),
+        return (_within(self.predictions, window.first_day, window.last_day, self.spans),
                 _within(self.labels, window.first_day - timedelta(days=LABEL_LEAD_DAYS),
-                        window.as_of))
+                        window.as_of, self.spans))
 
     def labels_of(self, day: date) -> tuple[str, ...]:
         """The label files that arrived on ``day``."""
-        return _within(self.labels, day, day)
+        return _within(self.labels, day, day, self.spans)
 
 
-def _within(paths: tuple[str, ...], first: date, last: date) -> tuple[str, ...]:
+def _within(paths: tuple[str, ...], first: date, last: date, spans: Spans) -> tuple[str, ...]:
     """The files of partitions ``first..last``, and those outside any, as a listing of those
-    days gives them."""
-    return tuple(path for path in paths
-                 if (day := partition_date(path)) is None or first <= day <= last)
+    days gives them; a file of a table read in place by the days it spans."""
+    found = []
+    for path in paths:
+        if path in spans:
+            low, high = spans[path]
+            if low is None or high is None or (low <= last and high >= first):
+                found.append(path)
+        elif (day := partition_date(path)) is None or first <= day <= last:
+            found.append(path)
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +235,20 @@ class DuckDBEngine:
         self._version_files: dict[str, tuple[tuple[str, ...], pa.Table]] = {}
         self._carried_versions_read = False
         self._small_files = SmallFileRows()  # for ingest's look-ups (see engine.lookups)
+        # tables read in place (config predictions:/labels:), and what their files are
+        self._sources: dict[Table, Source] = {}
+        self._source_schemes: dict[Table, str] = {}
+        self._filesystems: list[StoreFileSystem] = [self._remote] if self._remote else []
+        self._spans: Spans = {}
+        self._source_sizes: dict[str, int] = {}
+        self._arrivals: dict[str, datetime] = {}
+        for table, spec in ((Table.PREDICTIONS, config.predictions),
+                            (Table.LABELS, config.labels)):
+            if spec is not None:
+                from hindsight.sources import open_source
+
+                self._sources[table] = open_source(spec, "predictions" if table
+                                                   == Table.PREDICTIONS else "labels", config)
 
     def close(self) -> None:
         self._con.close()
@@ -263,6 +289,8 @@ class DuckDBEngine:
 
     def _lookup(self, table: Table, ids: pa.Array, first_day: date | None,
                 last_day: date | None, select: str, empty: dict[str, pa.DataType]) -> pa.Table:
+        if table in self._sources:
+            return self._source_lookup(table, ids, first_day, last_day, select, empty)
         files = self._store.files(table, first_day, last_day)
         if not files:
             return pa.schema(list(empty.items())).empty_table()
@@ -296,6 +324,57 @@ class DuckDBEngine:
             if known is not None:
                 self._con.unregister("kept_rows")
 
+    def _source_lookup(self, table: Table, ids: pa.Array, first_day: date | None,
+                       last_day: date | None, select: str,
+                       empty: dict[str, pa.DataType]) -> pa.Table:
+        """A look-up in a table read in place (its files read each time: no ingest writes it,
+        only the other table's looks it up)."""
+        files = self._files(table, first_day, last_day)
+        if not files:
+            return pa.schema(list(empty.items())).empty_table()
+        self._con.register("batch_ids", pa.table({"id": ids}))
+        try:
+            return self._query(
+                f"SELECT {select} FROM "
+                + self._scan(table, "$files", f"{ident(self._config.columns.id)} "
+                                              "IN (SELECT id FROM batch_ids)"), files=files)
+        finally:
+            self._con.unregister("batch_ids")
+
+    def _scan(self, table: Table, files: str, where: str = "TRUE",
+              with_file: bool = False) -> str:
+        """A subquery of the rows of the predictions or labels files ``files`` (a parameter)
+        that ``where`` keeps, with ``FILE_COLUMN`` if asked. The store's files are read as
+        they are. A table read in place is read as its format asks, its id as text, its times
+        as UTC instants; each label gets the time it arrived (``ARRIVED_AT``: its
+        ``label_timestamp``, else its file's arrival); a prediction's copies (an id written
+        more than once on one prediction day, by an at-least-once writer) count once: the
+        earliest."""
+        if table not in self._sources:
+            named = f", filename = '{FILE_COLUMN}'" if with_file else ""
+            return (f"(SELECT * FROM read_parquet({files}, union_by_name = true{named}) "
+                    f"WHERE {where})")
+        source, cols = self._sources[table], self._config.columns
+        reader = ("read_json({}, format = 'newline_delimited', union_by_name = true, "
+                  f"filename = '{FILE_COLUMN}')" if source.read_as == "jsonl" else
+                  "read_parquet({}, union_by_name = true, hive_partitioning = true, "
+                  f"filename = '{FILE_COLUMN}')").format(files)
+        keep = "" if with_file else f" EXCLUDE ({FILE_COLUMN})"
+        key = ident(cols.id)
+        if table == Table.PREDICTIONS:
+            ts = ident(cols.timestamp)
+            # summed file by file (with_file: version sums), copies are each file's rows
+            once = "" if with_file else (
+                f" QUALIFY row_number() OVER (PARTITION BY {key}, CAST({ts} AS DATE) "
+                f"ORDER BY {ts}, {FILE_COLUMN}) = 1")
+            return (f"(SELECT *{keep} FROM (SELECT * REPLACE ({key}::VARCHAR AS {key}, "
+                    f"{ts}::TIMESTAMPTZ AS {ts}) FROM {reader}) WHERE {where}{once})")
+        stamped = (f"s.{ident(cols.label_timestamp)}::TIMESTAMPTZ"
+                   if cols.label_timestamp else "NULL::TIMESTAMPTZ")
+        return (f"(SELECT *{keep} FROM (SELECT s.* REPLACE ({key}::VARCHAR AS {key}), "
+                f"coalesce({stamped}, a.arrived) AS {ident(ARRIVED_AT)} FROM {reader} s "
+                f"JOIN {ARRIVALS} a ON s.{FILE_COLUMN} = a.path) WHERE {where})")
+
     # --- the daily job -------------------------------------------------------------------
 
     def predictions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
@@ -311,9 +390,9 @@ class DuckDBEngine:
             return pa.table({name: pa.array([]) for name in columns})
         timestamp = ident(self._config.columns.timestamp)
         return value_identities(self._query(
-            f"SELECT {', '.join(ident(c) for c in columns)} "
-            "FROM read_parquet($files, union_by_name = true) "
-            f"WHERE {timestamp} >= $start AND {timestamp} < $stop",
+            f"SELECT {', '.join(ident(c) for c in columns)} FROM "
+            + self._scan(Table.PREDICTIONS, "$files",
+                         f"{timestamp} >= $start AND {timestamp} < $stop"),
             files=files, start=start, stop=stop), self._config)
 
     def version_history(self, as_of: date, columns: list[str],
@@ -377,8 +456,8 @@ class DuckDBEngine:
         needed = ", ".join(ident(c) for c in dict.fromkeys([self._config.columns.timestamp,
                                                            *columns]))
         found = self._query(
-            f"WITH p AS (SELECT {FILE_COLUMN}, {needed} FROM read_parquet($files, "
-            f"union_by_name = true, filename = '{FILE_COLUMN}')) "
+            f"WITH p AS (SELECT {FILE_COLUMN}, {needed} FROM "
+            f"{self._scan(Table.PREDICTIONS, '$files', with_file=True)}) "
             f'SELECT {FILE_COLUMN}, "column", value, CAST(ts AS DATE) AS day, '
             "min(ts) AS first_seen, max(ts) AS last_seen, count(*)::BIGINT AS n "
             f"FROM ({parts}) GROUP BY ALL ORDER BY {FILE_COLUMN}", files=files)
@@ -414,8 +493,8 @@ class DuckDBEngine:
             [cols.timestamp, cols.prediction, *columns,
              *([cols.input_hash] if cols.input_hash else [])]))
         return self._query(
-            f"WITH p AS (SELECT {needed} FROM read_parquet($files, union_by_name = true) "
-            f"WHERE {ts} >= $start AND {ts} < $stop), "
+            f"WITH p AS (SELECT {needed} FROM "
+            f"{self._scan(Table.PREDICTIONS, '$files', f'{ts} >= $start AND {ts} < $stop')}), "
             f"v AS ({parts}), "
             'a AS (SELECT day, "column", value, answer, count(*) AS n, '
             "count(DISTINCT input) AS inputs FROM v GROUP BY ALL) "
@@ -497,7 +576,8 @@ class DuckDBEngine:
         self._store.write_json(Table.COUNTS, day, COUNTS_MANIFEST, {
             "of": self._carried_key(kept.window), "rows": kept.rows, "files": files,
             "file_rows": {path: self._file_rows[path] for path in (*kept.reads[0],
-                                                                    *kept.reads[1])}})
+                                                                    *kept.reads[1])
+                          if path in self._file_rows}})
         self._carry_versions(day)
         self._prune_carried(day, {*files.values(), CARRIED_VERSIONS})
 
@@ -597,6 +677,9 @@ class DuckDBEngine:
         for table, files in zip((Table.PREDICTIONS, Table.LABELS), reads, strict=True):
             rows = found.setdefault(table.value, {})
             for path in files:
+                if path in self._source_sizes:  # a file read in place, by its size now
+                    rows[path] = self._source_sizes[path]
+                    continue
                 if path not in self._file_rows:
                     try:
                         footer = self._store.footer(path.removeprefix(self._scheme))
@@ -632,10 +715,10 @@ class DuckDBEngine:
         source = (
             f"SELECT {ident(cols.id)} AS id, CAST({ident(cols.timestamp)} AS DATE) AS day, "
             f"{self._value(cols.prediction)} AS prediction, {self._score()} AS score"
-            f"{self._segment_columns()} "
-            "FROM read_parquet($predictions, union_by_name = true) "
-            f"WHERE {ident(cols.timestamp)} >= $start AND {ident(cols.timestamp)} < $stop "
-            f"AND {only}"
+            f"{self._segment_columns()} FROM "
+            + self._scan(Table.PREDICTIONS, "$predictions",
+                         f"{ident(cols.timestamp)} >= $start AND {ident(cols.timestamp)} "
+                         "< $stop") + f" WHERE {only}"
         )
         if calibration is None or not cols.has_score():
             return f"SELECT *, NULL::DOUBLE AS p_correct FROM ({source})", {}
@@ -655,8 +738,9 @@ class DuckDBEngine:
         """Label rows of ``$labels`` that arrived in ``[$since, $as_of)``, that ``only`` keeps."""
         cols, arrived = self._config.columns, ident(ARRIVED_AT)
         return (f"SELECT {ident(cols.id)} AS id, {self._value(cols.label)} AS label, "
-                f"{arrived} AS arrived_at FROM read_parquet($labels, union_by_name = true) "
-                f"WHERE {arrived} >= $since AND {arrived} < $as_of AND {only}")
+                f"{arrived} AS arrived_at FROM "
+                + self._scan(Table.LABELS, "$labels", f"{arrived} >= $since AND {arrived} "
+                             "< $as_of") + f" WHERE {only}")
 
     @staticmethod
     def _joined_sql(predictions: str, label_rows: str | None) -> str:
@@ -684,7 +768,8 @@ class DuckDBEngine:
         return _Listing(
             tuple(self._files(Table.PREDICTIONS, window.first_day - day, window.last_day)),
             tuple(self._files(Table.LABELS,
-                              window.first_day - day * (LABEL_LEAD_DAYS + 1), window.as_of)))
+                              window.first_day - day * (LABEL_LEAD_DAYS + 1), window.as_of)),
+            dict(self._spans))
 
     def _count_window(self, window: _Window, reads: Reads,
                       calibration: pa.Table | None) -> None:
@@ -760,10 +845,10 @@ class DuckDBEngine:
         self._execute("CREATE TEMP TABLE changed (id VARCHAR)")
         if files:
             self._execute(
-                f"INSERT INTO changed SELECT DISTINCT {ident(cols.id)}::VARCHAR "
-                "FROM read_parquet($files, union_by_name = true) "
-                f"WHERE ({arrived} >= $gone_from AND {arrived} < $gone_to) "
-                f"OR ({arrived} >= $came_from AND {arrived} < $came_to)",
+                f"INSERT INTO changed SELECT DISTINCT {ident(cols.id)}::VARCHAR FROM "
+                + self._scan(Table.LABELS, "$files",
+                             f"({arrived} >= $gone_from AND {arrived} < $gone_to) "
+                             f"OR ({arrived} >= $came_from AND {arrived} < $came_to)"),
                 {"files": files, "gone_from": gone_from, "gone_to": gone_to,
                  "came_from": end_of_day(before.as_of), "came_to": end_of_day(now.as_of)})
         # the predictions of `now`; the labels either window joins
@@ -979,19 +1064,64 @@ class DuckDBEngine:
 
     def _files(self, table: Table, start: date | None = None,
                end: date | None = None) -> list[str]:
-        return [self._scheme + f.path for f in self._store.files(table, start, end)]
+        source = self._sources.get(table)
+        if source is None:
+            return [self._scheme + f.path for f in self._store.files(table, start, end)]
+        listed = source.files(start, end)
+        scheme = self._source_scheme(table, source)
+        for file in listed:
+            path = scheme + file.path
+            self._spans[path] = (file.first_day, file.last_day)
+            self._source_sizes[path] = file.size
+            self._arrivals[path] = file.arrived
+        if table == Table.LABELS:
+            self._register_arrivals(listed, scheme)
+        return [scheme + f.path for f in listed]
+
+    def _source_scheme(self, table: Table, source: Source) -> str:
+        """How DuckDB names the files of a table read in place: plain local paths, or through
+        its filesystem registered under a scheme of its own."""
+        if table in self._source_schemes:
+            return self._source_schemes[table]
+        import pyarrow.fs as pafs
+
+        scheme = ""
+        if not isinstance(source.fs, pafs.LocalFileSystem):
+            from hindsight.engine.remote import store_filesystem
+
+            kind = store_filesystem(f"hindsight-{table.value}")
+            fs = kind(source.fs)
+            self._con.register_filesystem(fs)
+            self._filesystems.append(fs)
+            scheme = kind.prefix
+        self._source_schemes[table] = scheme
+        return scheme
+
+    def _register_arrivals(self, listed: list[SourceFile], scheme: str) -> None:
+        """The arrival of every label file of the source, for ``_scan`` to join."""
+        with contextlib.suppress(duckdb.Error):
+            self._con.unregister(ARRIVALS)
+        known = {scheme + f.path: f.arrived for f in listed} | self._arrivals
+        self._con.register(ARRIVALS, pa.table({
+            "path": pa.array(list(known), pa.string()),
+            "arrived": pa.array(list(known.values()), pa.timestamp("us", "UTC"))}))
+
+    def bytes_read(self) -> dict[str, int]:
+        """Bytes each file read through a registered filesystem gave DuckDB so far (object
+        stores and tables in buckets), by path: what a run cost in reads."""
+        return {path: n for fs in self._filesystems for path, n in fs.bytes_read.items()}
 
     def _execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        if self._remote is not None:
-            self._remote.forget()
+        for fs in self._filesystems:
+            fs.forget()
         try:
             self._con.execute(sql, params or None)
         except duckdb.Error as exc:
             raise StoreError(f"query over the store {self._store.root} failed: {exc}") from exc
 
     def _query(self, sql: str, **params: Any) -> pa.Table:
-        if self._remote is not None:
-            self._remote.forget()
+        for fs in self._filesystems:
+            fs.forget()
         try:
             return self._con.sql(sql, params=params or None).to_arrow_table()
         except duckdb.Error as exc:
