@@ -49,7 +49,8 @@ def _utc(values: list[datetime]) -> pa.Array:
     return pa.array(values, pa.timestamp("us", "UTC"))
 
 
-def classifier_rows(per_day: int = 260, seed: int = 5, days: int = DAYS) -> Rows:
+def classifier_rows(per_day: int = 260, seed: int = 5, days: int = DAYS,
+                    start: date = START) -> Rows:
     """Three classes; the 'eu'/'pro' traffic goes wrong from day 5 on, so alerts open."""
     draw = random.Random(seed)
     predictions: dict[date, list[dict[str, Any]]] = {}
@@ -69,7 +70,7 @@ def classifier_rows(per_day: int = 260, seed: int = 5, days: int = DAYS) -> Rows
         row, truth = one(900_000 + i, datetime(2026, 2, 20, 12, tzinfo=UTC), False)
         reference.append({**row, "truth": truth})
     for d in range(days):
-        day = START + timedelta(days=d)
+        day = start + timedelta(days=d)
         for k in range(per_day):
             at = datetime.combine(day, datetime.min.time(), UTC) + timedelta(
                 minutes=(k * 1439) // per_day)
@@ -193,3 +194,39 @@ def in_store(tmp_path: Path) -> Iterator[Callable[[Rows], Monitor]]:
         monitor.close()
 
 
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1; the environment points every client at it."""
+    import os
+
+    from tests.objectstore.conftest import ENVIRONMENT, _moto
+
+    with _moto(Path(".")) as endpoint:
+        saved = {key: os.environ.get(key) for key in [*ENVIRONMENT, "AWS_ENDPOINT_URL"]}
+        os.environ.update(ENVIRONMENT, AWS_ENDPOINT_URL=endpoint)
+        try:
+            yield endpoint
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@pytest.fixture
+def lake_bucket(moto_endpoint: str) -> str:
+    """A new, empty bucket: ``s3://name``."""
+    import uuid
+
+    import boto3
+
+    from tests.objectstore.conftest import ACCESS_KEY, SECRET_KEY
+
+    name = f"lake-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_endpoint, aws_access_key_id=ACCESS_KEY,
+                 aws_secret_access_key=SECRET_KEY,
+                 region_name="us-east-1").create_bucket(Bucket=name)
+    return f"s3://{name}"
