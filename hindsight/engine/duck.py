@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ COUNTS_MANIFEST = "counts.json"
 CARRIED_DAYS = 2
 FILE_COLUMN = "_hindsight_file"  # the file a row was read from, where a query asks
 CARRIED_VERSIONS = "versions.parquet"  # each prediction file's version sums, beside the counts
+CARRIED_ROWS = "source-rows"  # a table read in place: its rows per day (see daily_rows)
 
 
 # the prediction files and the label files a count reads, as listed when it ran
@@ -242,6 +244,7 @@ class DuckDBEngine:
         self._spans: Spans = {}
         self._source_sizes: dict[str, int] = {}
         self._arrivals: dict[str, datetime] = {}
+        self._rows_carried: dict[Table, dict[str, dict[str, Any]]] = {}  # see daily_rows
         for table, spec in ((Table.PREDICTIONS, config.predictions),
                             (Table.LABELS, config.labels)):
             if spec is not None:
@@ -342,14 +345,15 @@ class DuckDBEngine:
             self._con.unregister("batch_ids")
 
     def _scan(self, table: Table, files: str, where: str = "TRUE",
-              with_file: bool = False) -> str:
+              with_file: bool = False, times_only: bool = False) -> str:
         """A subquery of the rows of the predictions or labels files ``files`` (a parameter)
         that ``where`` keeps, with ``FILE_COLUMN`` if asked. The store's files are read as
         they are. A table read in place is read as its format asks, its id as text, its times
         as UTC instants; each label gets the time it arrived (``ARRIVED_AT``: its
         ``label_timestamp``, else its file's arrival); a prediction's copies (an id written
         more than once on one prediction day, by an at-least-once writer) count once: the
-        earliest."""
+        earliest. ``times_only``: of a table read in place, only the id and the time columns
+        (what counting rows by day needs; the other columns' bytes are not read)."""
         if table not in self._sources:
             named = f", filename = '{FILE_COLUMN}'" if with_file else ""
             return (f"(SELECT * FROM read_parquet({files}, union_by_name = true{named}) "
@@ -361,6 +365,10 @@ class DuckDBEngine:
                   f"filename = '{FILE_COLUMN}')").format(files)
         keep = "" if with_file else f" EXCLUDE ({FILE_COLUMN})"
         key = ident(cols.id)
+        if times_only:
+            times = [ident(c) for c in (cols.timestamp if table == Table.PREDICTIONS
+                                        else cols.label_timestamp,) if c]
+            reader = f"(SELECT {', '.join([key, *times, FILE_COLUMN])} FROM {reader})"
         if table == Table.PREDICTIONS:
             ts = ident(cols.timestamp)
             # summed file by file (with_file: version sums), copies are each file's rows
@@ -1105,6 +1113,84 @@ class DuckDBEngine:
         self._con.register(ARRIVALS, pa.table({
             "path": pa.array(list(known), pa.string()),
             "arrived": pa.array(list(known.values()), pa.timestamp("us", "UTC"))}))
+
+    def daily_rows(self, table: Table, first: date, last: date) -> dict[date, int] | None:
+        """Rows per day from ``first`` to ``last`` of a table read in place (predictions by
+        the day made, each id once; labels by the day arrived), or None for the store's own
+        (counted from its footers, see ``jobs.volume``). As there, a day before the table's
+        first has no entry and a day without rows after it counts 0.
+
+        A day's count depends only on the files whose rows span it, so each day's is carried
+        in the store's ``counts`` table with a digest of those files (path, size, arrival):
+        a later run, in any process, reads only the days whose files changed (the new days,
+        as a rule), and of those files only the id and time columns."""
+        if table not in self._sources:
+            return None
+        listed = tuple(self._files(table, None, last))
+        if not listed:
+            return {}
+        known = [low for path in listed if (low := self._spans[path][0]) is not None]
+        start = max(first, min(known)) if known else first
+        days = [start + timedelta(days=d) for d in range((last - start).days + 1)]
+        digests = {day: self._files_digest(_within(listed, day, day, self._spans))
+                   for day in days}
+        carried = self._carried_rows(table, last)
+        counts = {day: int(carried[day.isoformat()]["n"]) for day in days
+                  if carried.get(day.isoformat(), {}).get("files") == digests[day]}
+        todo = [day for day in days if day not in counts]
+        if todo:
+            files = sorted({path for day in todo
+                            for path in _within(listed, day, day, self._spans)})
+            counts |= dict.fromkeys(todo, 0)
+            column = ident(self._config.columns.timestamp if table == Table.PREDICTIONS
+                           else ARRIVED_AT)
+            counted = self._query(
+                f"SELECT CAST({column} AS DATE) AS day, count(*) AS n FROM "
+                + self._scan(table, "$files", f"{column} >= $start AND {column} < $stop",
+                             times_only=True)
+                + " GROUP BY ALL", files=files, start=end_of_day(min(todo) - timedelta(days=1)),
+                stop=end_of_day(max(todo))) if files else pa.table({"day": [], "n": []})
+            for day, n in zip(counted["day"].to_pylist(), counted["n"].to_pylist(), strict=True):
+                if day in counts and day in todo:
+                    counts[day] = int(n)
+            self._carry_rows(table, last, {day.isoformat(): {"files": digests[day],
+                                                             "n": counts[day]} for day in days})
+        return dict(sorted(counts.items()))
+
+    def _files_digest(self, paths: tuple[str, ...]) -> str:
+        """What a day's count of a table read in place was counted from."""
+        named = sorted(f"{p}\t{self._source_sizes[p]}\t{self._arrivals[p].isoformat()}"
+                       for p in paths)
+        return hashlib.sha256("\n".join(named).encode()).hexdigest()
+
+    def _rows_key(self, table: Table) -> list[Any]:
+        """What carried daily rows are counts of."""
+        cols = self._config.columns
+        return [COUNTS_FORMAT, table.value, cols.id, cols.timestamp, cols.label_timestamp]
+
+    def _carried_rows(self, table: Table, last: date) -> dict[str, dict[str, Any]]:
+        """The daily rows of ``table`` the newest run up to ``last`` carried, by ISO day;
+        none (count them all) if missing, damaged or counted otherwise."""
+        if table in self._rows_carried:
+            return self._rows_carried[table]
+        name = f"{CARRIED_ROWS}-{table.value}.json"
+        for day in reversed([d for d in self._store.partitions(Table.COUNTS) if d <= last]):
+            try:
+                body = self._store.read_json(f"{self._store.partition_dir(Table.COUNTS, day)}"
+                                             f"/{name}")
+            except StoreError:
+                continue  # none that day, or pruned meanwhile
+            if isinstance(body, dict) and body.get("of") == self._rows_key(table) \
+                    and isinstance(body.get("days"), dict):
+                return {str(k): v for k, v in body["days"].items() if isinstance(v, dict)}
+            return {}
+        return {}
+
+    def _carry_rows(self, table: Table, day: date, counts: dict[str, dict[str, Any]]) -> None:
+        """Keep the daily rows just counted, here and in the store for runs elsewhere."""
+        self._rows_carried[table] = counts
+        self._store.write_json(Table.COUNTS, day, f"{CARRIED_ROWS}-{table.value}.json",
+                               {"of": self._rows_key(table), "days": counts})
 
     def bytes_read(self) -> dict[str, int]:
         """Bytes each file read through a registered filesystem gave DuckDB so far (object

@@ -117,3 +117,20 @@ def test_versions_and_intraday_checks_read_a_source_as_the_store(
         every = timedelta(hours=1)
         checked = lake.check_drift(at, every)
         assert checked is not None and checked.n > 0 and checked == logged.check_drift(at, every)
+
+
+def test_a_feed_that_fell_in_a_table_read_in_place_alerts_as_in_the_store(
+        tmp_path: Path, in_store: Callable[[Rows], Monitor]) -> None:
+    full = classifier_rows(per_day=60, days=22)  # three weeks of history before the last day
+    last = max(full.predictions)
+    fell = {d: (t.slice(0, 8) if d == last else t) for d, t in full.predictions.items()}
+    kept = pa.concat_tables(fell.values())["txn"]
+    labels = {d: t.filter(pc.is_in(t["txn"], kept)) for d, t in full.labels.items()}
+    rows = Rows(fell, {d: t for d, t in labels.items() if t.num_rows}, full.reference,
+                full.columns, full.task)
+    logged = in_store(rows)
+    with in_place(rows, tmp_path, "parquet") as lake:
+        logged.run(last)
+        lake.run(last)
+        assert_same_results(logged, lake)
+        assert [a.metric for a in lake.alerts() if a.kind == "data"] == ["predictions"]
