@@ -245,6 +245,7 @@ class DuckDBEngine:
         self._source_sizes: dict[str, int] = {}
         self._arrivals: dict[str, datetime] = {}
         self._rows_carried: dict[Table, dict[str, dict[str, Any]]] = {}  # see daily_rows
+        self._columns_checked: set[Table] = set()  # sources found to have the mapped columns
         for table, spec in ((Table.PREDICTIONS, config.predictions),
                             (Table.LABELS, config.labels)):
             if spec is not None:
@@ -1084,7 +1085,24 @@ class DuckDBEngine:
             self._arrivals[path] = file.arrived
         if table == Table.LABELS:
             self._register_arrivals(listed, scheme)
+        if listed and table not in self._columns_checked:
+            self._check_columns(table, source, scheme + listed[-1].path)
         return [scheme + f.path for f in listed]
+
+    def _check_columns(self, table: Table, source: Source, path: str) -> None:
+        """Refuse a source without a mapped column, naming it and the fix, before any
+        count's query fails on it (its newest file's columns: one footer read)."""
+        from hindsight.sources import missing_columns
+
+        reader = ("read_json([$file], format = 'newline_delimited')" if source.read_as
+                  == "jsonl" else "read_parquet([$file], hive_partitioning = true)")
+        present = self._query(f"SELECT column_name FROM (DESCRIBE SELECT * FROM {reader})",
+                              file=path)["column_name"].to_pylist()
+        error = missing_columns(source.spec, source.role, self._config,
+                                path.removeprefix(self._source_scheme(table, source)), present)
+        if error is not None:
+            raise error
+        self._columns_checked.add(table)
 
     def _source_scheme(self, table: Table, source: Source) -> str:
         """How DuckDB names the files of a table read in place: plain local paths, or through
@@ -1156,6 +1174,24 @@ class DuckDBEngine:
             self._carry_rows(table, last, {day.isoformat(): {"files": digests[day],
                                                              "n": counts[day]} for day in days})
         return dict(sorted(counts.items()))
+
+    def latest_day(self, table: Table) -> date | None:
+        """The latest day a table read in place has rows of (predictions by the day made,
+        labels by the day arrived), from its files' statistics where they tell, else read;
+        None for the store's own or an empty table."""
+        if table not in self._sources:
+            return None
+        listed = self._files(table)
+        known = [high for path in listed if (high := self._spans[path][1]) is not None]
+        unknown = [path for path in listed if self._spans[path][1] is None]
+        if unknown:  # no statistics (JSON lines without a date partition): read their times
+            column = ident(self._config.columns.timestamp if table == Table.PREDICTIONS
+                           else ARRIVED_AT)
+            found = self._query(f"SELECT max(CAST({column} AS DATE)) AS day FROM "
+                                + self._scan(table, "$files", times_only=True),
+                                files=unknown)["day"][0].as_py()
+            known += [found] if found is not None else []
+        return max(known, default=None)
 
     def _files_digest(self, paths: tuple[str, ...]) -> str:
         """What a day's count of a table read in place was counted from."""

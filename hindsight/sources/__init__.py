@@ -86,6 +86,42 @@ def open_source(spec: TableSource, role: Role, config: Config) -> Source:
     return PrefixSource(spec, role, column)
 
 
+def _named(spec: TableSource, role: Role) -> str:
+    """A source as messages name it: the config key and the table."""
+    return f"{role}: {spec.describe()}"
+
+
+def mapped_columns(config: Config, role: Role) -> dict[str, str]:
+    """The columns a source of ``role``'s rows must have, each with the config key that
+    maps it (as ingest requires them of a file logged)."""
+    cols = config.columns
+    if role == "labels":
+        return {cols.id: "columns.id", cols.label: "columns.label",
+                **({cols.label_timestamp: "columns.label_timestamp"}
+                   if cols.label_timestamp else {})}
+    found = {cols.id: "columns.id", cols.timestamp: "columns.timestamp",
+             cols.prediction: "columns.prediction"}
+    found |= {cols.score: "columns.score"} if cols.score else {}
+    found |= {column: "columns.scores" for column in (cols.scores or {}).values()}
+    found |= {column: "columns (a version column)" for column in cols.versions()}
+    found |= {cols.input_hash: "columns.input_hash"} if cols.input_hash else {}
+    found |= {column: "segments" for column in config.segments}
+    found |= {column: "features" for column in config.features or ()}
+    return found
+
+
+def missing_columns(spec: TableSource, role: Role, config: Config, file: str,
+                    present: list[str]) -> ConfigError | None:
+    """The error naming a mapped column the source's file ``file`` lacks, if one does."""
+    for column, key in mapped_columns(config, role).items():
+        if column not in present:
+            return ConfigError(
+                f"{_named(spec, role)}: no column {column!r} (mapped by {key} in "
+                f"{config.source}) in {file}, which has {', '.join(present)}; map {key} to "
+                "one of those or write the column")
+    return None
+
+
 def _lake_package(name: str) -> Any:
     try:
         return __import__(name)
@@ -168,7 +204,7 @@ class DeltaSource:
                     table.protocol().reader_features or []) and pa.table(
                     table.deletion_vectors()).num_rows:
                 raise StoreError(
-                    f"{self.spec.describe()}: has rows deleted by deletion vectors, which "
+                    f"{_named(self.spec, self.role)}: has rows deleted by deletion vectors, which "
                     "hindsight does not read; rewrite the files without them (Databricks: "
                     "REORG TABLE ... APPLY (PURGE)) or turn them off "
                     "(delta.enableDeletionVectors = false)")
@@ -176,7 +212,10 @@ class DeltaSource:
         except StoreError:
             raise
         except Exception as exc:  # delta-rs raises its own kinds, and OSError
-            raise StoreError(f"{self.spec.describe()}: cannot read its log: {exc}") from exc
+            raise StoreError(
+                f"{_named(self.spec, self.role)}: cannot read its log ({exc}); path must be "
+                "the table's directory, the one holding _delta_log (files without a log: "
+                "format: parquet or jsonl)") from exc
         base = uri.rstrip("/")
         found = []
         for action in actions:
@@ -229,8 +268,9 @@ class IcebergSource:
             catalog = load_catalog(properties.pop("name", "default"), **properties)
             table = catalog.load_table(str(self.spec.table))
         except Exception as exc:  # pyiceberg raises its own kinds, and SQLAlchemy's
-            raise StoreError(f"{self.spec.describe()}: cannot load it from its catalog: "
-                             f"{exc}") from exc
+            raise StoreError(f"{_named(self.spec, self.role)}: cannot load it from its catalog "
+                             f"({exc}); check table (namespace.name) and the catalog's "
+                             "properties") from exc
         self._filesystem(table.location())
         snapshot = table.current_snapshot()
         if snapshot is None:
@@ -247,10 +287,11 @@ class IcebergSource:
         try:
             tasks = list(table.scan(row_filter=row_filter).plan_files())
         except Exception as exc:
-            raise StoreError(f"{self.spec.describe()}: cannot plan its files: {exc}") from exc
+            raise StoreError(f"{_named(self.spec, self.role)}: cannot plan its files: "
+                             f"{exc}") from exc
         if any(task.delete_files for task in tasks):
             raise StoreError(
-                f"{self.spec.describe()}: has delete files (rows deleted without rewriting "
+                f"{_named(self.spec, self.role)}: has delete files (rows deleted without rewriting "
                 "their data files), which hindsight does not read; rewrite them away "
                 "(Spark: CALL system.rewrite_data_files with delete-file-threshold 1) or "
                 "write the table copy-on-write")
@@ -323,20 +364,48 @@ class PrefixSource:
             listed = self.fs.get_file_info(pafs.FileSelector(self._root, recursive=True,
                                                              allow_not_found=True))
         except OSError as exc:
-            raise StoreError(f"{self.spec.describe()}: cannot list it: {exc}") from exc
+            raise StoreError(f"{_named(self.spec, self.role)}: cannot list it: {exc}") from exc
+        if not listed and self.fs.get_file_info(self._root).type == pafs.FileType.NotFound:
+            raise StoreError(f"{_named(self.spec, self.role)}: {self._root} does not exist; "
+                             "check path (the directory or prefix the files are written under)")
         suffixes = _DATA_SUFFIXES[self.read_as]
         found = []
+        others: dict[str, int] = {}  # data files of the other format, for the message
+        seen = False  # any data file of the format, of any day
         for info in listed:
             relative = info.path[len(self._root):].lstrip("/")
-            if info.type != pafs.FileType.File or not relative.endswith(suffixes) or any(
+            self._refuse_table(relative)
+            if info.type != pafs.FileType.File or any(
                     part.startswith(("_", ".")) for part in relative.split("/")):
+                continue
+            if not relative.endswith(suffixes):
+                for kind, ends in _DATA_SUFFIXES.items():
+                    if kind != self.read_as and relative.endswith(ends):
+                        others[kind] = others.get(kind, 0) + 1
                 continue
             mtime = info.mtime or datetime.now(UTC)
             arrived = mtime if mtime.tzinfo else mtime.replace(tzinfo=UTC)
             file = self._file(info, relative, arrived)
             if file.within(first, last):
                 found.append(file)
+            seen = True
+        if not seen and others:
+            kind, count = max(others.items(), key=lambda item: item[1])
+            raise StoreError(f"{_named(self.spec, self.role)}: holds no {self.read_as} files "
+                             f"but {count} {kind} file(s); set format: {kind}")
         return sorted(found, key=lambda f: f.path)
+
+    def _refuse_table(self, relative: str) -> None:
+        """A Delta or Iceberg table read as plain files would count the rows of files its
+        log has removed: refused, with the format to name."""
+        top = relative.split("/", 1)[0]
+        if top == "_delta_log":
+            raise StoreError(f"{_named(self.spec, self.role)}: is a Delta table (it has a "
+                             "_delta_log); set format: delta")
+        if top == "metadata" and relative.endswith(".metadata.json"):
+            raise StoreError(f"{_named(self.spec, self.role)}: is an Iceberg table (it has "
+                             "metadata/*.metadata.json); set format: iceberg and name its "
+                             "table and catalog")
 
     def _file(self, info: pafs.FileInfo, relative: str, arrived: datetime) -> SourceFile:
         size = int(info.size or 0)
@@ -360,7 +429,7 @@ class PrefixSource:
             with self.fs.open_input_file(path) as stream:
                 meta = pq.ParquetFile(stream).metadata
         except (OSError, pa.ArrowException) as exc:
-            raise StoreError(f"{self.spec.describe()}: {path}: not a readable Parquet "
+            raise StoreError(f"{_named(self.spec, self.role)}: {path}: not a readable Parquet "
                              f"file: {exc}") from exc
         names = [meta.schema.column(i).name for i in range(meta.num_columns)]
         if self._column not in names:

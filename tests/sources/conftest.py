@@ -50,17 +50,18 @@ def _utc(values: list[datetime]) -> pa.Array:
 
 
 def classifier_rows(per_day: int = 260, seed: int = 5, days: int = DAYS,
-                    start: date = START) -> Rows:
-    """Three classes; the 'eu'/'pro' traffic goes wrong from day 5 on, so alerts open."""
+                    start: date = START, classes: tuple[str, ...] = CLASSES) -> Rows:
+    """Three classes (or ``classes``: two for a binary model); the 'eu'/'pro' traffic goes
+    wrong from day 5 on, so alerts open."""
     draw = random.Random(seed)
     predictions: dict[date, list[dict[str, Any]]] = {}
     labels: dict[date, list[dict[str, Any]]] = {}
 
     def one(i: int, at: datetime, broken: bool) -> tuple[dict[str, Any], str]:
         region, plan = draw.choice(["eu", "us", "apac"]), draw.choice(["pro", "free"])
-        verdict = draw.choice(CLASSES)
+        verdict = draw.choice(classes)
         right = draw.random() < (0.3 if broken and region == "eu" else 0.9)
-        truth = verdict if right else draw.choice([c for c in CLASSES if c != verdict])
+        truth = verdict if right else draw.choice([c for c in classes if c != verdict])
         return ({"txn": f"t{i}", "scored_at": at, "region": region, "plan": plan,
                  "verdict": verdict, "conf": round(draw.uniform(0.4, 1.0), 3),
                  "basket": round(draw.gauss(50, 10), 2)}, truth)

@@ -97,9 +97,22 @@ def write_jsonl(rows: Rows, root: Path) -> dict[str, Any]:
             "labels": {"format": "jsonl", "path": str(root / "labels")}}
 
 
+def write_pandas_hive(rows: Rows, root: Path) -> dict[str, Any]:
+    """pandas' own partitioned writer (``partition_cols``) for predictions, day after day
+    into one directory, and one unpartitioned file of all labels."""
+    cols = rows.columns
+    for table in rows.predictions.values():
+        _day_column(table, cols["timestamp"]).to_pandas().to_parquet(
+            root / "predictions", partition_cols=["dt"])
+    (root / "labels").mkdir(parents=True)
+    rows.all_labels().to_pandas().to_parquet(root / "labels" / "labels.parquet")
+    return {"predictions": {"format": "parquet", "path": str(root / "predictions")},
+            "labels": {"format": "parquet", "path": str(root / "labels")}}
+
+
 WRITERS: dict[str, Callable[[Rows, Path], dict[str, Any]]] = {
     "delta": write_delta, "iceberg": write_iceberg, "parquet": write_parquet_hive,
-    "jsonl": write_jsonl}
+    "jsonl": write_jsonl, "pandas": write_pandas_hive}
 
 
 def in_place(rows: Rows, tmp_path: Path, writer: str, **extra: Any) -> Monitor:
@@ -134,3 +147,17 @@ def test_a_regression_read_in_place_gives_the_results_of_the_same_rows_logged(
         run_days(lake, FIRST_RUN, LAST_RUN)
         assert_same_results(logged, lake)
         assert any(a.kind == "performance" for a in lake.alerts())
+
+
+def test_a_binary_model_read_from_a_prefix_pandas_partitioned_gives_the_results_logged(
+        tmp_path: Path, in_store: Callable[[Rows], Monitor]) -> None:
+    rows = classifier_rows(classes=("approve", "reject"))
+    logged = in_store(rows)
+    with in_place(rows, tmp_path, "pandas") as lake:
+        assert any("dt=" in p.name for p in (tmp_path / "pandas" / "predictions").iterdir())
+        run_days(logged, FIRST_RUN, LAST_RUN)
+        run_days(lake, FIRST_RUN, LAST_RUN)
+        assert_same_results(logged, lake)
+        assert any(a.kind == "performance" for a in lake.alerts())
+        _day, metrics = lake.metrics(START + timedelta(days=6))
+        assert {m.metric for m in metrics} >= {"accuracy"}
