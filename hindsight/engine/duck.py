@@ -367,8 +367,8 @@ class DuckDBEngine:
         keep = "" if with_file else f" EXCLUDE ({FILE_COLUMN})"
         key = ident(cols.id)
         if times_only:
-            times = [ident(c) for c in (cols.timestamp if table == Table.PREDICTIONS
-                                        else cols.label_timestamp,) if c]
+            times = [ident(c) for c in ((cols.timestamp,) if table == Table.PREDICTIONS
+                                        else (cols.label, cols.label_timestamp)) if c]
             reader = f"(SELECT {', '.join([key, *times, FILE_COLUMN])} FROM {reader})"
         if table == Table.PREDICTIONS:
             ts = ident(cols.timestamp)
@@ -1136,7 +1136,8 @@ class DuckDBEngine:
         """Rows per day from ``first`` to ``last`` of a table read in place (predictions by
         the day made, each id once; labels by the day arrived), or None for the store's own
         (counted from its footers, see ``jobs.volume``). As there, a day before the table's
-        first has no entry and a day without rows after it counts 0.
+        first has no entry and a day without rows after it counts 0; a label sent again on
+        the day it arrived counts once.
 
         A day's count depends only on the files whose rows span it, so each day's is carried
         in the store's ``counts`` table with a digest of those files (path, size, arrival):
@@ -1162,11 +1163,17 @@ class DuckDBEngine:
             counts |= dict.fromkeys(todo, 0)
             column = ident(self._config.columns.timestamp if table == Table.PREDICTIONS
                            else ARRIVED_AT)
+            # a label sent again the same day is one label (ingest skips a label that
+            # changes nothing)
+            rows = ("" if table == Table.PREDICTIONS else
+                    f"DISTINCT {ident(self._config.columns.id)}, "
+                    f"{ident(self._config.columns.label)}, ")
             counted = self._query(
-                f"SELECT CAST({column} AS DATE) AS day, count(*) AS n FROM "
+                f"SELECT day, count(*) AS n FROM (SELECT {rows}CAST({column} AS DATE) AS day "
+                "FROM "
                 + self._scan(table, "$files", f"{column} >= $start AND {column} < $stop",
                              times_only=True)
-                + " GROUP BY ALL", files=files, start=end_of_day(min(todo) - timedelta(days=1)),
+                + ") GROUP BY ALL", files=files, start=end_of_day(min(todo) - timedelta(days=1)),
                 stop=end_of_day(max(todo))) if files else pa.table({"day": [], "n": []})
             for day, n in zip(counted["day"].to_pylist(), counted["n"].to_pylist(), strict=True):
                 if day in counts and day in todo:

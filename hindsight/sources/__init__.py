@@ -16,6 +16,18 @@ Which days a file spans:
   time its Delta log entry records, the commit time of the Iceberg snapshot that added it, or
   its modification time under a plain prefix).
 
+Copies (at-least-once writers): a prediction id written more than once on one prediction day
+(UTC, by ``columns.timestamp``) counts once, as the copy with the earliest timestamp (between
+copies of the same instant, the one in the file whose path sorts first); the same id on two
+days is two predictions, as the store keeps it. Labels are taken as the store takes them: the
+latest to arrive is the id's label, and its age counts from the first.
+
+What a run reads: a count reads the files whose days (above) meet its window (prediction days,
+and the labels that arrived since the window's first day); the rows per day of the data alerts
+are carried in the store by the files of each day, so a later run reads only the days whose
+files changed; Delta and Iceberg list their files from the log or the manifests (pruned by
+their statistics), a plain prefix by one listing and the footers of files not seen before.
+
 Rows a source deletes without rewriting files (Delta deletion vectors, Iceberg delete files)
 are refused with what to run: counting the deleted rows would be wrong, silently.
 """

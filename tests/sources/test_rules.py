@@ -14,7 +14,9 @@ import pyarrow.compute as pc
 import pytest
 
 from hindsight.config import parse_config
+from hindsight.engine.duck import DuckDBEngine
 from hindsight.errors import InputError
+from hindsight.jobs import volume
 from hindsight.jobs.results import MetricRow
 from hindsight.monitor import Monitor
 from hindsight.store.partitions import Table
@@ -70,6 +72,11 @@ def test_copies_of_an_id_count_once_the_earliest_wins(
         day = START + timedelta(days=4)
         _, metrics = lake.metrics(day, LAST_RUN)
         assert _whole(metrics).n_predictions == rows.predictions[day].num_rows
+        # the data alerts' rows per day: copies once, as the store counts what it kept
+        assert isinstance(lake.engine, DuckDBEngine)
+        for table in (Table.PREDICTIONS, Table.LABELS):
+            assert lake.engine.daily_rows(table, START, LAST_RUN) == volume.daily_counts(
+                logged.store, table, START, LAST_RUN), table
 
 
 @pytest.mark.parametrize("writer", ["delta", "iceberg", "jsonl"])
