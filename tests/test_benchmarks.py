@@ -125,3 +125,11 @@ def test_the_detection_benchmark_pages_on_the_break_on_every_schedule() -> None:
     done = benchmark("detection.py", "--per-day", "20000", "--break-at", "9", "--every", "1h",
                      timeout=600)
     assert done.stdout.count("after the break") == 2
+
+
+@pytest.mark.slow
+def test_the_sources_benchmark_runs_and_the_three_sides_agree(tmp_path: Path) -> None:
+    done = benchmark("sources.py", "--per-day", "1000", "--days", "10", "--repeat", "1",
+                     "--dir", str(tmp_path / "data"), timeout=600)
+    assert "all three store the same" in done.stdout
+    assert done.stdout.count("MiB from") == 6
