@@ -478,6 +478,66 @@ def schedule_problem(every: timedelta | None, window: timedelta) -> str | None:
     return None
 
 
+SOURCE_FORMATS = ("delta", "iceberg", "parquet", "jsonl")
+
+
+class TableSource(_Frozen):
+    """A table read in place, where the serving side already writes it, instead of the
+    store's own: a Delta table, an Iceberg table (through its catalog) or a prefix of Parquet
+    or JSON-lines files. The column mapping applies to it unchanged."""
+
+    format: Literal["delta", "iceberg", "parquet", "jsonl"] = Field(
+        description="delta (a Delta Lake table), iceberg (an Iceberg table named in a "
+                    "catalog), parquet or jsonl (the files under a prefix, Hive-style "
+                    "date partitions or not)")
+    path: str | None = Field(
+        default=None, min_length=1,
+        description="where the table lives: an absolute path or a URL (s3://, gs://, ...); "
+                    "for iceberg, left out: the catalog knows")
+    table: str | None = Field(
+        default=None, min_length=1,
+        description="iceberg only: the table's name in the catalog, namespace.name")
+    catalog: dict[str, str] | None = Field(
+        default=None,
+        description="iceberg only: the catalog's properties as pyiceberg takes them, e.g. "
+                    "{type: sql, uri: 'sqlite:////data/catalog.db', warehouse: ...}, and its "
+                    "name (name:, default 'default': a SQL catalog keeps tables by it)")
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="options for the table's reader: deltalake's storage_options or "
+                    "pyiceberg's FileIO properties (endpoints, regions); credentials come "
+                    "from the environment, never from here")
+
+    @model_validator(mode="after")
+    def _names_one_table(self) -> Self:
+        """An iceberg source names its ``table`` and ``catalog`` (and no ``path``); any other
+        names a ``path`` (and neither ``table`` nor ``catalog``)."""
+        if self.format == "iceberg":
+            if self.table is None or not self.catalog:
+                raise ValueError("an iceberg source names its table (table: namespace.name) "
+                                 "and its catalog (catalog: {type: sql, uri: ...})")
+            if "." not in self.table:
+                raise ValueError(f"table {self.table!r}: write the namespace and the name, "
+                                 "as namespace.name")
+            if self.path is not None:
+                raise ValueError("an iceberg source is found through its catalog: leave "
+                                 "out path")
+            return self
+        if self.path is None:
+            raise ValueError(f"a {self.format} source needs a path: the table's directory or "
+                             "URL")
+        if self.table is not None or self.catalog is not None:
+            raise ValueError(f"table and catalog name an iceberg table; a {self.format} "
+                             "source has only a path")
+        if "://" not in self.path and not Path(self.path).is_absolute():
+            raise ValueError(f"path {self.path!r}: give an absolute path or a URL")
+        return self
+
+    def describe(self) -> str:
+        """The source as messages name it."""
+        return f"{self.format} table {self.table or self.path}"
+
+
 class Config(_Frozen):
     """Everything hindsight needs to know about one monitored model."""
 
@@ -524,6 +584,15 @@ class Config(_Frozen):
                                       "DuckDB, or Spark (pip install 'hindsight[spark]')")
     spark: SparkSettings = Field(default=SparkSettings(),
                                  description="the Spark session, with engine: spark")
+    predictions: TableSource | None = Field(
+        default=None,
+        description="read the predictions in place from this table (Delta, Iceberg, Parquet "
+                    "or JSON lines) instead of the store's own; null: the store's, filled by "
+                    "hindsight log and the service")
+    labels: TableSource | None = Field(
+        default=None,
+        description="read the labels in place from this table instead of the store's own; "
+                    "null: the store's")
     pipeline: PipelineSettings = Field(
         default=PipelineSettings(), description="the image and resources of 'hindsight "
                                                 "pipeline' steps (Kubeflow, CronJob)")
@@ -549,6 +618,7 @@ class Config(_Frozen):
         - ``storage.delete_after_days`` keeps predictions and labels longer than
           ``label_window_days + 1`` days (what the daily run joins).
         - ``cross_depth`` is at most the number of segments.
+        - Tables read in place (``predictions``, ``labels``) are read by the duckdb engine.
         """
         roles = self.columns.roles()
         if self.columns.scores and (self.columns.score or self.task != "classification"):
@@ -604,6 +674,9 @@ class Config(_Frozen):
                     f"storage.delete_after_days.{kind} is {days}: the daily run needs "
                     f"label_window_days + 1 = {self.label_window_days + 1} days of {kind}; "
                     "keep them longer")
+        if self.engine != "duckdb" and (self.predictions or self.labels):
+            raise ValueError("predictions or labels read in place from a table are read by "
+                             "the duckdb engine: set engine: duckdb, or log them into the store")
         if self.cross_depth is not None and self.cross_depth > max(len(self.segments), 1):
             raise ValueError(
                 f"cross_depth is {self.cross_depth} but only {len(self.segments)} segments are "

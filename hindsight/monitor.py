@@ -359,12 +359,21 @@ class Monitor:
     def versions(self, as_of: date | None = None) -> tuple[date | None, list[VersionSeen]]:
         """Every model version, provider model and serving variant seen up to ``as_of``
         (default: the latest prediction day)."""
-        days = self.store.partitions(Table.PREDICTIONS)
-        day = as_of or (days[-1] if days else None)
+        day = as_of or self._latest_prediction_day()
         if day is None:
             return None, []
         history = self.engine.version_history(day, self.config.columns.versions())
         return day, versions_seen(history, self.config, latest_verdicts(self.store))
+
+    def _latest_prediction_day(self) -> date | None:
+        """The latest day predictions were made: the store's latest partition, or that of
+        the table the predictions are read in place from."""
+        in_place = getattr(self.engine, "latest_day", None)
+        if self.config.predictions is not None and in_place is not None:
+            latest: date | None = in_place(Table.PREDICTIONS)
+            return latest
+        days = self.store.partitions(Table.PREDICTIONS)
+        return days[-1] if days else None
 
     def validate(self, candidate: Any, version: str | None = None,
                  min_agreement: float | None = None,
@@ -392,8 +401,7 @@ class Monitor:
 
     def version_shares(self, as_of: date | None, days: int) -> tuple[date, list[dict[str, Any]]]:
         """Each version value's share of each day's predictions, for ``days`` days."""
-        last = as_of or max(self.store.partitions(Table.PREDICTIONS),
-                            default=datetime.now(UTC).date())
+        last = as_of or self._latest_prediction_day() or datetime.now(UTC).date()
         counts = self.engine.daily_versions(last - timedelta(days=days - 1), last,
                                             self.config.columns.versions()).to_pylist()
         totals: dict[tuple[date, str], int] = {}

@@ -136,3 +136,10 @@ def test_the_workspace_benchmark_measures_every_way_of_running_the_models(tmp_pa
     assert "the daily job of 4 models" in done.stdout
     assert "4 separate processes, one after the other" in done.stdout
     assert "workspace command, --jobs 2" in done.stdout and "MiB" in done.stdout
+
+
+def test_the_sources_benchmark_runs_and_the_three_sides_agree(tmp_path: Path) -> None:
+    done = benchmark("sources.py", "--per-day", "1000", "--days", "10", "--repeat", "1",
+                     "--dir", str(tmp_path / "data"), timeout=600)
+    assert "all three store the same" in done.stdout
+    assert done.stdout.count("MiB from") == 6

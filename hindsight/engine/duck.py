@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from hindsight.store.schema import ARRIVED_AT
 
 if TYPE_CHECKING:
     from hindsight.engine.remote import StoreFileSystem
+    from hindsight.sources import Source, SourceFile
 
 
 # Counts are kept in DuckDB as these tables; the latest window's as kept_*, a day's change to
@@ -57,10 +59,14 @@ COUNTS_MANIFEST = "counts.json"
 CARRIED_DAYS = 2
 FILE_COLUMN = "_hindsight_file"  # the file a row was read from, where a query asks
 CARRIED_VERSIONS = "versions.parquet"  # each prediction file's version sums, beside the counts
+CARRIED_ROWS = "source-rows"  # a table read in place: its rows per day (see daily_rows)
 
 
 # the prediction files and the label files a count reads, as listed when it ran
 Reads = tuple[tuple[str, ...], tuple[str, ...]]
+# the days each file of a table read in place spans, by path as handed to DuckDB (see sources)
+Spans = dict[str, tuple[date | None, date | None]]
+ARRIVALS = "source_arrivals"  # each label file of a source and when it arrived
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,23 +109,31 @@ class _Listing:
 
     predictions: tuple[str, ...]
     labels: tuple[str, ...]
+    spans: Spans  # of the files of tables read in place
 
     def reads(self, window: _Window) -> Reads:
         """The prediction and label files the counts of ``window`` read."""
-        return (_within(self.predictions, window.first_day, window.last_day),
+        return (_within(self.predictions, window.first_day, window.last_day, self.spans),
                 _within(self.labels, window.first_day - timedelta(days=LABEL_LEAD_DAYS),
-                        window.as_of))
+                        window.as_of, self.spans))
 
     def labels_of(self, day: date) -> tuple[str, ...]:
         """The label files that arrived on ``day``."""
-        return _within(self.labels, day, day)
+        return _within(self.labels, day, day, self.spans)
 
 
-def _within(paths: tuple[str, ...], first: date, last: date) -> tuple[str, ...]:
+def _within(paths: tuple[str, ...], first: date, last: date, spans: Spans) -> tuple[str, ...]:
     """The files of partitions ``first..last``, and those outside any, as a listing of those
-    days gives them."""
-    return tuple(path for path in paths
-                 if (day := partition_date(path)) is None or first <= day <= last)
+    days gives them; a file of a table read in place by the days it spans."""
+    found = []
+    for path in paths:
+        if path in spans:
+            low, high = spans[path]
+            if low is None or high is None or (low <= last and high >= first):
+                found.append(path)
+        elif (day := partition_date(path)) is None or first <= day <= last:
+            found.append(path)
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +237,22 @@ class DuckDBEngine:
         self._version_files: dict[str, tuple[tuple[str, ...], pa.Table]] = {}
         self._carried_versions_read = False
         self._small_files = SmallFileRows()  # for ingest's look-ups (see engine.lookups)
+        # tables read in place (config predictions:/labels:), and what their files are
+        self._sources: dict[Table, Source] = {}
+        self._source_schemes: dict[Table, str] = {}
+        self._filesystems: list[StoreFileSystem] = [self._remote] if self._remote else []
+        self._spans: Spans = {}
+        self._source_sizes: dict[str, int] = {}
+        self._arrivals: dict[str, datetime] = {}
+        self._rows_carried: dict[Table, dict[str, dict[str, Any]]] = {}  # see daily_rows
+        self._columns_checked: set[Table] = set()  # sources found to have the mapped columns
+        for table, spec in ((Table.PREDICTIONS, config.predictions),
+                            (Table.LABELS, config.labels)):
+            if spec is not None:
+                from hindsight.sources import open_source
+
+                self._sources[table] = open_source(spec, "predictions" if table
+                                                   == Table.PREDICTIONS else "labels", config)
 
     def close(self) -> None:
         self._con.close()
@@ -263,6 +293,8 @@ class DuckDBEngine:
 
     def _lookup(self, table: Table, ids: pa.Array, first_day: date | None,
                 last_day: date | None, select: str, empty: dict[str, pa.DataType]) -> pa.Table:
+        if table in self._sources:
+            return self._source_lookup(table, ids, first_day, last_day, select, empty)
         files = self._store.files(table, first_day, last_day)
         if not files:
             return pa.schema(list(empty.items())).empty_table()
@@ -296,6 +328,62 @@ class DuckDBEngine:
             if known is not None:
                 self._con.unregister("kept_rows")
 
+    def _source_lookup(self, table: Table, ids: pa.Array, first_day: date | None,
+                       last_day: date | None, select: str,
+                       empty: dict[str, pa.DataType]) -> pa.Table:
+        """A look-up in a table read in place (its files read each time: no ingest writes it,
+        only the other table's looks it up)."""
+        files = self._files(table, first_day, last_day)
+        if not files:
+            return pa.schema(list(empty.items())).empty_table()
+        self._con.register("batch_ids", pa.table({"id": ids}))
+        try:
+            return self._query(
+                f"SELECT {select} FROM "
+                + self._scan(table, "$files", f"{ident(self._config.columns.id)} "
+                                              "IN (SELECT id FROM batch_ids)"), files=files)
+        finally:
+            self._con.unregister("batch_ids")
+
+    def _scan(self, table: Table, files: str, where: str = "TRUE",
+              with_file: bool = False, times_only: bool = False) -> str:
+        """A subquery of the rows of the predictions or labels files ``files`` (a parameter)
+        that ``where`` keeps, with ``FILE_COLUMN`` if asked. The store's files are read as
+        they are. A table read in place is read as its format asks, its id as text, its times
+        as UTC instants; each label gets the time it arrived (``ARRIVED_AT``: its
+        ``label_timestamp``, else its file's arrival); a prediction's copies (an id written
+        more than once on one prediction day, by an at-least-once writer) count once: the
+        earliest. ``times_only``: of a table read in place, only the id and the time columns
+        (what counting rows by day needs; the other columns' bytes are not read)."""
+        if table not in self._sources:
+            named = f", filename = '{FILE_COLUMN}'" if with_file else ""
+            return (f"(SELECT * FROM read_parquet({files}, union_by_name = true{named}) "
+                    f"WHERE {where})")
+        source, cols = self._sources[table], self._config.columns
+        reader = ("read_json({}, format = 'newline_delimited', union_by_name = true, "
+                  f"filename = '{FILE_COLUMN}')" if source.read_as == "jsonl" else
+                  "read_parquet({}, union_by_name = true, hive_partitioning = true, "
+                  f"filename = '{FILE_COLUMN}')").format(files)
+        keep = "" if with_file else f" EXCLUDE ({FILE_COLUMN})"
+        key = ident(cols.id)
+        if times_only:
+            times = [ident(c) for c in ((cols.timestamp,) if table == Table.PREDICTIONS
+                                        else (cols.label, cols.label_timestamp)) if c]
+            reader = f"(SELECT {', '.join([key, *times, FILE_COLUMN])} FROM {reader})"
+        if table == Table.PREDICTIONS:
+            ts = ident(cols.timestamp)
+            # summed file by file (with_file: version sums), copies are each file's rows
+            once = "" if with_file else (
+                f" QUALIFY row_number() OVER (PARTITION BY {key}, CAST({ts} AS DATE) "
+                f"ORDER BY {ts}, {FILE_COLUMN}) = 1")
+            return (f"(SELECT *{keep} FROM (SELECT * REPLACE ({key}::VARCHAR AS {key}, "
+                    f"{ts}::TIMESTAMPTZ AS {ts}) FROM {reader}) WHERE {where}{once})")
+        stamped = (f"s.{ident(cols.label_timestamp)}::TIMESTAMPTZ"
+                   if cols.label_timestamp else "NULL::TIMESTAMPTZ")
+        return (f"(SELECT *{keep} FROM (SELECT s.* REPLACE ({key}::VARCHAR AS {key}), "
+                f"coalesce({stamped}, a.arrived) AS {ident(ARRIVED_AT)} FROM {reader} s "
+                f"JOIN {ARRIVALS} a ON s.{FILE_COLUMN} = a.path) WHERE {where})")
+
     # --- the daily job -------------------------------------------------------------------
 
     def predictions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
@@ -311,9 +399,9 @@ class DuckDBEngine:
             return pa.table({name: pa.array([]) for name in columns})
         timestamp = ident(self._config.columns.timestamp)
         return value_identities(self._query(
-            f"SELECT {', '.join(ident(c) for c in columns)} "
-            "FROM read_parquet($files, union_by_name = true) "
-            f"WHERE {timestamp} >= $start AND {timestamp} < $stop",
+            f"SELECT {', '.join(ident(c) for c in columns)} FROM "
+            + self._scan(Table.PREDICTIONS, "$files",
+                         f"{timestamp} >= $start AND {timestamp} < $stop"),
             files=files, start=start, stop=stop), self._config)
 
     def version_history(self, as_of: date, columns: list[str],
@@ -377,8 +465,8 @@ class DuckDBEngine:
         needed = ", ".join(ident(c) for c in dict.fromkeys([self._config.columns.timestamp,
                                                            *columns]))
         found = self._query(
-            f"WITH p AS (SELECT {FILE_COLUMN}, {needed} FROM read_parquet($files, "
-            f"union_by_name = true, filename = '{FILE_COLUMN}')) "
+            f"WITH p AS (SELECT {FILE_COLUMN}, {needed} FROM "
+            f"{self._scan(Table.PREDICTIONS, '$files', with_file=True)}) "
             f'SELECT {FILE_COLUMN}, "column", value, CAST(ts AS DATE) AS day, '
             "min(ts) AS first_seen, max(ts) AS last_seen, count(*)::BIGINT AS n "
             f"FROM ({parts}) GROUP BY ALL ORDER BY {FILE_COLUMN}", files=files)
@@ -414,8 +502,8 @@ class DuckDBEngine:
             [cols.timestamp, cols.prediction, *columns,
              *([cols.input_hash] if cols.input_hash else [])]))
         return self._query(
-            f"WITH p AS (SELECT {needed} FROM read_parquet($files, union_by_name = true) "
-            f"WHERE {ts} >= $start AND {ts} < $stop), "
+            f"WITH p AS (SELECT {needed} FROM "
+            f"{self._scan(Table.PREDICTIONS, '$files', f'{ts} >= $start AND {ts} < $stop')}), "
             f"v AS ({parts}), "
             'a AS (SELECT day, "column", value, answer, count(*) AS n, '
             "count(DISTINCT input) AS inputs FROM v GROUP BY ALL) "
@@ -497,7 +585,8 @@ class DuckDBEngine:
         self._store.write_json(Table.COUNTS, day, COUNTS_MANIFEST, {
             "of": self._carried_key(kept.window), "rows": kept.rows, "files": files,
             "file_rows": {path: self._file_rows[path] for path in (*kept.reads[0],
-                                                                    *kept.reads[1])}})
+                                                                    *kept.reads[1])
+                          if path in self._file_rows}})
         self._carry_versions(day)
         self._prune_carried(day, {*files.values(), CARRIED_VERSIONS})
 
@@ -597,6 +686,9 @@ class DuckDBEngine:
         for table, files in zip((Table.PREDICTIONS, Table.LABELS), reads, strict=True):
             rows = found.setdefault(table.value, {})
             for path in files:
+                if path in self._source_sizes:  # a file read in place, by its size now
+                    rows[path] = self._source_sizes[path]
+                    continue
                 if path not in self._file_rows:
                     try:
                         footer = self._store.footer(path.removeprefix(self._scheme))
@@ -632,10 +724,10 @@ class DuckDBEngine:
         source = (
             f"SELECT {ident(cols.id)} AS id, CAST({ident(cols.timestamp)} AS DATE) AS day, "
             f"{self._value(cols.prediction)} AS prediction, {self._score()} AS score"
-            f"{self._segment_columns()} "
-            "FROM read_parquet($predictions, union_by_name = true) "
-            f"WHERE {ident(cols.timestamp)} >= $start AND {ident(cols.timestamp)} < $stop "
-            f"AND {only}"
+            f"{self._segment_columns()} FROM "
+            + self._scan(Table.PREDICTIONS, "$predictions",
+                         f"{ident(cols.timestamp)} >= $start AND {ident(cols.timestamp)} "
+                         "< $stop") + f" WHERE {only}"
         )
         if calibration is None or not cols.has_score():
             return f"SELECT *, NULL::DOUBLE AS p_correct FROM ({source})", {}
@@ -655,8 +747,9 @@ class DuckDBEngine:
         """Label rows of ``$labels`` that arrived in ``[$since, $as_of)``, that ``only`` keeps."""
         cols, arrived = self._config.columns, ident(ARRIVED_AT)
         return (f"SELECT {ident(cols.id)} AS id, {self._value(cols.label)} AS label, "
-                f"{arrived} AS arrived_at FROM read_parquet($labels, union_by_name = true) "
-                f"WHERE {arrived} >= $since AND {arrived} < $as_of AND {only}")
+                f"{arrived} AS arrived_at FROM "
+                + self._scan(Table.LABELS, "$labels", f"{arrived} >= $since AND {arrived} "
+                             "< $as_of") + f" WHERE {only}")
 
     @staticmethod
     def _joined_sql(predictions: str, label_rows: str | None) -> str:
@@ -684,7 +777,8 @@ class DuckDBEngine:
         return _Listing(
             tuple(self._files(Table.PREDICTIONS, window.first_day - day, window.last_day)),
             tuple(self._files(Table.LABELS,
-                              window.first_day - day * (LABEL_LEAD_DAYS + 1), window.as_of)))
+                              window.first_day - day * (LABEL_LEAD_DAYS + 1), window.as_of)),
+            dict(self._spans))
 
     def _count_window(self, window: _Window, reads: Reads,
                       calibration: pa.Table | None) -> None:
@@ -760,10 +854,10 @@ class DuckDBEngine:
         self._execute("CREATE TEMP TABLE changed (id VARCHAR)")
         if files:
             self._execute(
-                f"INSERT INTO changed SELECT DISTINCT {ident(cols.id)}::VARCHAR "
-                "FROM read_parquet($files, union_by_name = true) "
-                f"WHERE ({arrived} >= $gone_from AND {arrived} < $gone_to) "
-                f"OR ({arrived} >= $came_from AND {arrived} < $came_to)",
+                f"INSERT INTO changed SELECT DISTINCT {ident(cols.id)}::VARCHAR FROM "
+                + self._scan(Table.LABELS, "$files",
+                             f"({arrived} >= $gone_from AND {arrived} < $gone_to) "
+                             f"OR ({arrived} >= $came_from AND {arrived} < $came_to)"),
                 {"files": files, "gone_from": gone_from, "gone_to": gone_to,
                  "came_from": end_of_day(before.as_of), "came_to": end_of_day(now.as_of)})
         # the predictions of `now`; the labels either window joins
@@ -979,19 +1073,184 @@ class DuckDBEngine:
 
     def _files(self, table: Table, start: date | None = None,
                end: date | None = None) -> list[str]:
-        return [self._scheme + f.path for f in self._store.files(table, start, end)]
+        source = self._sources.get(table)
+        if source is None:
+            return [self._scheme + f.path for f in self._store.files(table, start, end)]
+        listed = source.files(start, end)
+        scheme = self._source_scheme(table, source)
+        for file in listed:
+            path = scheme + file.path
+            self._spans[path] = (file.first_day, file.last_day)
+            self._source_sizes[path] = file.size
+            self._arrivals[path] = file.arrived
+        if table == Table.LABELS:
+            self._register_arrivals(listed, scheme)
+        if listed and table not in self._columns_checked:
+            self._check_columns(table, source, scheme + listed[-1].path)
+        return [scheme + f.path for f in listed]
+
+    def _check_columns(self, table: Table, source: Source, path: str) -> None:
+        """Refuse a source without a mapped column, naming it and the fix, before any
+        count's query fails on it (its newest file's columns: one footer read)."""
+        from hindsight.sources import missing_columns
+
+        reader = ("read_json([$file], format = 'newline_delimited')" if source.read_as
+                  == "jsonl" else "read_parquet([$file], hive_partitioning = true)")
+        present = self._query(f"SELECT column_name FROM (DESCRIBE SELECT * FROM {reader})",
+                              file=path)["column_name"].to_pylist()
+        error = missing_columns(source.spec, source.role, self._config,
+                                path.removeprefix(self._source_scheme(table, source)), present)
+        if error is not None:
+            raise error
+        self._columns_checked.add(table)
+
+    def _source_scheme(self, table: Table, source: Source) -> str:
+        """How DuckDB names the files of a table read in place: plain local paths, or through
+        its filesystem registered under a scheme of its own."""
+        if table in self._source_schemes:
+            return self._source_schemes[table]
+        import pyarrow.fs as pafs
+
+        scheme = ""
+        if not isinstance(source.fs, pafs.LocalFileSystem):
+            from hindsight.engine.remote import store_filesystem
+
+            kind = store_filesystem(f"hindsight-{table.value}")
+            fs = kind(source.fs)
+            self._con.register_filesystem(fs)
+            self._filesystems.append(fs)
+            scheme = kind.prefix
+        self._source_schemes[table] = scheme
+        return scheme
+
+    def _register_arrivals(self, listed: list[SourceFile], scheme: str) -> None:
+        """The arrival of every label file of the source, for ``_scan`` to join."""
+        with contextlib.suppress(duckdb.Error):
+            self._con.unregister(ARRIVALS)
+        known = {scheme + f.path: f.arrived for f in listed} | self._arrivals
+        self._con.register(ARRIVALS, pa.table({
+            "path": pa.array(list(known), pa.string()),
+            "arrived": pa.array(list(known.values()), pa.timestamp("us", "UTC"))}))
+
+    def daily_rows(self, table: Table, first: date, last: date) -> dict[date, int] | None:
+        """Rows per day from ``first`` to ``last`` of a table read in place (predictions by
+        the day made, each id once; labels by the day arrived), or None for the store's own
+        (counted from its footers, see ``jobs.volume``). As there, a day before the table's
+        first has no entry and a day without rows after it counts 0; a label sent again on
+        the day it arrived counts once.
+
+        A day's count depends only on the files whose rows span it, so each day's is carried
+        in the store's ``counts`` table with a digest of those files (path, size, arrival):
+        a later run, in any process, reads only the days whose files changed (the new days,
+        as a rule), and of those files only the id and time columns."""
+        if table not in self._sources:
+            return None
+        listed = tuple(self._files(table, None, last))
+        if not listed:
+            return {}
+        known = [low for path in listed if (low := self._spans[path][0]) is not None]
+        start = max(first, min(known)) if known else first
+        days = [start + timedelta(days=d) for d in range((last - start).days + 1)]
+        digests = {day: self._files_digest(_within(listed, day, day, self._spans))
+                   for day in days}
+        carried = self._carried_rows(table, last)
+        counts = {day: int(carried[day.isoformat()]["n"]) for day in days
+                  if carried.get(day.isoformat(), {}).get("files") == digests[day]}
+        todo = [day for day in days if day not in counts]
+        if todo:
+            files = sorted({path for day in todo
+                            for path in _within(listed, day, day, self._spans)})
+            counts |= dict.fromkeys(todo, 0)
+            column = ident(self._config.columns.timestamp if table == Table.PREDICTIONS
+                           else ARRIVED_AT)
+            # a label sent again the same day is one label (ingest skips a label that
+            # changes nothing)
+            rows = ("" if table == Table.PREDICTIONS else
+                    f"DISTINCT {ident(self._config.columns.id)}, "
+                    f"{ident(self._config.columns.label)}, ")
+            counted = self._query(
+                f"SELECT day, count(*) AS n FROM (SELECT {rows}CAST({column} AS DATE) AS day "
+                "FROM "
+                + self._scan(table, "$files", f"{column} >= $start AND {column} < $stop",
+                             times_only=True)
+                + ") GROUP BY ALL", files=files, start=end_of_day(min(todo) - timedelta(days=1)),
+                stop=end_of_day(max(todo))) if files else pa.table({"day": [], "n": []})
+            for day, n in zip(counted["day"].to_pylist(), counted["n"].to_pylist(), strict=True):
+                if day in counts and day in todo:
+                    counts[day] = int(n)
+            self._carry_rows(table, last, {day.isoformat(): {"files": digests[day],
+                                                             "n": counts[day]} for day in days})
+        return dict(sorted(counts.items()))
+
+    def latest_day(self, table: Table) -> date | None:
+        """The latest day a table read in place has rows of (predictions by the day made,
+        labels by the day arrived), from its files' statistics where they tell, else read;
+        None for the store's own or an empty table."""
+        if table not in self._sources:
+            return None
+        listed = self._files(table)
+        known = [high for path in listed if (high := self._spans[path][1]) is not None]
+        unknown = [path for path in listed if self._spans[path][1] is None]
+        if unknown:  # no statistics (JSON lines without a date partition): read their times
+            column = ident(self._config.columns.timestamp if table == Table.PREDICTIONS
+                           else ARRIVED_AT)
+            found = self._query(f"SELECT max(CAST({column} AS DATE)) AS day FROM "
+                                + self._scan(table, "$files", times_only=True),
+                                files=unknown)["day"][0].as_py()
+            known += [found] if found is not None else []
+        return max(known, default=None)
+
+    def _files_digest(self, paths: tuple[str, ...]) -> str:
+        """What a day's count of a table read in place was counted from."""
+        named = sorted(f"{p}\t{self._source_sizes[p]}\t{self._arrivals[p].isoformat()}"
+                       for p in paths)
+        return hashlib.sha256("\n".join(named).encode()).hexdigest()
+
+    def _rows_key(self, table: Table) -> list[Any]:
+        """What carried daily rows are counts of."""
+        cols = self._config.columns
+        return [COUNTS_FORMAT, table.value, cols.id, cols.timestamp, cols.label_timestamp]
+
+    def _carried_rows(self, table: Table, last: date) -> dict[str, dict[str, Any]]:
+        """The daily rows of ``table`` the newest run up to ``last`` carried, by ISO day;
+        none (count them all) if missing, damaged or counted otherwise."""
+        if table in self._rows_carried:
+            return self._rows_carried[table]
+        name = f"{CARRIED_ROWS}-{table.value}.json"
+        for day in reversed([d for d in self._store.partitions(Table.COUNTS) if d <= last]):
+            try:
+                body = self._store.read_json(f"{self._store.partition_dir(Table.COUNTS, day)}"
+                                             f"/{name}")
+            except StoreError:
+                continue  # none that day, or pruned meanwhile
+            if isinstance(body, dict) and body.get("of") == self._rows_key(table) \
+                    and isinstance(body.get("days"), dict):
+                return {str(k): v for k, v in body["days"].items() if isinstance(v, dict)}
+            return {}
+        return {}
+
+    def _carry_rows(self, table: Table, day: date, counts: dict[str, dict[str, Any]]) -> None:
+        """Keep the daily rows just counted, here and in the store for runs elsewhere."""
+        self._rows_carried[table] = counts
+        self._store.write_json(Table.COUNTS, day, f"{CARRIED_ROWS}-{table.value}.json",
+                               {"of": self._rows_key(table), "days": counts})
+
+    def bytes_read(self) -> dict[str, int]:
+        """Bytes each file read through a registered filesystem gave DuckDB so far (object
+        stores and tables in buckets), by path: what a run cost in reads."""
+        return {path: n for fs in self._filesystems for path, n in fs.bytes_read.items()}
 
     def _execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        if self._remote is not None:
-            self._remote.forget()
+        for fs in self._filesystems:
+            fs.forget()
         try:
             self._con.execute(sql, params or None)
         except duckdb.Error as exc:
             raise StoreError(f"query over the store {self._store.root} failed: {exc}") from exc
 
     def _query(self, sql: str, **params: Any) -> pa.Table:
-        if self._remote is not None:
-            self._remote.forget()
+        for fs in self._filesystems:
+            fs.forget()
         try:
             return self._con.sql(sql, params=params or None).to_arrow_table()
         except duckdb.Error as exc:

@@ -225,7 +225,8 @@ def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
     alerts += advance(_of_kind(previous, "model_version"), versions.version_changes(as_of, seen),
                       as_of, resolve_after, since)
     history_start = as_of - timedelta(days=7 * config.data.weeks)
-    for metric, outcome in volume.data_results(as_of, config, store).items():
+    for metric, outcome in volume.data_results(as_of, config, store,
+                                               getattr(engine, "daily_rows", None)).items():
         before = [a for a in _of_kind(previous, volume.KIND) if a.metric == metric]
         alerts += advance(before, outcome, as_of, resolve_after, history_start)
     alerts = [replace(a, at=end_of_day(as_of)) for a in alerts]  # the run's instant

@@ -79,9 +79,22 @@ class IngestReport:
         return text
 
 
+def refuse_read_in_place(config: Config, kind: str) -> None:
+    """Refuse to store rows of a table the config reads in place (``predictions:`` or
+    ``labels:``): they would land in the store's own table, which nothing reads."""
+    source = config.predictions if kind == "predictions" else config.labels
+    if source is not None:
+        raise InputError(
+            f"model {config.model!r} reads its {kind} in place from the {source.describe()} "
+            f"({kind}: in {config.source}): write them there, where the runs read them; "
+            f"nothing was stored (logging into the store is for a model without {kind}: "
+            "in its config)")
+
+
 def log_predictions(batches: Sequence[Batch], config: Config, store: Store,
                     engine: Engine, today: date | None = None) -> IngestReport:
     """``today``: rows older than the retention keeps as of this day are refused."""
+    refuse_read_in_place(config, "predictions")
     cols = config.columns
     for batch in batches:
         admit(batch, config, "predictions")
@@ -195,6 +208,7 @@ def _without(table: pa.Table, rows: pa.ChunkedArray) -> pa.Table:
 
 def log_labels(batches: Sequence[Batch], config: Config, store: Store, engine: Engine,
                received_at: datetime) -> IngestReport:
+    refuse_read_in_place(config, "labels")
     cols = config.columns
     for batch in batches:
         admit(batch, config, "labels")

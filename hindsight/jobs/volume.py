@@ -5,6 +5,7 @@ are counted by the day they were made, labels by the day they arrived, from the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 
 from hindsight.alerts.model import Alert
@@ -34,16 +35,23 @@ def daily_counts(store: Store, table: Table, first: date, last: date) -> dict[da
     return counts
 
 
-def data_results(as_of: date, config: Config, store: Store) -> dict[str, RuleResult]:
+# rows per day of a table read in place (see DuckDBEngine.daily_rows); None: not one
+RowsPerDay = Callable[[Table, date, date], "dict[date, int] | None"]
+
+
+def data_results(as_of: date, config: Config, store: Store,
+                 rows_per_day: RowsPerDay | None = None) -> dict[str, RuleResult]:
     """Per feed (metric ``predictions`` or ``labels``): the day's verdict as a rule result.
     Labels are not judged in the ``EXPLAINED_DAYS`` after predictions fell: the labels that
-    did not come are those of the predictions that were not made, one alert says it."""
+    did not come are those of the predictions that were not made, one alert says it. A
+    table read in place is counted by ``rows_per_day``."""
     weeks = config.data.weeks
     found = {}
     fell = False
     for metric, (table, verb) in FEEDS.items():
-        counts = daily_counts(store, table, as_of - timedelta(days=7 * weeks + EXPLAINED_DAYS),
-                              as_of)
+        first = as_of - timedelta(days=7 * weeks + EXPLAINED_DAYS)
+        in_place = rows_per_day(table, first, as_of) if rows_per_day is not None else None
+        counts = in_place if in_place is not None else daily_counts(store, table, first, as_of)
         judged = None if fell else _judged(counts, as_of, weeks, config.data.min_share)
         if metric == "predictions":
             fell = any(v is not None and v.low for v in (
