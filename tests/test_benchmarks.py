@@ -138,6 +138,7 @@ def test_the_workspace_benchmark_measures_every_way_of_running_the_models(tmp_pa
     assert "workspace command, --jobs 2" in done.stdout and "MiB" in done.stdout
 
 
+@pytest.mark.slow
 def test_the_sources_benchmark_runs_and_the_three_sides_agree(tmp_path: Path) -> None:
     done = benchmark("sources.py", "--per-day", "1000", "--days", "10", "--repeat", "1",
                      "--dir", str(tmp_path / "data"), timeout=600)
