@@ -62,3 +62,25 @@ def test_a_bad_source_is_refused_naming_it_and_the_fix(tmp_path: Path) -> None:
             monitor.run(START + timedelta(days=3))
         for words in said:
             assert words in str(refused.value), (case, str(refused.value))
+
+
+def test_the_sources_the_documentation_shows_are_valid_configs() -> None:
+    """Every `predictions:` and `labels:` the lake page shows is a source the config takes,
+    beside the columns of the page's first example."""
+    import re
+
+    import yaml
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "how-to" / "lake.md"
+    blocks = [yaml.safe_load(m[1]) for m in re.finditer(
+        r"^```yaml\n(.*?)^```$", page.read_text(encoding="utf-8"), re.DOTALL | re.MULTILINE)]
+    first = blocks[0]
+    shown = 0
+    for block in blocks:
+        config = parse_config({"model": "fraud", "store": "/tmp/hindsight",
+                               "columns": first["columns"], **block})
+        for role in ("predictions", "labels"):
+            if role in block:
+                assert getattr(config, role).format == block[role]["format"]
+                shown += 1
+    assert shown == 6  # a Delta table, an Iceberg table and a prefix, each for both tables
