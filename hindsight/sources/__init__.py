@@ -9,8 +9,8 @@ Which days a file spans:
 
 - predictions: the prediction days (UTC) of its rows, from the table's file statistics (the
   minimum and maximum of ``columns.timestamp`` in the Delta log, the Iceberg manifests or a
-  Parquet footer), else from a Hive-style date partition in its path (``dt=`` or ``date=``,
-  taken as the UTC day), else unknown: then it is read by every run;
+  Parquet footer), else from a Hive-style date partition in its path (``dt=``, ``date=`` or
+  ``day=``, taken as the UTC day), else unknown: then it is read by every run;
 - labels: the days they arrived: with ``columns.label_timestamp`` mapped, as predictions from
   that column's statistics; without it every label of a file arrived when the file did (the
   time its Delta log entry records, the commit time of the Iceberg snapshot that added it, or
