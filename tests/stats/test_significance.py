@@ -74,6 +74,7 @@ def test_benjamini_hochberg_on_null_cells_rarely_rejects_anything(seed: int) -> 
     assert benjamini_hochberg(p, 0.01).sum() <= 2
 
 
+@settings(max_examples=30)  # statsmodels' multipletests takes ~60 ms a call
 @given(st.lists(st.floats(0, 1), min_size=1, max_size=300), st.sampled_from([0.001, 0.01, 0.05]))
 def test_holm_matches_statsmodels(pvalues: list[float], alpha: float) -> None:
     expected, *_ = multipletests(pvalues, alpha=alpha, method="holm")
