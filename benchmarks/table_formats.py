@@ -32,12 +32,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -219,14 +221,14 @@ class StoreSide(Side):
 
     name = "store"
 
-    def __init__(self, endpoint: str, today: date) -> None:
+    def __init__(self, endpoint: str, today: date, location: str | None = None) -> None:
         from hindsight.config import parse_config
         from hindsight.monitor import Monitor
         from hindsight.simulate import demo_config
 
         os.environ.update(S3_ENV, AWS_ENDPOINT_URL=endpoint)
         noon = datetime(today.year, today.month, today.day, 12, tzinfo=UTC)
-        self.monitor = Monitor(parse_config(demo_config(f"s3://{BUCKET}/store")),
+        self.monitor = Monitor(parse_config(demo_config(location or f"s3://{BUCKET}/store")),
                                clock=lambda: noon)
 
     def load(self, days: list[pa.Table]) -> None:
@@ -257,9 +259,10 @@ class DeltaSide(Side):
 
     name = "delta"
 
-    def __init__(self, endpoint: str) -> None:
-        self.uri = f"s3://{BUCKET}/delta/predictions"
-        self.options = storage_options(endpoint)
+    def __init__(self, endpoint: str, local: Path | None = None, fsync: bool = False) -> None:
+        self.uri = str(local) if local else f"s3://{BUCKET}/delta/predictions"
+        self.options = {} if local else storage_options(endpoint)
+        self.local, self.fsync = local, fsync
         self.table: Any = None
         self.retries = 0
         self.conflicts: Counter[str] = Counter()
@@ -287,11 +290,31 @@ class DeltaSide(Side):
                     batch, f"t.dt IN ({days}) AND t.dt = s.dt AND t.prediction_id = "
                     "s.prediction_id", source_alias="s", target_alias="t",
                 ).when_not_matched_insert_all().execute()
+                if self.fsync:
+                    self.synced()
                 return int(done["num_target_rows_inserted"])
             except CommitFailedError as exc:
                 self.retries += 1
                 self.conflicts[str(exc).splitlines()[0][:120]] += 1
                 self.table.update_incremental()
+
+    def synced(self) -> None:
+        """What hindsight does before it answers on a local disk, after delta-rs wrote without
+        fsync: the commit just made, the files it added, and their directories, on the disk."""
+        assert self.local is not None
+        log = self.local / "_delta_log"
+        commit = log / f"{self.table.version():020d}.json"
+        paths = [commit]
+        for line in commit.read_text().splitlines():
+            added = json.loads(line).get("add")
+            if added:
+                paths.append(self.local / urllib.parse.unquote(added["path"]))
+        for path in [*paths, *{p.parent for p in paths}]:
+            descriptor = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
 
     def read(self, first: str, last: str) -> pa.Table:
         import duckdb
@@ -375,7 +398,7 @@ def ids_once(rows: pa.Table, what: str) -> set[str]:
 
 
 def median_ms(values: list[float]) -> str:
-    p90 = sorted(values)[max(int(len(values) * 0.9) - 1, 0)]
+    p90 = sorted(values)[math.ceil(len(values) * 0.9) - 1]
     return (f"median {statistics.median(values) * 1000:7.1f} ms, p90 {p90 * 1000:7.1f}, "
             f"max {max(values) * 1000:7.1f}")
 
@@ -503,6 +526,7 @@ def readers_beside_compaction(delta: DeltaSide, expected: int, directory: Path) 
     thread.start()
     while len(seen) < 2 and thread.is_alive():
         time.sleep(0.01)
+    planned = DeltaTable(delta.uri, storage_options=delta.options).to_pyarrow_dataset()
     before_files = len(DeltaTable(delta.uri, storage_options=delta.options).file_uris())
     started = time.perf_counter()
     table = DeltaTable(delta.uri, storage_options=delta.options)
@@ -516,10 +540,14 @@ def readers_beside_compaction(delta: DeltaSide, expected: int, directory: Path) 
     stop.set()
     thread.join()
     after_files = len(DeltaTable(delta.uri, storage_options=delta.options).file_uris())
+    try:  # a read planned before the compaction, run after the vacuum deleted its files
+        stale = f"read {planned.count_rows():,} rows"
+    except OSError as exc:
+        stale = f"failed ({type(exc).__name__}: {str(exc).splitlines()[0][:90]})"
     return {"reads": len(seen), "twice": [s for s in seen if s[1] != s[2]],
             "wrong": [s for s in seen if s[1] != expected], "failures": failures,
             "files": (before_files, after_files), "removed": compacted.get("numFilesRemoved"),
-            "vacuumed": len(vacuumed), "compact_seconds": compact_seconds}
+            "vacuumed": len(vacuumed), "compact_seconds": compact_seconds, "stale": stale}
 
 
 def glob_beside_store_compaction(store_side: StoreSide) -> tuple[int, int, int, int]:
@@ -625,6 +653,28 @@ def measure(args: argparse.Namespace, directory: Path, endpoint: str) -> None:
         out(f"           last batch: {requests_in(final)} requests, "
             f"{final['bytes_served'] / 1024:.0f} KiB served")
 
+    # 1b: the same on a local disk, where the store fsyncs before it answers
+    unsynced = DeltaSide(endpoint, directory / "local-delta")
+    synced = DeltaSide(endpoint, directory / "local-delta", fsync=True)
+    local: dict[str, Side] = {"store": StoreSide(endpoint, today, str(directory / "local-store")),
+                              "delta, no fsync": unsynced, "delta + fsync": synced}
+    local["store"].load(days[-2:-1])
+    unsynced.load(days[-2:-1])
+    synced.open()
+    local_seconds: dict[str, list[float]] = {n: [] for n in local}
+    for index, batch in enumerate(work):
+        for name, side in local.items():  # the two delta sides take every other batch
+            if name.startswith("delta") and (index % 2) != (name == "delta + fsync"):
+                continue
+            if isinstance(side, DeltaSide):
+                side.table.update_incremental()
+            started = time.perf_counter()
+            side.ingest(batch)
+            local_seconds[name].append(time.perf_counter() - started)
+    out("on a local disk, the same batches (the two delta rows take every other batch):")
+    for name, values in local_seconds.items():
+        out(f"  {name:15}: {median_ms(values)}")
+
     # 3: the daily run's read, 21 days
     first = (today - timedelta(days=min(args.days, 21) - 1)).isoformat()
     last = today.isoformat()
@@ -709,6 +759,7 @@ def measure(args: argparse.Namespace, directory: Path, endpoint: str) -> None:
         f"{len(beside['failures'])} failed")
     for failure in sorted(set(beside["failures"]))[:3]:
         out(f"  failed: {failure}")
+    out(f"  a read planned before the compaction and run after the vacuum: {beside['stale']}")
     if beside["twice"] or beside["wrong"]:
         raise AssertionError(f"a reader beside Delta's compaction miscounted: {beside}")
     store = sides["store"]
