@@ -11,12 +11,19 @@ with an identity partition on ``dt``); then, side by side:
    re-sent from the batch before, stored with each id once: the store's own look-up; Delta a
    MERGE inserting when no row of the day's partition has the id; Iceberg ``Table.upsert``
    inserting only what does not match. Seconds per batch and requests to the bucket per batch.
+   The store and Delta again on a local disk, Delta with and without the fsync of what its
+   commit wrote (delta-rs does not fsync; the store does before it answers).
 2. the daily run's read: every row of the last 21 days into DuckDB (the store through its own
    listing and a pyarrow dataset; Delta through ``to_pyarrow_dataset``; Iceberg through a scan
    to Arrow: DuckDB's delta and iceberg extensions cannot be downloaded here). Seconds, requests
    and bytes served.
 3. concurrency: ``--writers`` processes sending overlapping ids at once to each side; every
    acknowledged id must be stored, and none twice.
+   Delta commits with S3's conditional write (``If-None-Match: *``, delta-rs's default since
+   1.0: no lock, no DynamoDB); Iceberg's SQL catalog on SQLite compares and swaps the table's
+   metadata location, on one machine. Iceberg runs twice: with pyiceberg's own commit retries
+   (which re-apply an upsert's append to the newer snapshot without checking it again) and as
+   ``iceberg-own``, those retries off and the whole upsert run again on a conflict.
 4. readers beside Delta's compaction and vacuum (DuckDB and polars through the table's log),
    and a plain glob of the store's files beside hindsight's compaction.
 
@@ -505,10 +512,12 @@ def readers_beside_compaction(delta: DeltaSide, expected: int, directory: Path) 
 
     stop = threading.Event()
     seen: list[tuple[str, int, int]] = []
+    spans: list[tuple[float, float]] = []  # when each read began and ended
     failures: list[str] = []
 
     def read_loop() -> None:
         while not stop.is_set():
+            began = time.perf_counter()
             try:
                 dataset = DeltaTable(delta.uri, storage_options=delta.options).to_pyarrow_dataset()
                 con = duckdb.connect()
@@ -519,6 +528,7 @@ def readers_beside_compaction(delta: DeltaSide, expected: int, directory: Path) 
                 frame = pl.scan_delta(delta.uri, storage_options=delta.options).select(
                     pl.len(), pl.col("prediction_id").n_unique()).collect()
                 seen.append(("polars", int(frame.item(0, 0)), int(frame.item(0, 1))))
+                spans.append((began, time.perf_counter()))
             except Exception as exc:  # a failed read: counted
                 failures.append(f"{type(exc).__name__}: {str(exc)[:120]}")
 
@@ -535,6 +545,7 @@ def readers_beside_compaction(delta: DeltaSide, expected: int, directory: Path) 
     during = len(seen)
     table = DeltaTable(delta.uri, storage_options=delta.options)
     vacuumed = table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    ended = time.perf_counter()
     while len(seen) < during + 4 and thread.is_alive():
         time.sleep(0.01)
     stop.set()
@@ -547,7 +558,8 @@ def readers_beside_compaction(delta: DeltaSide, expected: int, directory: Path) 
     return {"reads": len(seen), "twice": [s for s in seen if s[1] != s[2]],
             "wrong": [s for s in seen if s[1] != expected], "failures": failures,
             "files": (before_files, after_files), "removed": compacted.get("numFilesRemoved"),
-            "vacuumed": len(vacuumed), "compact_seconds": compact_seconds, "stale": stale}
+            "vacuumed": len(vacuumed), "compact_seconds": compact_seconds, "stale": stale,
+            "overlapping": sum(1 for b, e in spans if b < ended and e > started)}
 
 
 def glob_beside_store_compaction(store_side: StoreSide) -> tuple[int, int, int, int]:
@@ -754,7 +766,8 @@ def measure(args: argparse.Namespace, directory: Path, endpoint: str) -> None:
     out(f"\nDelta compaction ({beside['removed']} files merged in {beside['compact_seconds']:.1f}"
         f" s) then vacuum with no retention ({beside['vacuumed']} files deleted), files "
         f"{beside['files'][0]} -> {beside['files'][1]}: {beside['reads']} reads (DuckDB and "
-        f"polars through the log) beside it, {len(beside['twice'])} counted a row twice, "
+        f"polars through the log; {beside['overlapping']} rounds of both overlapped them), "
+        f"{len(beside['twice'])} counted a row twice, "
         f"{len(beside['wrong'])} found another count than {total_rows:,}, "
         f"{len(beside['failures'])} failed")
     for failure in sorted(set(beside["failures"]))[:3]:
