@@ -144,3 +144,20 @@ def test_the_sources_benchmark_runs_and_the_three_sides_agree(tmp_path: Path) ->
                      "--dir", str(tmp_path / "data"), timeout=600)
     assert "all three store the same" in done.stdout
     assert done.stdout.count("MiB from") == 6
+
+
+@pytest.mark.slow
+def test_the_table_formats_benchmark_reads_the_same_ids_from_the_store_delta_and_iceberg(
+    tmp_path: Path,
+) -> None:
+    """The script itself fails when the three read different ids, an id twice, or when Delta's
+    MERGE or Iceberg's retried upsert lose or repeat an id under concurrent writers."""
+    done = benchmark("table_formats.py", "--per-day", "1500", "--days", "4", "--batches", "3",
+                     "--batch", "40", "--writers", "2", "--rounds", "2", "--repeat", "1",
+                     "--dir", str(tmp_path / "data"), timeout=600)
+    assert "all three read the same ids, each once" in done.stdout
+    verdicts = {line.split(":")[0].strip(): line.rsplit("->", 1)[1].strip()
+                for line in done.stdout.splitlines() if "acknowledged and lost" in line}
+    assert verdicts["delta"] == "exactly once" and verdicts["iceberg-own"] == "exactly once"
+    assert "0 counted a row twice" in done.stdout
+    assert "PUT If-None-Match: *" in done.stdout  # Delta's commits: S3's conditional write
