@@ -57,9 +57,13 @@ class EstimateRule:
         today = day == (window.as_of - window.first_day).days
         base = (day >= 0) & (day < self.baseline_days)
 
+        columns: dict[str, np.ndarray] = {}  # each converted once, for all its sums
+
         def summed(column: str, rows: np.ndarray) -> np.ndarray:
-            values = np.asarray(pc.fill_null(cells[column], 0).to_numpy(zero_copy_only=False),
-                                np.float64)
+            values = columns.get(column)
+            if values is None:
+                values = columns[column] = np.asarray(pc.fill_null(cells[column], 0).to_numpy(
+                    zero_copy_only=False), np.float64)
             return np.bincount(code[rows], values[rows], minlength=len(names))
 
         now, n_now = summed("expected_correct", today), summed("n_scored", today)

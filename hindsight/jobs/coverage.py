@@ -202,6 +202,61 @@ def measure(window: RunWindow, cells: pa.Table, reference_cells: pa.Table | None
     rule would use, the run's error budget (alpha over the cells it can test) and, where the
     rule corrects early labels for their bias (``label_ages``), the rows that correction
     leaves it (``stats.maturity.debiased_counts``: a young day's labels count for less)."""
+    found = _detectable(window, cells, reference_cells, rule, label_ages)
+    drifts = (_drift_coverage(found.names, found.volume, reference_rows, config, shift)
+              if with_drift else _Drift("", 0, {}))
+    out = []
+    for s, key in enumerate(found.names.to_pylist()):
+        mdd = found.smallest.get(s, float("nan"))
+        known = bool(np.isfinite(mdd))
+        delay = (detection_delay(drop, mdd, found.age, found.units[s])
+                 if known and found.age is not None else None)
+        out.append(CellCoverage(json.loads(key), round(float(found.volume[s]), 1),
+                                float(mdd) if known else None, delay,
+                                found.reasons[s] or (None if known else "no drop is detectable"),
+                                *drifts.cells.get(key, (None, None, CROSS_DRIFT))))
+    out.sort(key=lambda x: (len(x.segment), -x.predictions_per_day))
+    return CoverageReport(window.as_of, rule.metric, drop, shift, drifts.unit, drifts.days,
+                          found.age, tuple(out),
+                          _blind_shares([(len(c.segment), c.predictions_per_day, c.reason)
+                                         for c in out]))
+
+
+def run_blind_note(window: RunWindow, cells: pa.Table, reference_cells: pa.Table | None,
+                   rule: DropRule, label_ages: pa.Table | None = None) -> str | None:
+    """``blind_note`` of ``measure``'s report without drift, computed without the rest of
+    the report (each cell's detection delay, its segment as a dict): the line every run
+    prints."""
+    found = _detectable(window, cells, reference_cells, rule, label_ages)
+    # a cell's depth is the number of segments in its key, as ``measure`` counts them
+    first = pc.index_in(found.names, value_set=cells["segment"].combine_chunks())
+    depths = cells["depth"].take(first).to_numpy(zero_copy_only=False).astype(np.int64)
+    smallest = np.full(len(found.names), np.nan)
+    smallest[list(found.smallest)] = list(found.smallest.values())
+    known = np.isfinite(smallest)
+    per_day = [round(v, 1) for v in found.volume.tolist()]
+    # as ``measure`` orders its cells: by depth, then the busiest first (a stable sort)
+    order = np.lexsort((-np.array(per_day, np.float64), depths)).tolist()
+    return blind_note_of(_blind_shares([
+        (int(depths[s]), per_day[s],
+         found.reasons[s] or (None if known[s] else "no drop is detectable"))
+        for s in order]))
+
+
+@dataclass(frozen=True, slots=True)
+class _Detectable:
+    names: pa.Array  # the segment keys, as the rule numbers them
+    volume: np.ndarray  # predictions a day, per segment
+    age: int | None  # the age at which days mature
+    units: list[np.ndarray]
+    reasons: list[str | None]
+    smallest: dict[int, float]  # the smallest detectable drop of each testable segment
+
+
+def _detectable(window: RunWindow, cells: pa.Table, reference_cells: pa.Table | None,
+                rule: DropRule, label_ages: pa.Table | None) -> _Detectable:
+    """Per segment: its volume, the unit the rule would pool, why it has none, and the
+    smallest drop the rule can detect in it."""
     names, c, refs = rule.baselines(window, cells, reference_cells)
     curve = coverage_by_age(cells, window)
     age = maturity_age(curve, rule.min_label_coverage)
@@ -219,28 +274,19 @@ def measure(window: RunWindow, cells: pa.Table, reference_cells: pa.Table | None
     floor = material_drop(rule.task, sizes, refs.total[testable], refs.squares[testable],
                           refs.n[testable], rule.min_effect)
     smallest = dict(zip(testable, np.maximum(found, floor), strict=True))
-    drifts = (_drift_coverage(names, volume, reference_rows, config, shift) if with_drift
-              else _Drift("", 0, {}))
-    out = []
-    for s, key in enumerate(names.to_pylist()):
-        mdd = smallest.get(s, float("nan"))
-        known = bool(np.isfinite(mdd))
-        delay = (detection_delay(drop, mdd, age, units[s]) if known and age is not None
-                 else None)
-        out.append(CellCoverage(json.loads(key), round(float(volume[s]), 1),
-                                float(mdd) if known else None, delay,
-                                reasons[s] or (None if known else "no drop is detectable"),
-                                *drifts.cells.get(key, (None, None, CROSS_DRIFT))))
-    out.sort(key=lambda x: (len(x.segment), -x.predictions_per_day))
-    return CoverageReport(window.as_of, rule.metric, drop, shift, drifts.unit, drifts.days,
-                          age, tuple(out), _blind_shares(out))
+    return _Detectable(names, volume, age, units, reasons, smallest)
 
 
 def blind_note(report: CoverageReport) -> str | None:
     """The run summary's coverage line: per depth (single segments, crosses of 2, ...), the
     share of predictions in cells the performance rule can never test, by reason."""
+    return blind_note_of(report.blind)
+
+
+def blind_note_of(blind: dict[int, dict[str, float]]) -> str | None:
+    """``blind_note`` of a report's ``blind`` shares."""
     parts = []
-    for depth, shares in report.blind.items():
+    for depth, shares in blind.items():
         if depth == 0 or not shares:
             continue
         cells = "segments" if depth == 1 else f"crosses of {depth}"
@@ -345,18 +391,21 @@ def _drift_threshold(task: str, then: pa.ChunkedArray, size: int, replicates: in
     return tail_quantile(noise, level) / numeric.spread if numeric.spread > 0 else math.inf
 
 
-def _blind_shares(cells: list[CellCoverage]) -> dict[int, dict[str, float]]:
+def _blind_shares(cells: list[tuple[int, float, str | None]]) -> dict[int, dict[str, float]]:
     """Per depth: the share of predictions (counted once per cell of that depth they are in)
-    in cells the performance rule can never test, by reason."""
+    in cells the performance rule can never test, by reason. ``cells``: (depth, predictions
+    a day, reason) of each cell, summed in their order."""
+    totals: dict[int, float] = {}
+    blind: dict[int, dict[str, float]] = {}
+    for depth, per_day, reason in cells:
+        totals[depth] = totals.get(depth, 0.0) + per_day
+        of_depth = blind.setdefault(depth, {})
+        if reason is not None:
+            of_depth[reason] = of_depth.get(reason, 0.0) + per_day
     shares: dict[int, dict[str, float]] = {}
-    for depth in sorted({len(c.segment) for c in cells}):
-        at = [c for c in cells if len(c.segment) == depth]
-        total = float(sum(c.predictions_per_day for c in at)) or 1.0
-        blind: dict[str, float] = {}
-        for c in at:
-            if c.reason is not None:
-                blind[c.reason] = blind.get(c.reason, 0.0) + c.predictions_per_day
-        shares[depth] = {r: round(v / total, 4) for r, v in sorted(blind.items())}
+    for depth in sorted(totals):
+        total = totals[depth] or 1.0
+        shares[depth] = {r: round(v / total, 4) for r, v in sorted(blind[depth].items())}
     return shares
 
 

@@ -236,10 +236,10 @@ def judge_day(day: DayCounts, config: Config, store: Store, engine: Engine,
         store.write(Table.DRIFT, drift.drift_table(as_of, found.rows), dt=as_of,
                     name=RESULT_FILE)
     overall, covered = _overall(counts.cells, config.task)
-    blind = (coverage.blind_note(coverage.measure(
-        window, counts.cells, day.reference.cells if day.reference else None, None, config,
-        rule, rule.min_effect, 0.0, counts.label_ages, with_drift=False))
-        if isinstance(rule, DropRule) and counts.cells.num_rows else None)
+    blind = (coverage.run_blind_note(window, counts.cells,
+                                     day.reference.cells if day.reference else None, rule,
+                                     counts.label_ages)
+             if isinstance(rule, DropRule) and counts.cells.num_rows else None)
     notes = (*coverage.run_notes(counts.cells, config, window), *([blind] if blind else []),
              *([found.note] if found is not None and found.note else []),
              *([] if reference_rows is not None else [coverage.NO_REFERENCE_SET]))
@@ -299,8 +299,11 @@ def _drift(as_of: date, config: Config, engine: Engine, reference: pa.Table | No
         signals = beside.submit(drift.prediction_signals, cut, config, fits)
         rows = drift.feature_drift([s for s in cut if min(len(s.now), len(s.then))
                                     >= config.min_samples], features, fits)
-        top = {segment: drift.top_moved(rows, segment)
-               for segment in {r.segment for r in rows}}
+        by_segment: dict[str, list[drift.DriftRow]] = {}
+        for row in rows:  # each segment's rows once, not every row for each segment
+            by_segment.setdefault(row.segment, []).append(row)
+        top = {segment: drift.top_moved(of_segment, segment)
+               for segment, of_segment in by_segment.items()}
         predicted = drift.prediction_drift(
             as_of, signals.result(), config, top,
             None if days == config.drift.window_days else f"of {as_of - timedelta(days - 1)}.."

@@ -35,30 +35,30 @@ METRICS_SCHEMA = pa.schema(
 def metric_rows(counts: CellCounts, task: str) -> pa.Table:
     cells = counts.cells
     n_labelled = _floats(cells["n_labelled"])
+    rows = _Rows(cells)
     parts: list[pa.Table] = []
     if task == "classification":
-        parts.append(_rows(cells, "accuracy", ratio(_floats(cells["n_correct"]), n_labelled)))
+        parts.append(rows("accuracy", ratio(_floats(cells["n_correct"]), n_labelled)))
         if "n_scored" in cells.column_names and pc.sum(cells["n_scored"]).as_py():
             # a leading indicator from confidence, not a measurement: named so everywhere
-            parts.append(_rows(cells, ESTIMATED_ACCURACY, ratio(
+            parts.append(rows(ESTIMATED_ACCURACY, ratio(
                 _floats(cells["expected_correct"]), _floats(cells["n_scored"]))))
         if counts.classes is not None:
-            parts += _class_rows(cells, counts.classes)
+            parts += _class_rows(cells, counts.classes, rows)
     else:
-        parts.append(_rows(cells, "mae", ratio(_floats(cells["sum_abs_error"]), n_labelled)))
-        parts.append(_rows(cells, "rmse",
-                           np.sqrt(ratio(_floats(cells["sum_sq_error"]), n_labelled))))
+        parts.append(rows("mae", ratio(_floats(cells["sum_abs_error"]), n_labelled)))
+        parts.append(rows("rmse", np.sqrt(ratio(_floats(cells["sum_sq_error"]), n_labelled))))
     return pa.concat_tables(parts).cast(METRICS_SCHEMA)
 
 
-def _class_rows(cells: pa.Table, classes: pa.Table) -> list[pa.Table]:
+def _class_rows(cells: pa.Table, classes: pa.Table, of_cells: _Rows) -> list[pa.Table]:
     cell = classes["cell"].to_numpy()  # each class row's row in `cells`
     f1 = f1_scores(_floats(classes["tp"]), _floats(classes["n_predicted"]),
                    _floats(classes["n_true"]))
     n_classes = np.bincount(cell, minlength=cells.num_rows)
     # a cell without a labelled row has no F1 (null), not a made-up zero
     macro = ratio(np.bincount(cell, weights=f1, minlength=cells.num_rows), n_classes)
-    rows = [_rows(cells, "macro_f1", macro)]
+    rows = [of_cells("macro_f1", macro)]
     shallow = pc.less_equal(classes["depth"], PER_CLASS_MAX_DEPTH)
     of_cell = pa.array(cell).filter(shallow)
     per_class = pa.table({
@@ -67,30 +67,39 @@ def _class_rows(cells: pa.Table, classes: pa.Table) -> list[pa.Table]:
         "n_predictions": cells["n_predictions"].take(of_cell),
         "n_labelled": cells["n_labelled"].take(of_cell),
     })
+    of_classes = _Rows(per_class)
     tp = _floats(classes["tp"].filter(shallow))
     names = classes["class"].filter(shallow)
     for name, denominator in (("precision", "n_predicted"), ("recall", "n_true")):
         metric = pc.binary_join_element_wise(name + "[", names, "]", "")
-        rows.append(_rows(per_class, metric,
-                          ratio(tp, _floats(classes[denominator].filter(shallow)))))
+        rows.append(of_classes(metric, ratio(tp, _floats(classes[denominator].filter(shallow)))))
     return rows
 
 
-def _rows(cells: pa.Table, metric: str | pa.Array | pa.ChunkedArray,
-          values: np.ndarray) -> pa.Table:
-    n = cells.num_rows
-    names = pa.array([metric] * n, pa.string()) if isinstance(metric, str) else metric
-    coverage = ratio(_floats(cells["n_labelled"]), _floats(cells["n_predictions"]))
-    return pa.table({
-        "day": cells["day"],
-        "segment": cells["segment"],
-        "depth": cells["depth"],
-        "metric": names,
-        "value": pa.array(values, pa.float64(), from_pandas=True),
-        "n_predictions": cells["n_predictions"],
-        "n_labelled": cells["n_labelled"],
-        "label_coverage": pa.array(coverage, pa.float64(), from_pandas=True),
-    })
+class _Rows:
+    """The metric rows of a table of cells: its key columns, counts and label coverage
+    (computed once for all its metrics), beside each metric's values."""
+
+    def __init__(self, cells: pa.Table) -> None:
+        self.cells = cells
+        coverage = ratio(_floats(cells["n_labelled"]), _floats(cells["n_predictions"]))
+        self.coverage = pa.array(coverage, pa.float64(), from_pandas=True)
+
+    def __call__(self, metric: str | pa.Array | pa.ChunkedArray,
+                 values: np.ndarray) -> pa.Table:
+        cells = self.cells
+        names = (pa.repeat(pa.scalar(metric, pa.string()), cells.num_rows)
+                 if isinstance(metric, str) else metric)
+        return pa.table({
+            "day": cells["day"],
+            "segment": cells["segment"],
+            "depth": cells["depth"],
+            "metric": names,
+            "value": pa.array(values, pa.float64(), from_pandas=True),
+            "n_predictions": cells["n_predictions"],
+            "n_labelled": cells["n_labelled"],
+            "label_coverage": self.coverage,
+        })
 
 
 def _floats(column: pa.ChunkedArray) -> np.ndarray:

@@ -27,6 +27,7 @@ from hindsight.config import Config
 # text that is a whole number with a fractional part of zeros: -12.00
 _WHOLE = r"^-?[0-9]+[.]0+$"
 _BOOLEANS = ("true", "false")
+DISTINCT_FIRST = 64  # rows from which the rule runs on the distinct values only
 
 
 def identity(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -39,7 +40,18 @@ def identity(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     >>> identity(pa.array([1.0, 2.5, 3.0])).to_pylist()
     ['1', '2.5', '3']
     """
+    if isinstance(column, pa.ChunkedArray):
+        return pa.chunked_array([identity(chunk) for chunk in column.chunks], pa.string())
     text = column if pa.types.is_string(column.type) else column.cast(pa.string())
+    if len(text) > DISTINCT_FIRST:
+        # a column repeats few values: the rule once per distinct value, then each row's
+        encoded = pc.dictionary_encode(text)
+        return _identity(encoded.dictionary).take(encoded.indices)
+    return _identity(text)
+
+
+def _identity(text: pa.Array) -> pa.Array:
+    """``identity`` of a text array, value by value."""
     lowered = pc.utf8_lower(text)
     boolean = pc.is_in(lowered, value_set=pa.array(_BOOLEANS))
     whole = pc.match_substring_regex(text, _WHOLE)

@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from hindsight.alerts.rules import DropRule
+from hindsight.alerts.rules import DropRule, RunWindow
 from hindsight.cli import main
 from hindsight.config import parse_config
-from hindsight.jobs.coverage import coverage_of
+from hindsight.jobs.coverage import blind_note, coverage_of, measure, run_blind_note
 from hindsight.monitor import Monitor
 from hindsight.simulate import Scenario, demo_config
 from tests.conftest import log_simulation
@@ -87,3 +88,22 @@ def test_the_run_summary_says_what_share_of_predictions_no_cell_can_test(store: 
     crosses = sum(report.blind[3].values())
     assert f"crosses of 3 {crosses:.1%} (too few labels" in line
     assert "'hindsight coverage' shows each cell" in line
+
+
+def test_the_run_summary_line_is_the_full_reports_line_to_the_bit(store: Path) -> None:
+    """A run computes its coverage line without the rest of the report: the same shares."""
+    with Monitor.from_config(store / "hindsight.yaml") as monitor:
+        rule = monitor.rule
+        assert isinstance(rule, DropRule)
+        config = monitor.config
+        reference = monitor.engine.reference_counts()
+        assert reference is not None
+        for as_of in (SCENARIO.end - timedelta(days=3), SCENARIO.end):
+            window = RunWindow(as_of, as_of - timedelta(days=config.label_window_days - 1))
+            counts = monitor.engine.cell_counts(as_of, window.first_day, as_of, None)
+            report = measure(window, counts.cells, reference.cells, None, config, rule,
+                             rule.min_effect, 0.0, counts.label_ages, with_drift=False)
+            line = run_blind_note(window, counts.cells, reference.cells, rule,
+                                  counts.label_ages)
+            assert line is not None and line == blind_note(report)
+            assert "crosses of 2" in line and "crosses of 3" in line

@@ -27,6 +27,20 @@ def test_a_booleans_and_an_integral_floats_spellings_are_one_identity() -> None:
         None]
 
 
+
+def test_a_long_column_gets_the_identities_its_values_get_one_by_one() -> None:
+    """Long columns run the rule once per distinct value: the same text, nulls where nulls
+    were, each chunk of a chunked column kept as it was."""
+    rows = SPELLINGS * 50 + ["12.000", "-3.0", "x.0", ""]
+    one_by_one = [identity(pa.array([value])).to_pylist()[0] for value in rows]
+    assert identity(pa.array(rows)).to_pylist() == one_by_one
+    chunked = identity(pa.chunked_array([pa.array(rows[:7]), pa.array(rows[7:])]))
+    assert isinstance(chunked, pa.ChunkedArray) and chunked.num_chunks == 2
+    assert chunked.type == pa.string() and chunked.to_pylist() == one_by_one
+    numbers = [1.0, 2.5, None, -0.0, 3.0] * 40
+    assert identity(pa.array(numbers)).to_pylist() == [
+        identity(pa.array([value])).to_pylist()[0] for value in numbers]
+
 def test_the_sql_rule_gives_the_same_identities_as_the_arrow_one() -> None:
     spellings = pa.table({"x": pa.array(SPELLINGS)})
     got = duckdb.sql(f"SELECT {identity_sql('x')} AS y FROM spellings").to_arrow_table()
