@@ -22,9 +22,10 @@ def benchmark(script: str, *args: str, timeout: int) -> subprocess.CompletedProc
 @pytest.mark.slow
 def test_the_daily_job_benchmark_runs_and_reports_a_ratio(tmp_path: Path) -> None:
     done = benchmark("daily_job.py", "--per-day", "2000", "--days", "8", "--repeat", "1", "--dir",
-                     str(tmp_path / "data"), timeout=300)
+                     str(tmp_path / "data"), "--processes", timeout=300)
     assert "daily job, the day before's counts" in done.stdout
-    assert "ratio" in done.stdout
+    assert "ratio, daily job / bare query" in done.stdout
+    assert "ratio, hindsight run / bare, as processes" in done.stdout
 
 
 @pytest.mark.slow
