@@ -36,26 +36,38 @@ def s3_endpoint(request: pytest.FixtureRequest,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The endpoint of a running S3 server; the environment points every client at it."""
     start = _moto if request.param == "moto" else _radosgw
-    with start(tmp_path_factory.mktemp(request.param)) as endpoint:
-        saved = {key: os.environ.get(key) for key in [*ENVIRONMENT, "AWS_ENDPOINT_URL"]}
-        os.environ.update(ENVIRONMENT, AWS_ENDPOINT_URL=endpoint)
-        try:
-            yield endpoint
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    with start(tmp_path_factory.mktemp(request.param)) as endpoint, pointed_at(endpoint):
+        yield endpoint
 
 
 @pytest.fixture
 def bucket(s3_endpoint: str) -> str:
     """A new, empty bucket: ``s3://name``."""
+    return new_bucket(s3_endpoint, "hindsight")
+
+
+@contextmanager
+def pointed_at(endpoint: str) -> Iterator[None]:
+    """Every S3 client of this process pointed at ``endpoint`` with the test's keys, and the
+    environment as it was afterwards."""
+    saved = {key: os.environ.get(key) for key in [*ENVIRONMENT, "AWS_ENDPOINT_URL"]}
+    os.environ.update(ENVIRONMENT, AWS_ENDPOINT_URL=endpoint)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def new_bucket(endpoint: str, prefix: str) -> str:
+    """A new, empty bucket on the server at ``endpoint``: ``s3://<prefix>-<random>``."""
     import boto3
 
-    name = f"hindsight-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id=ACCESS_KEY,
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
                  aws_secret_access_key=SECRET_KEY,
                  region_name="us-east-1").create_bucket(Bucket=name)
     return f"s3://{name}"

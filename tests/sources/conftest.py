@@ -200,34 +200,15 @@ def in_store(tmp_path: Path) -> Iterator[Callable[[Rows], Monitor]]:
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """moto's S3 server on 127.0.0.1; the environment points every client at it."""
-    import os
+    from tests.objectstore.conftest import _moto, pointed_at
 
-    from tests.objectstore.conftest import ENVIRONMENT, _moto
-
-    with _moto(Path(".")) as endpoint:
-        saved = {key: os.environ.get(key) for key in [*ENVIRONMENT, "AWS_ENDPOINT_URL"]}
-        os.environ.update(ENVIRONMENT, AWS_ENDPOINT_URL=endpoint)
-        try:
-            yield endpoint
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    with _moto(Path(".")) as endpoint, pointed_at(endpoint):
+        yield endpoint
 
 
 @pytest.fixture
 def lake_bucket(moto_endpoint: str) -> str:
     """A new, empty bucket: ``s3://name``."""
-    import uuid
+    from tests.objectstore.conftest import new_bucket
 
-    import boto3
-
-    from tests.objectstore.conftest import ACCESS_KEY, SECRET_KEY
-
-    name = f"lake-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=moto_endpoint, aws_access_key_id=ACCESS_KEY,
-                 aws_secret_access_key=SECRET_KEY,
-                 region_name="us-east-1").create_bucket(Bucket=name)
-    return f"s3://{name}"
+    return new_bucket(moto_endpoint, "lake")
