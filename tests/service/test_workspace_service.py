@@ -764,24 +764,7 @@ def test_serve_serves_a_workspace(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_every_answer_of_the_workspace_is_one_its_spec_promises(live: Served) -> None:
     """Last in the module: it writes generated rows into the models."""
-    import schemathesis
-    from hypothesis import HealthCheck, given, settings
-    from schemathesis.checks import positive_data_acceptance
+    from tests.service.test_openapi import operations_answer_as_promised
 
-    auth = {"Authorization": f"Bearer {TEAM}"}
-    api = schemathesis.openapi.from_dict(httpx.get(f"{live.url}/openapi.json",
-                                                   headers=auth).json())
-    tested = []
-    for found in api.get_all_operations():
-        operation = found.ok()
-
-        @given(case=operation.as_strategy())
-        @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
-        def answers_as_promised(case: schemathesis.Case) -> None:
-            # as in test_openapi: rows valid one by one can still be refused together
-            case.call_and_validate(base_url=live.url, headers=auth,
-                                   excluded_checks=[positive_data_acceptance])
-
-        answers_as_promised()
-        tested.append(operation.label)
+    tested = operations_answer_as_promised(live.url, TEAM, examples=8)
     assert len(tested) >= 3 * 9 + 3, tested
