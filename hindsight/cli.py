@@ -624,6 +624,33 @@ def storage_tier(ctx: click.Context, as_of: date | None) -> None:
         ctx.exit(4)
 
 
+@storage.command("migrate")
+@click.pass_context
+def storage_migrate(ctx: click.Context) -> None:
+    """Turn the store's predictions and labels into Delta tables, day by day, losing nothing
+    (a day's Parquet files go only once its rows are committed and counted back). Stop the
+    service and the runs first; run it again after an interruption."""
+    with _monitor(ctx) as monitor, _progress() as bar:
+        task = bar.add_task("migrating", total=None)
+
+        def advance(table: Table, day: date) -> None:
+            bar.update(task, advance=1, description=f"{table.value} {day}")
+
+        done = monitor.migrate(advance)
+    table = _table("Migrated to Delta tables",
+                   ("table", "days committed", "rows", "repeats dropped", "files removed"))
+    for m in done:
+        table.add_row(m.table, f"{m.days:,}", f"{m.rows:,}", f"{m.repeats:,}", f"{m.removed:,}")
+    _show(table)
+    note = "" if monitor.config.storage.table_format == "delta" else (
+        f"; set storage.table_format: delta in {monitor.config.source} so that a new store "
+        "made from it is one too")
+    _outcome(ctx, f"migrated {sum(m.rows for m in done):,} rows in "
+                  f"{sum(m.days for m in done):,} days{note}")
+    out.print(f"Done: the store's predictions and labels are Delta tables{note}.",
+              highlight=False)
+
+
 @storage.command("estimate")
 @click.option("--rows-per-day", type=click.IntRange(1), required=True,
               help="Predictions a day.")

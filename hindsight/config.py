@@ -298,6 +298,13 @@ class StorageSettings(_Frozen):
     hot_days: int | None = Field(
         default=None, ge=1, description="days of predictions and labels kept in the store "
                                         "before 'hindsight storage tier' moves them to cold_store")
+    table_format: Literal["parquet", "delta"] = Field(
+        default="parquet",
+        description="how a new store keeps predictions and labels: Parquet files with "
+                    "hindsight's own commit markers (one writer per bucket store), or Delta Lake "
+                    "tables that any Delta reader reads as committed and that many writers on "
+                    "many machines share (pip install 'hindsight[lake]'; 'hindsight storage "
+                    "migrate' turns a store's Parquet tables into Delta tables)")
     cold_store: str | None = Field(
         default=None, min_length=1,
         description="where days older than hot_days go: another disk or mount when the store "
@@ -310,6 +317,17 @@ class StorageSettings(_Frozen):
         if (self.hot_days is None) != (self.cold_store is None):
             raise ValueError("storage.hot_days and storage.cold_store go together: set both "
                              "to tier old days, or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _delta_tables_stay_hot(self) -> Self:
+        """Delta tables are not tiered: ``table_format: delta`` goes without ``hot_days``
+        and ``cold_store`` (retention still deletes old days)."""
+        if self.table_format == "delta" and self.cold_store is not None:
+            raise ValueError("storage.table_format: delta keeps every day in the store (a "
+                             "Delta table is not tiered to a cold store): remove "
+                             "storage.hot_days and storage.cold_store, or use "
+                             "storage.table_format: parquet")
         return self
 
 

@@ -35,11 +35,11 @@ from hindsight.jobs.validate import (
     validate,
 )
 from hindsight.jobs.versions import VersionSeen, versions_seen
-from hindsight.store import compaction, retention, tiering
+from hindsight.store import compaction, delta, retention, tiering
 from hindsight.store.check import CheckReport, check_store
 from hindsight.store.inputs import Batch, from_memory, read_file, read_files, read_whole
-from hindsight.store.partitions import Store, Table
-from hindsight.store.schema import text_columns
+from hindsight.store.partitions import MAINTENANCE_LOCK, Store, Table
+from hindsight.store.schema import ARRIVED_AT, text_columns
 
 if TYPE_CHECKING:
     from hindsight.alerts.delivery import DeliveryReport
@@ -169,6 +169,16 @@ class Monitor:
         if dry_run:
             return retention.expired(self.store, keep, today)
         return retention.retire(self.store, keep, today)
+
+    def migrate(self, progress: Callable[[Table, date], None] | None = None
+                ) -> list[delta.Migrated]:
+        """Turn the store's predictions and labels into Delta tables (see ``store.delta``),
+        holding the store's maintenance and writer locks."""
+        keys = {Table.PREDICTIONS: [self.config.columns.id],
+                Table.LABELS: [self.config.columns.id, ARRIVED_AT]}
+        with self.store.lock(MAINTENANCE_LOCK), self.store.lock(Table.PREDICTIONS.value), \
+                self.store.lock(Table.LABELS.value):
+            return delta.migrate(self.store, keys, progress)
 
     def maintain(self) -> None:
         """What the config schedules for the store, as of today (the monitor's clock):

@@ -25,11 +25,12 @@ import pyarrow.compute as pc
 
 from hindsight.config import Config
 from hindsight.engine.base import LABEL_LEAD_DAYS, Engine
-from hindsight.errors import InputError
+from hindsight.errors import InputError, StoreError
 from hindsight.jobs.versions import unpinned
+from hindsight.store import delta
 from hindsight.store.admission import admit, refuse_expired
 from hindsight.store.inputs import Batch
-from hindsight.store.partitions import Store, Table
+from hindsight.store.partitions import Store, Table, plain_schema
 from hindsight.store.schema import ARRIVED_AT, normalize_labels, normalize_predictions
 
 _ORIGIN = "_hindsight_origin"  # "batch#row" while checking; never stored
@@ -107,13 +108,13 @@ def log_predictions(batches: Sequence[Batch], config: Config, store: Store,
     table, origins = _unique_by(table, origins, [cols.id], cols.prediction, "prediction")
     with store.lock(Table.PREDICTIONS.value):
         table = _as_stored(table, origins, store, Table.PREDICTIONS)
-        days = pc.cast(table[cols.timestamp], pa.date32())
-        new = _fresh_predictions(table, origins, config, engine, _lookup_span(days, config))
-        _write_by_day(store, engine, Table.PREDICTIONS, new,
-                      pc.cast(new[cols.timestamp], pa.date32()))
+        span = _lookup_span(pc.cast(table[cols.timestamp], pa.date32()), config)
+        new = _fresh_predictions(table, origins, config, engine, span)
+        stored = _store_new(store, engine, config, Table.PREDICTIONS, new,
+                            pc.cast(new[cols.timestamp], pa.date32()), [cols.id], span)
     flagged = unpinned(config, {c: pc.unique(table[c]).drop_null().to_pylist()
                                 for c in cols.versions()})
-    return replace(_report(batches, new.num_rows), unpinned=tuple(flagged))
+    return replace(_report(batches, stored), unpinned=tuple(flagged))
 
 
 def _as_stored(table: pa.Table, origins: Origins, store: Store, kind: Table) -> pa.Table:
@@ -123,7 +124,7 @@ def _as_stored(table: pa.Table, origins: Origins, store: Store, kind: Table) -> 
     files = store.newest_files(kind)
     if not files:
         return table
-    stored = store.footer(files[-1].path).schema.to_arrow_schema()
+    stored = plain_schema(store.footer(files[-1].path).schema.to_arrow_schema())
     for index, name in enumerate(table.column_names):
         held = stored.field(name).type if name in stored.names else None
         column = table[name]
@@ -221,15 +222,15 @@ def log_labels(batches: Sequence[Batch], config: Config, store: Store, engine: E
     span = _lookup_span(pc.cast(table[ARRIVED_AT], pa.date32()), config)
     with store.lock(Table.LABELS.value):
         new = _fresh_labels(table, origins, config, engine, span)
-        _write_by_day(store, engine, Table.LABELS, new,
-                      pc.cast(new[ARRIVED_AT], pa.date32()))
+        stored = _store_new(store, engine, config, Table.LABELS, new,
+                            pc.cast(new[ARRIVED_AT], pa.date32()), [cols.id, ARRIVED_AT], span)
     # without an arrival column, a label arrives when it is logged: its prediction may be of
     # any age, so it is looked for in the whole store
     unstamped = cols.label_timestamp is None
     known = engine.stored_predictions(pc.unique(new[cols.id].combine_chunks()),
                                       *((None, None) if unstamped else span))
     orphans = new.num_rows - int(pc.sum(pc.is_in(new[cols.id], known["id"])).as_py() or 0)
-    return replace(_report(batches, new.num_rows, orphans), early=_early(new, known, config),
+    return replace(_report(batches, stored, orphans), early=_early(new, known, config),
                    disjoint=_disjoint(new, known, config),
                    unstamped=_before_window(new, known, config) if unstamped else None)
 
@@ -388,6 +389,26 @@ def _unique_by(table: pa.Table, origins: Origins, keys: list[str], value: str,
 def _report(batches: Sequence[Batch], stored: int, orphans: int = 0) -> IngestReport:
     rows = sum(b.table.num_rows for b in batches)
     return IngestReport(rows=rows, stored=stored, already_stored=rows - stored, orphans=orphans)
+
+
+def _store_new(store: Store, engine: Engine, config: Config, kind: Table, table: pa.Table,
+               days: pa.ChunkedArray, keys: list[str],
+               span: tuple[date | None, date | None]) -> int:
+    """Store the rows the look-up found new; returns how many were stored. In a Delta table
+    the look-up is made again inside the commit (another writer may have stored some of
+    them since), so what is stored may be fewer."""
+    if delta.is_delta(store, kind):
+        return delta.insert_absent(store, kind, table, days.combine_chunks(), keys, span)
+    if config.storage.table_format == "delta" and table.num_rows:
+        if store.partitions(kind):
+            raise StoreError(
+                f"{store.table_dir(kind)} holds Parquet files, not a Delta table, and "
+                "storage.table_format says delta: run 'hindsight storage migrate' to make it "
+                "one (nothing is lost), or set storage.table_format: parquet; nothing was "
+                "stored")
+        return delta.insert_absent(store, kind, table, days.combine_chunks(), keys, span)
+    _write_by_day(store, engine, kind, table, days)
+    return int(table.num_rows)
 
 
 def _write_by_day(store: Store, engine: Engine, kind: Table, table: pa.Table,

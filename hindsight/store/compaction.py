@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from hindsight.errors import StoreError
+from hindsight.store import delta
 from hindsight.store.partitions import (
     COMMIT_PREFIX,
     COMPACTED_PREFIX,
@@ -83,6 +84,10 @@ def compact(store: Store, tables: tuple[Table, ...] = COMPACTED_TABLES, *,
     report = CompactionReport()
     with store.lock(MAINTENANCE_LOCK):
         for table in tables:
+            if delta.is_delta(store, table):
+                report += _compact_delta(store, table, grace, small_bytes, target_bytes,
+                                         progress)
+                continue
             for dt in store.partitions(table):
                 try:
                     report += _finish(store, table, dt, moment, grace)
@@ -92,6 +97,30 @@ def compact(store: Store, tables: tuple[Table, ...] = COMPACTED_TABLES, *,
                 if progress is not None:
                     progress(table, dt)
     return report
+
+
+def _compact_delta(store: Store, table: Table, grace: timedelta, small_bytes: int,
+                   target_bytes: int,
+                   progress: Callable[[Table, date], None] | None) -> CompactionReport:
+    """A Delta table's days: each with two or more small files is rewritten in one commit
+    (readers of the log see one set or the other); files no version within ``grace`` names
+    are deleted."""
+    report = CompactionReport()
+    small: dict[date, int] = {}
+    for f in store.files(table):
+        if f.dt is not None and (f.size or 0) < small_bytes:
+            small[f.dt] = small.get(f.dt, 0) + 1
+    for dt, count in sorted(small.items()):
+        if count >= 2:
+            try:
+                written, merged = delta.compact(store, table, dt, target_bytes)
+            except StoreError as exc:
+                report += CompactionReport(failed=(str(exc),))
+            else:
+                report += CompactionReport(int(merged > 0), merged, written, 0)
+        if progress is not None:
+            progress(table, dt)
+    return report + CompactionReport(files_removed=delta.vacuum(store, table, grace))
 
 
 def _merge(store: Store, table: Table, dt: date, small_bytes: int,

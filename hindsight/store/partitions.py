@@ -115,7 +115,16 @@ class Store:
         self, table: Table, start: date | None = None, end: date | None = None
     ) -> list[PartitionFile]:
         """Visible Parquet files of a table, optionally only partitions with start <= dt <= end:
-        committed compactions applied (merged files in, the files they replace out)."""
+        committed compactions applied (merged files in, the files they replace out); of a
+        Delta table, the files its log names."""
+        from hindsight.store import delta
+        if delta.is_delta(self, table):
+            return delta.files(self, table, start, end)
+        return self.parquet_files(table, start, end)
+
+    def parquet_files(self, table: Table, start: date | None = None,
+                      end: date | None = None) -> list[PartitionFile]:
+        """``files`` as the Parquet store's commit markers make them, Delta log or not."""
         listing = self.listing(table, start, end)
         parquet: list[PartitionFile] = []
         commits: list[str] = []
@@ -171,7 +180,7 @@ class Store:
         """Every file under a table, hidden and uncommitted ones included; of the date
         partitions only those with start <= dt <= end are listed at all (a day's look-up
         does not walk a year of directories). Hidden directories (a partition being retired)
-        are not partitions. On an object store, where each listing is a request and keys are
+        and a Delta table's ``_delta_log`` are not partitions and are not listed. On an object store, where each listing is a request and keys are
         listed a thousand at a time, the whole table is listed in one go and filtered here."""
         if not self.is_local:
             return [i for i in self.fs.get_file_info(pafs.FileSelector(
@@ -182,8 +191,8 @@ class Store:
                                                       allow_not_found=True))
         found = [i for i in top if i.type == pafs.FileType.File]
         for info in top:
-            if info.type != pafs.FileType.Directory or info.base_name.startswith("."):
-                continue
+            if info.type != pafs.FileType.Directory or info.base_name.startswith((".", "_")):
+                continue  # a partition being retired, a Delta table's log
             dt = partition_date(f"{info.path}/")
             if dt is not None and ((start is not None and dt < start)
                                    or (end is not None and dt > end)):
@@ -365,14 +374,17 @@ class Store:
                 if columns is not None:
                     present = set(parquet.schema_arrow.names)
                     columns = [c for c in columns if c in present]
-                return parquet.read(columns=columns)
+                table = parquet.read(columns=columns)
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from exc
+        plain = plain_schema(table.schema)
+        return table if plain == table.schema else table.cast(plain)
 
     def newest_files(self, table: Table) -> list[PartitionFile]:
         """The visible files of the newest day of a table that has any: on a disk, from a look
         at the day directories, not a listing of every file of every day."""
-        if not self.is_local:  # one listing of the table either way
+        from hindsight.store import delta
+        if not self.is_local or delta.is_delta(self, table):  # one listing of the table either way
             files = self.files(table)
             newest = max((f.dt for f in files if f.dt is not None), default=None)
             return [f for f in files if f.dt == newest and newest is not None]
@@ -391,6 +403,16 @@ class Store:
         return sorted({f.dt for f in self.files(table) if f.dt is not None})
 
 
+def plain_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with view types as their plain kind: delta-rs writes text as
+    ``string_view``, which the store's joins and casts take as ``string``."""
+    views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+    if not any(f.type in views for f in schema):
+        return schema
+    return pa.schema([f.with_type(views.get(f.type, f.type)) for f in schema],
+                     metadata=schema.metadata)
+
+
 def _base_name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
@@ -398,8 +420,8 @@ def _base_name(path: str) -> str:
 def _listed(path: str, table_dir: str, start: date | None, end: date | None) -> bool:
     """Whether a key under a table belongs in a listing of partitions ``start..end``."""
     inside = path[len(table_dir) + 1:].split("/")
-    if len(inside) > 1 and inside[0].startswith("."):
-        return False  # a hidden prefix: a partition being retired
+    if len(inside) > 1 and inside[0].startswith((".", "_")):
+        return False  # a hidden prefix (a partition being retired), or a Delta table's log
     dt = partition_date(path) if len(inside) > 1 else None
     return dt is None or not ((start is not None and dt < start)
                               or (end is not None and dt > end))

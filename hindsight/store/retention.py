@@ -20,6 +20,7 @@ from datetime import date, timedelta
 import pyarrow.fs as pafs
 
 from hindsight.config import RetentionDays
+from hindsight.store import delta
 from hindsight.store.partitions import MAINTENANCE_LOCK, Store, Table
 
 RETIRING = ".retiring-"
@@ -73,6 +74,9 @@ def retire(store: Store, keep: RetentionDays, today: date) -> list[Retired]:
 
 
 def _remove(store: Store, table: Table, dt: date) -> None:
+    if delta.is_delta(store, table):  # one commit; the files go at compaction's vacuum
+        delta.remove_day(store, table, dt)
+        return
     directory = store.partition_dir(table, dt)
     tiered = [f.path for f in store.files(table, dt, dt) if f.cold]
     if store.is_local:

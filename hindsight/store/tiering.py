@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from hindsight.errors import ConfigError, StoreError
+from hindsight.store import delta
 from hindsight.store.compaction import GRACE, compact, concat
 from hindsight.store.partitions import (
     COMMIT_PREFIX,
@@ -78,6 +79,8 @@ def due(store: Store, today: date, hot_days: int) -> list[tuple[Table, date]]:
     cutoff = today - timedelta(days=hot_days)
     found = []
     for table in TIERED:
+        if delta.is_delta(store, table):
+            continue  # a Delta table's days stay in it (storage.table_format says why)
         for dt in store.partitions(table):
             if dt >= cutoff:
                 break
