@@ -180,8 +180,9 @@ class Store:
         """Every file under a table, hidden and uncommitted ones included; of the date
         partitions only those with start <= dt <= end are listed at all (a day's look-up
         does not walk a year of directories). Hidden directories (a partition being retired)
-        and a Delta table's ``_delta_log`` are not partitions and are not listed. On an object store, where each listing is a request and keys are
-        listed a thousand at a time, the whole table is listed in one go and filtered here."""
+        and a Delta table's ``_delta_log`` are not partitions and are not listed. On an object
+        store, where each listing is a request and keys are listed a thousand at a time, the
+        whole table is listed in one go and filtered here."""
         if not self.is_local:
             return [i for i in self.fs.get_file_info(pafs.FileSelector(
                         self.table_dir(table), recursive=True, allow_not_found=True))

@@ -9,11 +9,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,18 +75,42 @@ def new_bucket(endpoint: str, prefix: str) -> str:
     return f"s3://{name}"
 
 
+class _AtomicConditionalWrites:
+    """moto's application with conditional writes (``If-None-Match``, ``If-Match``) made one
+    at a time, as S3 makes them: moto checks the condition and writes in two steps, so two
+    writers racing for one key could both be told they created it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.lock = app, threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["REQUEST_METHOD"] not in ("PUT", "POST") or not (
+                "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MATCH" in environ):
+            return self.app(environ, start_response)
+        with self.lock:
+            return list(self.app(environ, start_response))
+
+
 @contextmanager
 def _moto(directory: Path) -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    app = _AtomicConditionalWrites(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, app, threaded=True,
+                         request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        yield f"http://{host}:{port}"
+        yield f"http://127.0.0.1:{server.port}"
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join()
 
 
 @contextmanager
