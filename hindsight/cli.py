@@ -625,7 +625,9 @@ def storage_tier(ctx: click.Context, as_of: date | None) -> None:
 
 
 @storage.command("migrate")
+@JOBS
 @click.pass_context
+@every_model(*STORE_UPKEEP)
 def storage_migrate(ctx: click.Context) -> None:
     """Turn the store's predictions and labels into Delta tables, day by day, losing nothing
     (a day's Parquet files go only once its rows are committed and counted back). Stop the

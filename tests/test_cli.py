@@ -352,3 +352,23 @@ def test_a_run_over_a_window_without_predictions_says_so_and_exits_six(
     said = capsys.readouterr()
     assert "no predictions from 2026-02-09 to 2026-03-01" in said.err
     assert "feed stopped" in said.err
+
+
+def test_storage_migrate_makes_delta_tables_and_changes_no_answer(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["log", "predictions", "predictions.csv"]) == 0
+    assert main(["log", "labels", "labels.jsonl"]) == 0
+    assert main(["run", "--date", "2026-01-05"]) == 0
+    capsys.readouterr()
+    assert main(["metrics", "--date", "2026-01-01", "--format", "json"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert main(["storage", "migrate"]) == 0
+    said = capsys.readouterr().out
+    assert "predictions" in said and "300" in said and "table_format: delta" in said
+    assert (project / "store" / "predictions" / "_delta_log").is_dir()
+    assert main(["log", "predictions", "predictions.csv"]) == 0  # nothing new, nothing twice
+    assert main(["run", "--date", "2026-01-05"]) == 0
+    capsys.readouterr()
+    assert main(["metrics", "--date", "2026-01-01", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == before
+    assert main(["check"]) == 0

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from hindsight.config import Config
 from hindsight.errors import StoreError
+from hindsight.store import delta
 from hindsight.store.compaction import debris
 from hindsight.store.partitions import COMMIT_PREFIX, Store, Table
 from hindsight.store.schema import ARRIVED_AT
@@ -70,6 +71,8 @@ def check_store(store: Store, config: Config,
             visible = [f.path for f in store.files(table)]
         except StoreError as exc:
             problems.append(Finding(store.table_dir(table), str(exc),
+                                    "restore the table's _delta_log from a backup"
+                                    if delta.is_delta(store, table) else
                                     "repair the commit marker named, then check again"))
             continue
         opened, found = _open_all(store, visible)
