@@ -76,3 +76,14 @@ def test_every_command_works_on_a_bucket(bucket: str, tmp_path: Path,
                 assert http.get("/metrics").status_code == 200
         finally:
             server.stop()
+    # the same store made of Delta tables answers the same
+    for command in (["storage", "migrate"], ["run", "--date", last],
+                    ["metrics", "--date", last, "--format", "json"], ["check", "--format", "json"],
+                    ["log", "predictions", "predictions-0.parquet"]):
+        capsys.readouterr()
+        code = main(command)
+        printed[f"delta {command[0]}"] = capsys.readouterr()
+        assert code == 0, (command, printed[f"delta {command[0]}"])
+    assert json.loads(printed["delta metrics"].out) == json.loads(printed["metrics"].out)
+    assert json.loads(printed["delta check"].out)["ok"] is True
+    assert "0 stored" in printed["delta log"].out + printed["delta log"].err
