@@ -111,7 +111,7 @@ def log_predictions(batches: Sequence[Batch], config: Config, store: Store,
         span = _lookup_span(pc.cast(table[cols.timestamp], pa.date32()), config)
         new = _fresh_predictions(table, origins, config, engine, span)
         stored = _store_new(store, engine, config, Table.PREDICTIONS, new,
-                            pc.cast(new[cols.timestamp], pa.date32()), [cols.id], span)
+                            pc.cast(new[cols.timestamp], pa.date32()), [cols.id])
     flagged = unpinned(config, {c: pc.unique(table[c]).drop_null().to_pylist()
                                 for c in cols.versions()})
     return replace(_report(batches, stored), unpinned=tuple(flagged))
@@ -223,7 +223,7 @@ def log_labels(batches: Sequence[Batch], config: Config, store: Store, engine: E
     with store.lock(Table.LABELS.value):
         new = _fresh_labels(table, origins, config, engine, span)
         stored = _store_new(store, engine, config, Table.LABELS, new,
-                            pc.cast(new[ARRIVED_AT], pa.date32()), [cols.id, ARRIVED_AT], span)
+                            pc.cast(new[ARRIVED_AT], pa.date32()), [cols.id, ARRIVED_AT])
     # without an arrival column, a label arrives when it is logged: its prediction may be of
     # any age, so it is looked for in the whole store
     unstamped = cols.label_timestamp is None
@@ -392,13 +392,12 @@ def _report(batches: Sequence[Batch], stored: int, orphans: int = 0) -> IngestRe
 
 
 def _store_new(store: Store, engine: Engine, config: Config, kind: Table, table: pa.Table,
-               days: pa.ChunkedArray, keys: list[str],
-               span: tuple[date | None, date | None]) -> int:
+               days: pa.ChunkedArray, keys: list[str]) -> int:
     """Store the rows the look-up found new; returns how many were stored. In a Delta table
-    the look-up is made again inside the commit (another writer may have stored some of
-    them since), so what is stored may be fewer."""
+    the look-up is made again, in the rows' own days, inside the commit (another writer may
+    have stored some of them since), so what is stored may be fewer."""
     if delta.is_delta(store, kind):
-        return delta.insert_absent(store, kind, table, days.combine_chunks(), keys, span)
+        return delta.insert_absent(store, kind, table, days.combine_chunks(), keys)
     if config.storage.table_format == "delta" and table.num_rows:
         if store.partitions(kind):
             raise StoreError(
@@ -406,7 +405,7 @@ def _store_new(store: Store, engine: Engine, config: Config, kind: Table, table:
                 "storage.table_format says delta: run 'hindsight storage migrate' to make it "
                 "one (nothing is lost), or set storage.table_format: parquet; nothing was "
                 "stored")
-        return delta.insert_absent(store, kind, table, days.combine_chunks(), keys, span)
+        return delta.insert_absent(store, kind, table, days.combine_chunks(), keys)
     _write_by_day(store, engine, kind, table, days)
     return int(table.num_rows)
 

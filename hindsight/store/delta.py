@@ -126,21 +126,20 @@ def files(store: Store, table: Table, start: date | None = None,
 
 
 def insert_absent(store: Store, table: Table, rows: pa.Table, days: pa.Array,
-                  keys: list[str], span: tuple[date | None, date | None]) -> int:
-    """Store the ``rows`` (made or arrived on ``days``) whose ``keys`` no stored row of the
-    days ``span`` has; returns how many were stored. Safe against any number of writers."""
+                  keys: list[str]) -> int:
+    """Store the ``rows`` (made or arrived on ``days``) whose ``keys`` no stored row of their
+    day has; returns how many were stored. Safe against any number of writers: a row sent
+    again keeps its day (a prediction its timestamp, a label its arrival), so racing writers
+    meet in the same day's files. (Ingest's look-up before, over ``storage.lookup_days``,
+    finds a row re-sent under another day.)"""
     if not rows.num_rows:
         return 0
     deltalake = _deltalake()
     data = rows.append_column(PARTITION_KEY, pa.array(days, pa.date32()))
     location, options = url(store, table), storage_options(store)
-    first, last = span
-    if first is None or last is None:
-        within = "true"
-    else:
-        within = (f"t.{PARTITION_KEY} >= '{first.isoformat()}' AND "
-                  f"t.{PARTITION_KEY} <= '{last.isoformat()}'")
-    predicate = " AND ".join([within, *(f"t.{_quoted(k)} = s.{_quoted(k)}" for k in keys)])
+    listed = ", ".join(f"'{d.isoformat()}'" for d in sorted(set(days.to_pylist())))
+    predicate = " AND ".join([f"t.{PARTITION_KEY} IN ({listed})",
+                              *(f"t.{_quoted(k)} = s.{_quoted(k)}" for k in keys)])
     properties = deltalake.WriterProperties(compression="ZSTD")
     for _ in range(MAX_ATTEMPTS):
         try:
