@@ -20,7 +20,7 @@ and ``Monitor.log_labels`` into four stores: Parquet and Delta, local and in the
 The bucket counts every request of every process by kind (``table_formats.CountingS3``, which
 also makes conditional writes atomic, as S3 does). The benchmark fails unless every store
 holds each prediction id and each label once, and unless every store, the migrated one too,
-holds the same metrics and alerts as the local Parquet store (floats within 1e-9).
+holds the same metrics, alerts and drift as the local Parquet store (floats within 1e-9).
 """
 
 from __future__ import annotations
@@ -131,12 +131,12 @@ def each_once(location: str, expected_ids: set[str], expected_labels: int) -> No
 
 
 def results(location: str) -> dict[str, pa.Table]:
-    """The metrics and alerts tables the runs stored, in one order."""
+    """The metrics, alerts and drift tables the runs stored, in one order."""
     from hindsight.store.partitions import Store, Table
 
     store = Store.open(location)
     found = {}
-    for table in (Table.METRICS, Table.ALERTS):
+    for table in (Table.METRICS, Table.ALERTS, Table.DRIFT):
         rows = pa.concat_tables([store.read(f.path) for f in store.files(table)],
                                 promote_options="permissive")
         keys = [c for c in rows.column_names if not pa.types.is_floating(rows[c].type)]
@@ -237,96 +237,107 @@ def main() -> None:
         server.wait(timeout=30)
 
 
+Stores = dict[str, tuple[str, str]]  # name: (location, table_format)
+
+
 def run(args: argparse.Namespace, directory: Path, endpoint: str) -> None:
-    out = print
     inputs = Inputs(args.per_day, args.days)
-    today = inputs.next_day.day
     stores = {f"{f}, {where}": (str(directory / f) if where == "local"
                                 else f"s3://{BUCKET}/{f}", f)
               for where in ("local", "bucket") for f in FORMATS}
-    out(f"{args.days} days x {args.per_day:,} predictions with their labels, logged into each "
-        "store:")
+    load(inputs, stores, endpoint)
+    original = stores["parquet, local"][0]
+    migrated = str(directory / "migrated")
+    shutil.copytree(original, migrated)  # inputs only: its runs are the same as the original's
+    env = {**os.environ}
+    print(f"\ndaily run of {inputs.as_of} (a {args.days}-day window), each in a fresh "
+          f"process, median of {args.repeat}:")
+    report_runs(stores, daily_runs(stores, inputs.as_of, args.repeat, env))
+    migrate(migrated, inputs.next_day.day)
+    after: Stores = {"migrated, local": (migrated, "delta")}
+    print("the same runs on the migrated store:")
+    report_runs(after, daily_runs(after, inputs.as_of, args.repeat, env))
+    agree({**stores, **after}, original, inputs)
+    ingest(inputs, stores, endpoint, args.batches, args.batch)
+
+
+def load(inputs: Inputs, stores: Stores, endpoint: str) -> None:
+    print(f"{len(inputs.days)} days x {inputs.days[0].predictions.num_rows:,} predictions with "
+          "their labels, logged into each store:")
     for name, (location, table_format) in stores.items():
         counted(endpoint)
         started = time.perf_counter()
-        with monitor(location, table_format, today) as target:
+        with monitor(location, table_format, inputs.next_day.day) as target:
             inputs.log(target)
         requests = requests_in(counted(endpoint))
-        out(f"  {name:15}: {time.perf_counter() - started:6.1f} s"
-            + (f", {requests:,} requests" if location.startswith("s3://") else ""))
-    original = stores["parquet, local"][0]
-    migrated = str(directory / "migrated")
-    shutil.copytree(original, migrated)
+        print(f"  {name:15}: {time.perf_counter() - started:6.1f} s"
+              + (f", {requests:,} requests" if location.startswith("s3://") else ""))
 
-    # 1: the daily run
-    env = {**os.environ}
-    runs = daily_runs(stores, inputs.as_of, args.repeat, env)
-    out(f"\ndaily run of {inputs.as_of} (a {args.days}-day window), each in a fresh process, "
-        f"median of {args.repeat}:")
+
+def report_runs(stores: Stores, runs: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
     for kind in KINDS:
         for name, (location, _) in stores.items():
             found = runs[name, kind]
-            line = f"  {kind:7} {name:15}: {statistics.median(r['seconds'] for r in found):6.2f} s"
+            line = (f"  {kind:7} {name:15}: "
+                    f"{statistics.median(r['seconds'] for r in found):6.2f} s")
             if location.startswith("s3://"):
                 served = [r["served"] for r in found]
                 line += (f"  {statistics.median(requests_in(s) for s in served):6.0f} requests "
                          f"({_kinds(served[-1])}), "
                          f"{statistics.median(s['bytes_served'] for s in served) / 2**20:6.2f} "
                          "MiB served")
-            out(line)
+            print(line)
 
-    # 2: migration of the local Parquet store, and the same runs on it
+
+def migrate(location: str, today: date) -> None:
+    """``hindsight storage migrate`` of the copy of the local Parquet store."""
     started = time.perf_counter()
-    with monitor(migrated, "delta", today) as target:
+    with monitor(location, "delta", today) as target:
         moved = target.migrate()
     seconds = time.perf_counter() - started
-    out(f"\nmigrate (hindsight storage migrate) of the local Parquet store: {seconds:.2f} s, "
-        + ", ".join(f"{m.table} {m.rows:,} rows in {m.days} days" for m in moved))
-    after = daily_runs({"migrated": (migrated, "delta")}, inputs.as_of, args.repeat, env)
-    out("  the same runs on the migrated store: " + ", ".join(
-        f"{kind} {statistics.median(r['seconds'] for r in after['migrated', kind]):.2f} s"
-        for kind in KINDS))
-    stores["migrated, local"] = (migrated, "delta")
+    print(f"\nmigrate (hindsight storage migrate) of the local Parquet store: {seconds:.2f} s, "
+          + ", ".join(f"{m.table} {m.rows:,} rows in {m.days} days" for m in moved))
 
+
+def agree(stores: Stores, original: str, inputs: Inputs) -> None:
     expected = results(original)
     for name, (location, _) in stores.items():
         each_once(location, inputs.ids(), inputs.labels())
         if location != original:
             same_results(expected, results(location), f"{name} against parquet, local")
-    out(f"every store holds each of {len(inputs.ids()):,} ids and {inputs.labels():,} labels "
-        f"once, and the same {expected['metrics'].num_rows:,} metric rows and "
-        f"{expected['alerts'].num_rows:,} alert rows")
+    print(f"every store holds each of {len(inputs.ids()):,} ids and {inputs.labels():,} "
+          "labels once, and the same "
+          + ", ".join(f"{t.num_rows:,} {name} rows" for name, t in expected.items()))
 
-    # 3: ingest of small batches
-    del stores["migrated, local"]
-    work = batches(inputs.next_day.predictions, args.batches, args.batch)
-    monitors = {name: monitor(location, table_format, today)
+
+def ingest(inputs: Inputs, stores: Stores, endpoint: str, count: int, size: int) -> None:
+    """``count`` batches of ``size`` rows of the next day into every store, alternating."""
+    work = batches(inputs.next_day.predictions, count, size)
+    monitors = {name: monitor(location, table_format, inputs.next_day.day)
                 for name, (location, table_format) in stores.items()}
-    seconds_by: dict[str, list[float]] = {name: [] for name in stores}
+    seconds: dict[str, list[float]] = {name: [] for name in stores}
     requests: dict[str, list[Counter[str]]] = {name: [] for name in stores}
     for batch in work:
         for name, target in monitors.items():  # alternate: a noisy machine hits all alike
             counted(endpoint)
             started = time.perf_counter()
             target.log_predictions(batch)
-            seconds_by[name].append(time.perf_counter() - started)
+            seconds[name].append(time.perf_counter() - started)
             requests[name].append(Counter(counted(endpoint)))
     for target in monitors.values():
         target.close()
     sent = {i for b in work for i in b["prediction_id"].to_pylist()}
     for location, _ in stores.values():
         each_once(location, inputs.ids() | sent, inputs.labels())
-    out(f"\ningest of {args.batches} batches of {args.batch} rows of {today} "
-        f"({args.batch // RESENT} re-sent from the batch before), every store holding each id "
-        "once:")
+    print(f"\ningest of {count} batches of {size} rows of {inputs.next_day.day} "
+          f"({size // RESENT} re-sent from the batch before), every store holding each id once:")
     for name, (location, _) in stores.items():
-        line = f"  {name:15}: {median_ms(seconds_by[name])}"
+        line = f"  {name:15}: {median_ms(seconds[name])}"
         if location.startswith("s3://"):
             total: Counter[str] = sum(requests[name], Counter())
-            last = requests[name][-1]
-            line += (f";  {requests_in(total) / args.batches:5.1f} requests a batch "
-                     f"({_kinds(total, args.batches)}), {requests_in(last)} in the last")
-        out(line)
+            line += (f";  {requests_in(total) / count:5.1f} requests a batch "
+                     f"({_kinds(total, count)}), {requests_in(requests[name][-1])} in the last")
+        print(line)
 
 
 def _kinds(found: dict[str, int], per: int = 1) -> str:
