@@ -162,3 +162,21 @@ def test_the_table_formats_benchmark_reads_the_same_ids_from_the_store_delta_and
     assert verdicts["delta"] == "exactly once" and verdicts["iceberg-own"] == "exactly once"
     assert "0 counted a row twice" in done.stdout
     assert "PUT If-None-Match: *" in done.stdout  # Delta's commits: S3's conditional write
+
+
+@pytest.mark.slow
+def test_the_store_formats_benchmark_runs_hindsight_on_both_table_formats_and_they_agree(
+    tmp_path: Path,
+) -> None:
+    """The script itself fails unless every store (Parquet and Delta, local and in the bucket,
+    and the migrated one) holds each id once and the same metrics, alerts and drift."""
+    done = benchmark("store_formats.py", "--per-day", "1500", "--days", "8", "--batches", "3",
+                     "--batch", "40", "--dir", str(tmp_path / "data"), timeout=600)
+    assert "once, and the same" in done.stdout and "migrate (hindsight storage migrate)" in (
+        done.stdout)
+    runs = [line for line in done.stdout.splitlines() if line.startswith(("  nightly", "  cold"))]
+    assert len(runs) == 10 and sum("MiB served" in line for line in runs) == 4
+    ingest = done.stdout.split("\ningest of", 1)[1].splitlines()[1:]
+    assert [line.split(":")[0].strip() for line in ingest] == [
+        "parquet, local", "delta, local", "parquet, bucket", "delta, bucket"]
+    assert "PUT If-None-Match: *" in ingest[3]  # Delta's commits: S3's conditional write
