@@ -23,6 +23,7 @@ import contextlib
 import json
 import math
 import os
+import threading
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ LOG_DIR = "_delta_log"
 # a MERGE that lost a race runs again on the newer version; this many times at most
 MAX_ATTEMPTS = 50
 _FOUND: set[str] = set()  # table URLs known to be Delta tables: a table never stops being one
+_SNAPSHOTS: dict[str, Any] = {}  # table URL: the DeltaTable read last, for ``files``
+_SNAPSHOTS_LOCK = threading.Lock()  # one delta-rs table object is not shared by threads at once
 
 
 def _deltalake() -> Any:
@@ -107,10 +110,31 @@ def _open(store: Store, table: Table) -> Any:
         raise StoreError(f"cannot read the Delta log of {store.table_dir(table)}: {exc}") from exc
 
 
+def _actions(store: Store, table: Table) -> pa.Table:
+    """The add actions of the table's newest version. The table opened before is brought
+    up to date by reading only the commits since (a bucket: one listing and a read a
+    commit, not the whole log again)."""
+    location = url(store, table)
+    with _SNAPSHOTS_LOCK:
+        snapshot = _SNAPSHOTS.get(location)
+        try:
+            if snapshot is None:
+                snapshot = _SNAPSHOTS[location] = _open(store, table)
+            else:
+                snapshot.update_incremental()
+            return pa.table(snapshot.get_add_actions(flatten=True))
+        except StoreError:
+            raise
+        except Exception as exc:  # delta-rs raises its own kinds, and OSError
+            _SNAPSHOTS.pop(location, None)
+            raise StoreError(f"cannot read the Delta log of {store.table_dir(table)}: "
+                             f"{exc}") from exc
+
+
 def files(store: Store, table: Table, start: date | None = None,
           end: date | None = None) -> list[PartitionFile]:
     """The files of the table's current version, of the days ``start..end``."""
-    actions = pa.table(_open(store, table).get_add_actions(flatten=True))
+    actions = _actions(store, table)
     found = []
     column = f"partition.{PARTITION_KEY}"
     days = actions[column].to_pylist() if column in actions.column_names else []
