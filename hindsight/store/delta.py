@@ -6,8 +6,8 @@ a compaction swaps its files in one commit, never both sets, never neither. Comm
 only if absent (``If-None-Match`` in a bucket, a rename that never replaces on a disk), so
 writers on many machines share one table with no lock server.
 
-Ingest stores a row only where the table has no row with its key within the batch's look-up
-days: a MERGE that inserts what does not match. Two writers racing on the same id both try to
+Ingest stores a row only where the table has no row with its key in the row's own day: a
+MERGE that inserts what does not match. Two writers racing on the same id both try to
 commit; delta-rs refuses the one whose read the other's commit changed, and that one runs its
 MERGE again on the new version, where the id is found. So an id is stored once however many
 writers send it at once. On a local disk delta-rs does not fsync: the commit, the files it
