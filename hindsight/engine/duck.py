@@ -1093,6 +1093,20 @@ class DuckDBEngine:
             self._check_columns(table, source, scheme + listed[-1].path)
         return [scheme + f.path for f in listed]
 
+    def listed(self, table: Table, start: date | None = None,
+               end: date | None = None) -> list[str]:
+        """The files of ``table`` of days ``start..end`` as this engine names them (what a
+        ``GrainSource`` is handed to read); a table read in place's with their ``arrival``."""
+        return self._files(table, start, end)
+
+    def source(self, table: Table) -> Source | None:
+        """The table ``table`` is read in place from, if it is."""
+        return self._sources.get(table)
+
+    def arrival(self, path: str) -> datetime:
+        """When a listed file of a table read in place arrived."""
+        return self._arrivals[path]
+
     def _check_columns(self, table: Table, source: Source, path: str) -> None:
         """Refuse a source without a mapped column, naming it and the fix, before any
         count's query fails on it (its newest file's columns: one footer read)."""

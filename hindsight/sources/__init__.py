@@ -186,6 +186,23 @@ def _partition_day(values: dict[str, Any]) -> date | None:
     return None
 
 
+def table_root(spec: TableSource) -> str | None:
+    """The directory a Delta table or a prefix's files are under, as its filesystem names
+    it (Hive-style partitions are the directories below it); None for Iceberg, whose data
+    files are wherever its manifests say.
+
+    >>> table_root(TableSource(format="parquet", path="s3://lake/serving/preds/"))
+    'lake/serving/preds'
+    """
+    if spec.format == "iceberg":
+        return None
+    url = str(spec.path)
+    if "://" not in url or url.startswith("file://"):
+        return _filesystem(url)[1].rstrip("/")
+    parsed = urllib.parse.urlparse(url)
+    return f"{parsed.netloc}{urllib.parse.unquote(parsed.path)}".rstrip("/")
+
+
 def _path_partitions(path: str) -> dict[str, str]:
     return {key: value for part in path.split("/")[:-1]
             for key, sep, value in [part.partition("=")] if sep}
