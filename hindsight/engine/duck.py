@@ -163,6 +163,12 @@ class GrainSource(Protocol):
         of both windows."""
         ...
 
+    def day_rows(self, table: Table, files: tuple[str, ...], start: datetime,
+                 stop: datetime) -> pa.Table:
+        """(day, n): rows per day in ``[start, stop)`` of the files of a table read in place,
+        counted as ``DuckDBEngine.daily_rows`` counts them."""
+        ...
+
 
 def label_since(window: _Window) -> datetime:
     """The earliest arrival a window joins: labels read from the partitions of the days
@@ -1186,13 +1192,16 @@ class DuckDBEngine:
             rows = ("" if table == Table.PREDICTIONS else
                     f"DISTINCT {ident(self._config.columns.id)}, "
                     f"{ident(self._config.columns.label)}, ")
-            counted = self._query(
-                f"SELECT day, count(*) AS n FROM (SELECT {rows}CAST({column} AS DATE) AS day "
-                "FROM "
-                + self._scan(table, "$files", f"{column} >= $start AND {column} < $stop",
-                             times_only=True)
-                + ") GROUP BY ALL", files=files, start=end_of_day(min(todo) - timedelta(days=1)),
-                stop=end_of_day(max(todo))) if files else pa.table({"day": [], "n": []})
+            start, stop = end_of_day(min(todo) - timedelta(days=1)), end_of_day(max(todo))
+            if files and self._grains is not None:  # counted where the grain is
+                counted = self._grains.day_rows(table, tuple(files), start, stop)
+            else:
+                counted = self._query(
+                    f"SELECT day, count(*) AS n FROM (SELECT {rows}CAST({column} AS DATE) AS day "
+                    "FROM " + self._scan(table, "$files", f"{column} >= $start AND {column} "
+                                         "< $stop", times_only=True)
+                    + ") GROUP BY ALL", files=files, start=start, stop=stop
+                ) if files else pa.table({"day": [], "n": []})
             for day, n in zip(counted["day"].to_pylist(), counted["n"].to_pylist(), strict=True):
                 if day in counts and day in todo:
                     counts[day] = int(n)

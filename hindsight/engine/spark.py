@@ -75,9 +75,10 @@ def q(name: str) -> str:
 
 def settings(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
     """The settings of a session hindsight starts: its defaults, a local master's loopback,
-    what the store needs from the environment (``HadoopStore.settings``), then the config's
-    ``spark.conf`` over all of them. A Spark Connect session (``SPARK_REMOTE``) is the
-    server's: it gets only the config's own and the query settings, which a client may set."""
+    what the store and an S3 table read in place need from the environment
+    (``HadoopStore.settings``), then the config's ``spark.conf`` over all of them. A Spark
+    Connect session (``SPARK_REMOTE``) is the server's: it gets only the config's own and the
+    query settings, which a client may set."""
     given = {k: str(v).lower() if isinstance(v, bool) else str(v)
              for k, v in config.spark.conf.items()}
     if environ.get("SPARK_REMOTE"):
@@ -85,6 +86,9 @@ def settings(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
     found = dict(_DEFAULTS)
     if config.spark.master.startswith("local"):
         found |= _LOCAL
+    for spec in (config.predictions, config.labels):  # an S3 table read in place
+        if spec is not None and str(spec.path).startswith(("s3://", "s3a://")):
+            found |= HadoopStore.of(str(spec.path)).settings(environ)
     return found | HadoopStore.of(config.store).settings(environ) | given
 
 
@@ -319,6 +323,20 @@ class SparkEngine:
             f"WITH {shared} SELECT * FROM ({grain_sql(new, self._config)}) a UNION ALL "
             f"SELECT day, {seg}prediction, label, age, hit, -n AS n, -expected AS expected, "
             f"-scored AS scored, cell_row FROM ({grain_sql(old, self._config)}) b", **params)
+
+    def day_rows(self, table: Table, files: tuple[str, ...], start: datetime,
+                 stop: datetime) -> pa.Table:
+        """Rows per day of a table read in place, counted on the cluster: predictions by the
+        day made, each id once a day; labels by the day arrived, one sent again that day
+        once (as ``DuckDBEngine.daily_rows``)."""
+        cols = self._config.columns
+        column = q(cols.timestamp if table == Table.PREDICTIONS else ARRIVED_AT)
+        rows = self._files(table, files, f"{column} >= :start AND {column} < :stop")
+        distinct = ("" if table == Table.PREDICTIONS
+                    else f"DISTINCT {q(cols.id)}, {q(cols.label)}, ")
+        return self._arrow(f"SELECT day, count(*) AS n FROM (SELECT {distinct}CAST({column} "
+                           f"AS DATE) AS day FROM {rows} r) d GROUP BY day",
+                           start=start, stop=stop)
 
     def _predictions_sql(self, view: str, calibration: pa.Table | None) -> str:
         """The predictions of ``view`` made in ``[:start, :stop)`` with the columns the grain
