@@ -12,6 +12,7 @@ first). Only the file list, one row per file, goes from the driver to the execut
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -84,6 +85,7 @@ class SparkSources:
             reader = reader.option("basePath", self._url(source, root))
         try:
             if source.read_as == "jsonl":
+                # the file sorting last, as DuckDB checks the mapped columns of
                 frame = reader.schema(self._json_schema(table, urls[max(paths)])).json(
                     list(urls.values()))
             else:
@@ -99,7 +101,11 @@ class SparkSources:
         for column in (c for c in times if c):
             frame = frame.withColumn(column, F.col(column).cast("timestamp"))
         files = self._files(table, paths, urls)
-        joined = frame.join(F.broadcast(files), FILE_KEY)
+        # a row of a file Spark names otherwise than the list would be lost silently: refused
+        joined = frame.join(F.broadcast(files), FILE_KEY, "left").where(
+            F.when(F.col(RANK).isNull(), F.raise_error(F.concat(
+                F.lit(f"{source.spec.describe()}: Spark read a file not in the listing, "
+                      "or named it otherwise: "), F.col(FILE_KEY)))).otherwise(F.lit(True)))
         if table == Table.LABELS:
             stamped = (F.col(cols.label_timestamp) if cols.label_timestamp
                        else F.lit(None).cast("timestamp"))
@@ -163,4 +169,4 @@ def _spark_name(url: str) -> str:
     >>> _spark_name("s3a://bucket/t/a.parquet")
     's3a://bucket/t/a.parquet'
     """
-    return url if "://" in url else f"file:{url}"
+    return url if "://" in url else f"file:{os.path.normpath(url)}"

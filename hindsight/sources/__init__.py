@@ -2,8 +2,9 @@
 
 A source answers one question for the engine: which data files hold the rows of days
 ``first..last``, and, per file, the days it spans, its size, its rows and when it arrived. The
-engine reads those files with DuckDB as it reads the store's own, so everything the store's
-tables feed (counts, drift, versions, intra-day checks) works on a source alike.
+engine reads those files as it reads the store's own (DuckDB; Spark with its own Parquet and
+JSON readers, ``engine.spark_sources``), so everything the store's tables feed (counts,
+drift, versions, intra-day checks) works on a source alike.
 
 Which days a file spans:
 
