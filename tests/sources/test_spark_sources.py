@@ -4,6 +4,7 @@ those of the same rows logged into the store."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -156,6 +157,11 @@ def test_on_spark_copies_of_an_id_count_once_the_earliest_wins(
         pl.from_arrow(pa.concat_tables([table, table.slice(0, 7)])).write_parquet(
             directory / "a.parquet")
         pl.from_arrow(_copies(table, 9)).write_parquet(directory / "b.parquet")
+        # copies of the same instant, in a file sorting after the original's: they lose
+        same_time = _copies(table, 11).set_column(
+            table.schema.get_field_index("scored_at"), "scored_at",
+            table.take(pa.array(range(0, table.num_rows, 11)))["scored_at"])
+        pl.from_arrow(same_time).write_parquet(directory / "c.parquet")
     (root / "labels").mkdir()
     for day, table in rows.labels.items():  # a label sent twice is one label
         pl.from_arrow(pa.concat_tables([table, table])).write_parquet(
@@ -194,3 +200,30 @@ def test_on_spark_a_label_without_a_timestamp_arrived_when_its_file_was_added(
         assert _whole(yesterday).n_labelled == 0  # written today: not arrived yesterday
         assert _whole(now).n_labelled == rows.predictions[day].num_rows
         assert now == duck.metrics(day, today)[1]
+
+
+def test_on_spark_a_label_file_of_a_prefix_arrived_at_its_modification_time(
+        tmp_path: Path) -> None:
+    """Labels without a timestamp in a file a day, each file last modified at noon of its
+    day: a label counts from the day its file arrived, as on DuckDB."""
+    today = datetime.now(UTC).date()
+    rows = classifier_rows(per_day=60, days=4, start=today - timedelta(days=6))
+    columns = {k: v for k, v in rows.columns.items() if k != "label_timestamp"}
+    root = tmp_path / "prefix"
+    sources = WRITERS["jsonl"](Rows(rows.predictions, {}, rows.reference, columns, rows.task),
+                               root)
+    for day, table in rows.labels.items():
+        path = root / "labels" / f"{day}.jsonl"
+        pl.from_arrow(table.drop_columns(["truth_at"])).write_ndjson(path)
+        noon = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=12)
+        os.utime(path, (noon.timestamp(), noon.timestamp()))
+    unstamped = Rows(rows.predictions, rows.labels, rows.reference, columns, rows.task)
+    day = today - timedelta(days=5)
+    made = set(rows.predictions[day]["txn"].to_pylist())
+    with lakes(unstamped, tmp_path, sources) as (duck, spark):
+        for as_of in (day, day + timedelta(days=1), day + timedelta(days=3)):
+            arrived = sum(len(made & set(t["txn"].to_pylist()))
+                          for d, t in rows.labels.items() if d <= as_of)
+            _, metrics = spark.metrics(day, as_of)
+            assert _whole(metrics).n_labelled == arrived > 0, as_of
+            assert metrics == duck.metrics(day, as_of)[1]
