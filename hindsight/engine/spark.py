@@ -7,9 +7,11 @@ sketch (``engine.sketch``). What comes back is bounded by the segment values, cl
 columns, never by the predictions. The rollup into every cell and cross, and the counts
 carried from day to day, are an embedded DuckDB engine's (``GrainSource``), so both engines
 count with one implementation above the grain. Ingest's id look-ups stay on DuckDB: they are
-small and need an answer in milliseconds.
+small and need an answer in milliseconds. Predictions and labels read in place from a lake's
+table are planned on the driver and read by Spark (``engine.spark_sources``).
 
-pyspark is an optional extra (``pip install 'hindsight[spark]'``), imported only here.
+pyspark is an optional extra (``pip install 'hindsight[spark]'``), imported only here and in
+``engine.spark_sources``.
 """
 
 from __future__ import annotations
@@ -261,8 +263,9 @@ class SparkEngine:
         self._counts.carry_counts()
 
     def daily_rows(self, table: Table, first: date, last: date) -> dict[date, int] | None:
-        """Rows per day of a table read in place, as DuckDB counts and carries them
-        (``DuckDBEngine.daily_rows``), None for the store's own."""
+        """Rows per day of a table read in place, carried as DuckDB carries them
+        (``DuckDBEngine.daily_rows``), the days not carried counted on the cluster
+        (``day_rows``); None for the store's own."""
         return self._counts.daily_rows(table, first, last)
 
     def latest_day(self, table: Table) -> date | None:
