@@ -636,7 +636,6 @@ class Config(_Frozen):
         - ``storage.delete_after_days`` keeps predictions and labels longer than
           ``label_window_days + 1`` days (what the daily run joins).
         - ``cross_depth`` is at most the number of segments.
-        - Tables read in place (``predictions``, ``labels``) are read by the duckdb engine.
         """
         roles = self.columns.roles()
         if self.columns.scores and (self.columns.score or self.task != "classification"):
@@ -692,9 +691,6 @@ class Config(_Frozen):
                     f"storage.delete_after_days.{kind} is {days}: the daily run needs "
                     f"label_window_days + 1 = {self.label_window_days + 1} days of {kind}; "
                     "keep them longer")
-        if self.engine != "duckdb" and (self.predictions or self.labels):
-            raise ValueError("predictions or labels read in place from a table are read by "
-                             "the duckdb engine: set engine: duckdb, or log them into the store")
         if self.cross_depth is not None and self.cross_depth > max(len(self.segments), 1):
             raise ValueError(
                 f"cross_depth is {self.cross_depth} but only {len(self.segments)} segments are "

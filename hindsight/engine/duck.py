@@ -163,6 +163,12 @@ class GrainSource(Protocol):
         of both windows."""
         ...
 
+    def day_rows(self, table: Table, files: tuple[str, ...], start: datetime,
+                 stop: datetime) -> pa.Table:
+        """(day, n): rows per day in ``[start, stop)`` of the files of a table read in place,
+        counted as ``DuckDBEngine.daily_rows`` counts them."""
+        ...
+
 
 def label_since(window: _Window) -> datetime:
     """The earliest arrival a window joins: labels read from the partitions of the days
@@ -1093,6 +1099,20 @@ class DuckDBEngine:
             self._check_columns(table, source, scheme + listed[-1].path)
         return [scheme + f.path for f in listed]
 
+    def listed(self, table: Table, start: date | None = None,
+               end: date | None = None) -> list[str]:
+        """The files of ``table`` of days ``start..end`` as this engine names them (what a
+        ``GrainSource`` is handed to read); a table read in place's with their ``arrival``."""
+        return self._files(table, start, end)
+
+    def source(self, table: Table) -> Source | None:
+        """The table ``table`` is read in place from, if it is."""
+        return self._sources.get(table)
+
+    def arrival(self, path: str) -> datetime:
+        """When a listed file of a table read in place arrived."""
+        return self._arrivals[path]
+
     def _check_columns(self, table: Table, source: Source, path: str) -> None:
         """Refuse a source without a mapped column, naming it and the fix, before any
         count's query fails on it (its newest file's columns: one footer read)."""
@@ -1172,13 +1192,16 @@ class DuckDBEngine:
             rows = ("" if table == Table.PREDICTIONS else
                     f"DISTINCT {ident(self._config.columns.id)}, "
                     f"{ident(self._config.columns.label)}, ")
-            counted = self._query(
-                f"SELECT day, count(*) AS n FROM (SELECT {rows}CAST({column} AS DATE) AS day "
-                "FROM "
-                + self._scan(table, "$files", f"{column} >= $start AND {column} < $stop",
-                             times_only=True)
-                + ") GROUP BY ALL", files=files, start=end_of_day(min(todo) - timedelta(days=1)),
-                stop=end_of_day(max(todo))) if files else pa.table({"day": [], "n": []})
+            start, stop = end_of_day(min(todo) - timedelta(days=1)), end_of_day(max(todo))
+            if files and self._grains is not None:  # counted where the grain is
+                counted = self._grains.day_rows(table, tuple(files), start, stop)
+            else:
+                counted = self._query(
+                    f"SELECT day, count(*) AS n FROM (SELECT {rows}CAST({column} AS DATE) AS day "
+                    "FROM " + self._scan(table, "$files", f"{column} >= $start AND {column} "
+                                         "< $stop", times_only=True)
+                    + ") GROUP BY ALL", files=files, start=start, stop=stop
+                ) if files else pa.table({"day": [], "n": []})
             for day, n in zip(counted["day"].to_pylist(), counted["n"].to_pylist(), strict=True):
                 if day in counts and day in todo:
                     counts[day] = int(n)

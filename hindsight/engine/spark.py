@@ -7,9 +7,11 @@ sketch (``engine.sketch``). What comes back is bounded by the segment values, cl
 columns, never by the predictions. The rollup into every cell and cross, and the counts
 carried from day to day, are an embedded DuckDB engine's (``GrainSource``), so both engines
 count with one implementation above the grain. Ingest's id look-ups stay on DuckDB: they are
-small and need an answer in milliseconds.
+small and need an answer in milliseconds. Predictions and labels read in place from a lake's
+table are planned on the driver and read by Spark (``engine.spark_sources``).
 
-pyspark is an optional extra (``pip install 'hindsight[spark]'``), imported only here.
+pyspark is an optional extra (``pip install 'hindsight[spark]'``), imported only here and in
+``engine.spark_sources``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from hindsight.engine.base import (
 )
 from hindsight.engine.duck import EXACT, DuckDBEngine, Reads, grain_sql, label_since
 from hindsight.engine.hadoop import HadoopStore
+from hindsight.engine.spark_sources import SparkSources
 from hindsight.errors import ConfigError, StoreError
 from hindsight.store.identity import identity_sql
 from hindsight.store.partitions import Store, Table
@@ -74,9 +77,10 @@ def q(name: str) -> str:
 
 def settings(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
     """The settings of a session hindsight starts: its defaults, a local master's loopback,
-    what the store needs from the environment (``HadoopStore.settings``), then the config's
-    ``spark.conf`` over all of them. A Spark Connect session (``SPARK_REMOTE``) is the
-    server's: it gets only the config's own and the query settings, which a client may set."""
+    what the store and an S3 table read in place need from the environment
+    (``HadoopStore.settings``), then the config's ``spark.conf`` over all of them. A Spark
+    Connect session (``SPARK_REMOTE``) is the server's: it gets only the config's own and the
+    query settings, which a client may set."""
     given = {k: str(v).lower() if isinstance(v, bool) else str(v)
              for k, v in config.spark.conf.items()}
     if environ.get("SPARK_REMOTE"):
@@ -84,6 +88,9 @@ def settings(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
     found = dict(_DEFAULTS)
     if config.spark.master.startswith("local"):
         found |= _LOCAL
+    for spec in (config.predictions, config.labels):  # an S3 table read in place
+        if spec is not None and str(spec.path).startswith(("s3://", "s3a://")):
+            found |= HadoopStore.of(str(spec.path)).settings(environ)
     return found | HadoopStore.of(config.store).settings(environ) | given
 
 
@@ -123,6 +130,9 @@ class SparkEngine:
         self._duck = embedded
         # the counts' rollup and what is carried from day to day; the grain is counted here
         self._counts = DuckDBEngine(store, config, grains=self)
+        self._in_place = SparkSources(self._spark, config, {
+            table: source for table in (Table.PREDICTIONS, Table.LABELS)
+            if (source := self._counts.source(table)) is not None}, self._counts)
         self._seg = [f"s{i}" for i in range(len(config.segments))]
 
     def close(self) -> None:
@@ -151,21 +161,21 @@ class SparkEngine:
 
     def predictions_between(self, start: datetime, stop: datetime,
                             columns: list[str]) -> pa.Table:
-        frame = self._read(Table.PREDICTIONS, *partition_days(start, stop))
-        if frame is None:
-            return pa.table({name: pa.array([]) for name in columns})
         ts = q(self._config.columns.timestamp)
-        return self._arrow(
-            f"SELECT {', '.join(q(c) for c in columns)} FROM {self._view(frame, 'p')} "
-            f"WHERE {ts} >= :start AND {ts} < :stop", start=start, stop=stop)
+        rows = self._rows(Table.PREDICTIONS, *partition_days(start, stop),
+                          where=f"{ts} >= :start AND {ts} < :stop")
+        if rows is None:
+            return pa.table({name: pa.array([]) for name in columns})
+        return self._arrow(f"SELECT {', '.join(q(c) for c in columns)} FROM {rows} p",
+                           start=start, stop=stop)
 
     def version_history(self, as_of: date, columns: list[str],
                         since: date | None = None) -> pa.Table:
-        frame = self._read(Table.PREDICTIONS, since, as_of)
-        if frame is None or not columns:
+        # each file's rows, copies too, as DuckDB's version sums count them
+        view = self._rows(Table.PREDICTIONS, since, as_of, once=False)
+        if view is None or not columns:
             return self._duck.version_history(as_of, columns, since)  # the empty table's shape
         ts = q(self._config.columns.timestamp)
-        view = self._view(frame, "p")
         parts = " UNION ALL ".join(
             f"SELECT {_text(c)} AS `column`, CAST({q(c)} AS STRING) AS value, {ts} AS ts "
             f"FROM {view} WHERE {q(c)} IS NOT NULL AND {ts} < :stop" for c in columns)
@@ -176,12 +186,12 @@ class SparkEngine:
             start=end_of_day(as_of - timedelta(days=1)), stop=end_of_day(as_of))
 
     def daily_versions(self, first_day: date, last_day: date, columns: list[str]) -> pa.Table:
-        frame = self._read(Table.PREDICTIONS, first_day, last_day)
-        if frame is None or not columns:
-            return self._duck.daily_versions(first_day, last_day, columns)
         cols = self._config.columns
         ts = q(cols.timestamp)
-        view = self._view(frame, "p")
+        view = self._rows(Table.PREDICTIONS, first_day, last_day,
+                          where=f"{ts} >= :start AND {ts} < :stop")
+        if view is None or not columns:
+            return self._duck.daily_versions(first_day, last_day, columns)
         inputs = f"CAST({q(cols.input_hash)} AS STRING)" if cols.input_hash else "NULL"
         parts = " UNION ALL ".join(
             f"SELECT CAST({ts} AS DATE) AS day, {_text(c)} AS `column`, "
@@ -202,10 +212,11 @@ class SparkEngine:
                      within: dict[str, str] | None = None) -> DriftSketch | None:
         """Counted and sketched on the executors (``engine.sketch``): the driver receives a
         few rows per cell and column, however many predictions the window holds."""
-        frame = self._read(Table.PREDICTIONS, first_day, last_day)
-        if frame is None or not numeric + categorical:
-            return DriftSketch(SKETCH_COLUMNS.empty_table(), SKETCH_CATEGORIES.empty_table())
         ts = q(self._config.columns.timestamp)
+        rows = self._rows(Table.PREDICTIONS, first_day, last_day,
+                          where=f"{ts} >= :start AND {ts} < :stop")
+        if rows is None or not numeric + categorical:
+            return DriftSketch(SKETCH_COLUMNS.empty_table(), SKETCH_CATEGORIES.empty_table())
         cells = [(_text(name), f"g{i}") for i, name in enumerate(segments)]
         chosen = [f"{self._segment_value(name)} AS g{i}" for i, name in enumerate(segments)]
         chosen += [f"{self._drift_value(name)} AS c{j}"
@@ -216,7 +227,7 @@ class SparkEngine:
         for i, (column, value) in enumerate((within or {}).items()):
             where.append(f"{self._segment_value(column)} = :w{i}")
             params[f"w{i}"] = value
-        source = (f"SELECT {', '.join(chosen)} FROM {self._view(frame, 'p')} "
+        source = (f"SELECT {', '.join(chosen)} FROM {rows} p "
                   f"WHERE {' AND '.join(where)}")
         named = [(_text(name), f"c{j}") for j, name in enumerate([*numeric, *categorical])]
         columns = self._arrow(sketch.columns_sql(source, cells, named[:len(numeric)],
@@ -251,38 +262,44 @@ class SparkEngine:
     def carry_counts(self) -> None:
         self._counts.carry_counts()
 
+    def daily_rows(self, table: Table, first: date, last: date) -> dict[date, int] | None:
+        """Rows per day of a table read in place, carried as DuckDB carries them
+        (``DuckDBEngine.daily_rows``), the days not carried counted on the cluster
+        (``day_rows``); None for the store's own."""
+        return self._counts.daily_rows(table, first, last)
+
+    def latest_day(self, table: Table) -> date | None:
+        """The latest day a table read in place has rows of (``DuckDBEngine.latest_day``)."""
+        return self._counts.latest_day(table)
+
     # --- the grain of the counts, on the cluster (see duck.GrainSource) ---------------------
 
     def window_grain(self, window: CountWindow, reads: Reads,
                      calibration: pa.Table | None) -> pa.Table:
-        predictions = self._frame(reads[0])
-        assert predictions is not None  # DuckDB counts a window without predictions itself
         params: dict[str, Any] = {"start": end_of_day(window.first_day - timedelta(days=1)),
                                   "stop": end_of_day(window.last_day)}
-        source = self._predictions_sql(self._view(predictions, "p"), calibration)
-        labels = self._frame(reads[1])
+        source = self._predictions_sql(self._window_rows(reads[0]), calibration)
+        labels = self._files(Table.LABELS, reads[1])
         if labels is None:
             return self._arrow(grain_sql(self._joined_sql(source, None), self._config),
                                **params)
         params |= {"since": label_since(window), "as_of": end_of_day(window.as_of)}
-        rows = self._label_rows_sql(self._view(labels, "l"))
+        rows = self._label_rows_sql(labels)
         return self._arrow(grain_sql(self._joined_sql(source, rows), self._config), **params)
 
     def change_grain(self, before: CountWindow, now: CountWindow, reads: Reads,
                      changes: tuple[str, ...], calibration: pa.Table | None) -> pa.Table:
-        predictions = self._frame(reads[0])
-        assert predictions is not None  # DuckDB counts a window without predictions itself
         params: dict[str, Any] = {
             "start": end_of_day(before.first_day), "stop": end_of_day(now.last_day),
             "old_stop": end_of_day(before.last_day)}
-        every = self._predictions_sql(self._view(predictions, "p"), calibration)
-        changed = self._frame(changes)
+        every = self._predictions_sql(self._window_rows(reads[0]), calibration)
+        changed = self._files(Table.LABELS, changes)
         if changed is None:
             chosen = f"SELECT * FROM ({every}) a WHERE a.day >= CAST(:old_stop AS DATE)"
         else:
             arrived = q(ARRIVED_AT)
             ids = (f"SELECT DISTINCT CAST({q(self._config.columns.id)} AS STRING) AS id "
-                   f"FROM {self._view(changed, 'c')} "
+                   f"FROM {changed} c "
                    f"WHERE ({arrived} >= :gone_from AND {arrived} < :gone_to) "
                    f"OR ({arrived} >= :came_from AND {arrived} < :came_to)")
             chosen = (f"SELECT a.* FROM ({every}) a LEFT JOIN ({ids}) c ON a.id = c.id "
@@ -290,12 +307,12 @@ class SparkEngine:
             params |= {"gone_from": label_since(before), "gone_to": label_since(now),
                        "came_from": end_of_day(before.as_of), "came_to": end_of_day(now.as_of)}
         older = "SELECT * FROM chosen WHERE day < CAST(:old_stop AS DATE)"
-        labels = self._frame(reads[1])
+        labels = self._files(Table.LABELS, reads[1])
         if labels is None:
             new, old, shared = (self._joined_sql("SELECT * FROM chosen", None),
                                 self._joined_sql(older, None), f"chosen AS ({chosen})")
         else:
-            rows = self._label_rows_sql(self._view(labels, "l"),
+            rows = self._label_rows_sql(labels,
                                         "LEFT SEMI JOIN chosen ON CAST(l."
                                         f"{q(self._config.columns.id)} AS STRING) = chosen.id")
             shared = f"chosen AS ({chosen}), rows AS ({rows})"
@@ -310,6 +327,20 @@ class SparkEngine:
             f"SELECT day, {seg}prediction, label, age, hit, -n AS n, -expected AS expected, "
             f"-scored AS scored, cell_row FROM ({grain_sql(old, self._config)}) b", **params)
 
+    def day_rows(self, table: Table, files: tuple[str, ...], start: datetime,
+                 stop: datetime) -> pa.Table:
+        """Rows per day of a table read in place, counted on the cluster: predictions by the
+        day made, each id once a day; labels by the day arrived, one sent again that day
+        once (as ``DuckDBEngine.daily_rows``)."""
+        cols = self._config.columns
+        column = q(cols.timestamp if table == Table.PREDICTIONS else ARRIVED_AT)
+        rows = self._files(table, files, f"{column} >= :start AND {column} < :stop")
+        distinct = ("" if table == Table.PREDICTIONS
+                    else f"DISTINCT {q(cols.id)}, {q(cols.label)}, ")
+        return self._arrow(f"SELECT day, count(*) AS n FROM (SELECT {distinct}CAST({column} "
+                           f"AS DATE) AS day FROM {rows} r) d GROUP BY day",
+                           start=start, stop=stop)
+
     def _predictions_sql(self, view: str, calibration: pa.Table | None) -> str:
         """The predictions of ``view`` made in ``[:start, :stop)`` with the columns the grain
         counts: id, day, prediction, score, s0.., and p_correct, the calibrated chance of
@@ -318,7 +349,7 @@ class SparkEngine:
         source = (
             f"SELECT CAST({q(cols.id)} AS STRING) AS id, CAST({q(cols.timestamp)} AS DATE) AS day, "
             f"{self._value(cols.prediction)} AS prediction, {self._score()} AS score"
-            f"{self._segment_columns()} FROM {view} "
+            f"{self._segment_columns()} FROM {view} p "
             f"WHERE {q(cols.timestamp)} >= :start AND {q(cols.timestamp)} < :stop")
         p_correct = f"CAST(NULL AS {EXACT})"
         if calibration is not None and cols.has_score():
@@ -353,15 +384,15 @@ class SparkEngine:
             "ON p.id = l.id")
 
     def reference_counts(self) -> CellCounts | None:
-        frame = self._read(Table.REFERENCE)
-        if frame is None:
+        reference = self._frame(tuple(f.path for f in self._store.files(Table.REFERENCE)))
+        if reference is None:
             return None
         cols = self._config.columns
         joined = (
             f"SELECT CAST(NULL AS DATE) AS day, {self._value(cols.prediction)} AS prediction, "
             f"{self._value(cols.label)} AS label, CAST(NULL AS INT) AS age, "
             f"CAST(NULL AS DOUBLE) AS p_correct{self._segment_columns()} "
-            f"FROM {self._view(frame, 'r')}")
+            f"FROM {self._view(reference, 'r')}")
         return self._counts.rollup(self._arrow(grain_sql(joined, self._config)))
 
     # --- helpers ----------------------------------------------------------------------------
@@ -386,9 +417,35 @@ class SparkEngine:
             f", {self._segment_value(name)} AS {alias}"
             for name, alias in zip(self._config.segments, self._seg, strict=True))
 
-    def _read(self, table: Table, start: date | None = None,
-              end: date | None = None) -> DataFrame | None:
-        return self._frame(tuple(f.path for f in self._store.files(table, start, end)))
+    def _rows(self, table: Table, start: date | None = None, end: date | None = None,
+              where: str = "TRUE", once: bool = True) -> str | None:
+        """A subquery of the rows of ``table``'s files of days ``start..end`` that ``where``
+        keeps (see ``_files``), None without files."""
+        if table in self._in_place:
+            paths = tuple(self._counts.listed(table, start, end))
+        else:
+            paths = tuple(f.path for f in self._store.files(table, start, end))
+        return self._files(table, paths, where, once)
+
+    def _window_rows(self, paths: tuple[str, ...]) -> str:
+        """The predictions of a count's files made in ``[:start, :stop)``."""
+        ts = q(self._config.columns.timestamp)
+        rows = self._files(Table.PREDICTIONS, paths, f"{ts} >= :start AND {ts} < :stop")
+        assert rows is not None  # DuckDB counts a window without predictions itself
+        return rows
+
+    def _files(self, table: Table, paths: tuple[str, ...], where: str = "TRUE",
+               once: bool = True) -> str | None:
+        """A subquery of the rows of ``paths`` (as DuckDB lists them) that ``where`` keeps:
+        the store's files as they are, a table read in place's as DuckDB reads it
+        (``spark_sources``; copies of a prediction once, unless not ``once``)."""
+        if not paths:
+            return None
+        if table in self._in_place:
+            return self._in_place.relation(table, paths, where, once)
+        frame = self._frame(paths)
+        assert frame is not None
+        return f"(SELECT * FROM {self._view(frame, table.value)} WHERE {where})"
 
     def _frame(self, paths: tuple[str, ...]) -> DataFrame | None:
         """The files a count listed (as DuckDB names them), read by Spark."""

@@ -2,8 +2,9 @@
 
 A source answers one question for the engine: which data files hold the rows of days
 ``first..last``, and, per file, the days it spans, its size, its rows and when it arrived. The
-engine reads those files with DuckDB as it reads the store's own, so everything the store's
-tables feed (counts, drift, versions, intra-day checks) works on a source alike.
+engine reads those files as it reads the store's own (DuckDB; Spark with its own Parquet and
+JSON readers, ``engine.spark_sources``), so everything the store's tables feed (counts,
+drift, versions, intra-day checks) works on a source alike.
 
 Which days a file spans:
 
@@ -184,6 +185,23 @@ def _partition_day(values: dict[str, Any]) -> date | None:
             except ValueError:
                 continue
     return None
+
+
+def table_root(spec: TableSource) -> str | None:
+    """The directory a Delta table or a prefix's files are under, as its filesystem names
+    it (Hive-style partitions are the directories below it); None for Iceberg, whose data
+    files are wherever its manifests say.
+
+    >>> table_root(TableSource(format="parquet", path="s3://lake/serving/preds/"))
+    'lake/serving/preds'
+    """
+    if spec.format == "iceberg":
+        return None
+    url = str(spec.path)
+    if "://" not in url or url.startswith("file://"):
+        return _filesystem(url)[1].rstrip("/")
+    parsed = urllib.parse.urlparse(url)
+    return f"{parsed.netloc}{urllib.parse.unquote(parsed.path)}".rstrip("/")
 
 
 def _path_partitions(path: str) -> dict[str, str]:

@@ -124,3 +124,19 @@ def test_an_hdfs_store_this_process_cannot_reach_says_what_the_driver_needs() ->
     message = str(raised.value)
     assert all(name in message for name in ("JAVA_HOME", "ARROW_LIBHDFS_DIR", "CLASSPATH"))
     assert len(message) < 500
+
+
+def test_a_table_read_in_place_from_s3_gets_the_s3_settings_beside_a_local_store(
+        tmp_path: Any) -> None:
+    from hindsight.config import parse_config
+    from hindsight.engine.spark import settings
+
+    raw = {"model": "m", "store": str(tmp_path), "engine": "spark",
+           "columns": {"id": "i", "timestamp": "t", "prediction": "p", "label": "y"},
+           "spark": {"master": "local[2]"}}
+    environ = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9000"}
+    assert "spark.hadoop.fs.s3a.endpoint" not in settings(parse_config(raw), environ)
+    found = settings(parse_config({**raw, "predictions": {
+        "format": "delta", "path": "s3://lake/serving/predictions"}}), environ)
+    assert found["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
+    assert found["spark.hadoop.fs.s3a.aws.credentials.provider"] == CREDENTIALS_CHAIN
