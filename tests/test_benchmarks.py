@@ -104,6 +104,10 @@ def test_the_backfill_benchmark_compares_shared_and_per_day_work(tmp_path: Path)
     done = benchmark("backfill.py", "--per-day", "800", "--days", "6", "--dir",
                      str(tmp_path / "data"), timeout=600)
     assert "per-day / backfill" in done.stdout
+    # side by side with a source tree (here this one): the same results, to the bit
+    against = benchmark("backfill.py", "--per-day", "800", "--days", "6", "--dir",
+                        str(tmp_path / "data"), "--against", str(BENCHMARKS.parent), timeout=600)
+    assert "to the bit" in against.stdout and against.stdout.count("CPU-s") == 2
 
 
 @pytest.mark.slow
