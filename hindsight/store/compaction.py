@@ -120,6 +120,12 @@ def _compact_delta(store: Store, table: Table, grace: timedelta, small_bytes: in
                 report += CompactionReport(int(merged > 0), merged, written, 0)
         if progress is not None:
             progress(table, dt)
+    left = delta.unmigrated(store, table)
+    if left:
+        return report + CompactionReport(failed=(
+            f"{store.table_dir(table)}: {len(left)} files of the Parquet store are still there "
+            f"(such as {left[0]}): a migration to Delta was interrupted, and no file is deleted "
+            "until it ends; run 'hindsight storage migrate' again",))
     return report + CompactionReport(files_removed=delta.vacuum(store, table, grace))
 
 

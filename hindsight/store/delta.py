@@ -23,6 +23,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -48,6 +49,10 @@ DELTA_TABLES = (Table.PREDICTIONS, Table.LABELS)
 LOG_DIR = "_delta_log"
 # a MERGE that lost a race runs again on the newer version; this many times at most
 MAX_ATTEMPTS = 50
+MIN_VACUUM_HOURS = 1
+# the data files delta-rs writes; any other Parquet file under a Delta table is the Parquet
+# store's, left by a migration not finished
+_DELTA_FILE = re.compile(r"part-\d{5}-[0-9a-f-]{36}-c\d{3}(\.\w+)?\.parquet")
 _FOUND: set[str] = set()  # table URLs known to be Delta tables: a table never stops being one
 _SNAPSHOTS: dict[str, Any] = {}  # table URL: the DeltaTable read last, for ``files``
 _SNAPSHOTS_LOCK = threading.Lock()  # one delta-rs table object is not shared by threads at once
@@ -248,19 +253,26 @@ def remove_day(store: Store, table: Table, dt: date) -> None:
 
 def vacuum(store: Store, table: Table, grace: timedelta) -> int:
     """Delete the files no version newer than ``grace`` ago names: what compaction merged and
-    retention removed, once no reader that listed them can still be reading them."""
-    hours = math.ceil(grace.total_seconds() / 3600)  # delta-rs counts whole hours
+    retention removed, once no reader that listed them can still be reading them. A file no
+    version names at all is deleted too once older than the grace, so the grace is never
+    under ``MIN_VACUUM_HOURS``: a writer's file before its commit is such a file."""
+    hours = max(MIN_VACUUM_HOURS, math.ceil(grace.total_seconds() / 3600))  # whole hours
     delta = _open(store, table)
     try:
+        # full: also the files of MERGEs that lost their commit to another writer
         gone = delta.vacuum(retention_hours=hours, dry_run=False,
-                            enforce_retention_duration=False)
+                            enforce_retention_duration=False, full=True)
     except (_deltalake().exceptions.DeltaError, OSError) as exc:
         raise StoreError(f"{store.table_dir(table)}: cannot delete old files: {exc}") from exc
     return len(gone)
 
 
-def days(store: Store, table: Table) -> list[date]:
-    return sorted({f.dt for f in files(store, table) if f.dt is not None})
+def unmigrated(store: Store, table: Table) -> list[str]:
+    """The Parquet store's files still under a Delta table: a migration was interrupted, and
+    only ``migrate`` may delete them (a vacuum would take their rows with them)."""
+    return [i.path for i in store.listing(table)
+            if (i.base_name.endswith(".parquet") and not _DELTA_FILE.fullmatch(i.base_name))
+            or i.base_name.startswith("_commit-")]
 
 
 @dataclass(frozen=True, slots=True)
