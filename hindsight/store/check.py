@@ -22,7 +22,7 @@ from hindsight.config import Config
 from hindsight.errors import StoreError
 from hindsight.store import delta
 from hindsight.store.compaction import debris
-from hindsight.store.partitions import COMMIT_PREFIX, Store, Table
+from hindsight.store.partitions import COMMIT_PREFIX, Store, Table, plain_schema
 from hindsight.store.schema import ARRIVED_AT
 
 PARTITIONED = (Table.PREDICTIONS, Table.LABELS, Table.METRICS, Table.ALERTS, Table.RUNS,
@@ -109,7 +109,7 @@ def _schemas(opened: dict[str, pq.FileMetaData]) -> list[Finding]:
     first: dict[str, str] = {}  # the first file that typed each column
     problems = []
     for path, meta in opened.items():
-        schema = meta.schema.to_arrow_schema()
+        schema = plain_schema(meta.schema.to_arrow_schema())  # delta-rs: string_view
         try:
             union = schema if union is None else pa.unify_schemas(
                 [union, schema], promote_options="permissive")
