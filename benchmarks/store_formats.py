@@ -42,13 +42,12 @@ import pyarrow.compute as pc
 from child import in_own_process
 from table_formats import (
     RESENT,
-    S3_ENV,
     batches,
     counted,
+    counting_bucket,
     ids_once,
     median_ms,
     requests_in,
-    start_server,
 )
 
 HERE = Path(__file__).resolve()
@@ -221,20 +220,9 @@ def main() -> None:
         location, table_format, as_of, kind = args.measure
         print(json.dumps(measure(location, table_format, date.fromisoformat(as_of), kind)))
         return
-    import boto3
-
     directory = args.dir.resolve()
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    endpoint, server = start_server(directory)
-    os.environ.update(S3_ENV, AWS_ENDPOINT_URL=endpoint)
-    try:
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-            Bucket=BUCKET)
+    with counting_bucket(directory, BUCKET) as endpoint:
         run(args, directory, endpoint)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 Stores = dict[str, tuple[str, str]]  # name: (location, table_format)

@@ -37,6 +37,7 @@ same ids, each once, or the benchmark fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -49,7 +50,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -608,23 +609,31 @@ def main() -> None:
     run(args)
 
 
-def run(args: argparse.Namespace) -> None:
+@contextlib.contextmanager
+def counting_bucket(directory: Path, bucket: str) -> Iterator[str]:
+    """A fresh ``directory`` and the counting S3 server with ``bucket`` made; every client of
+    this process pointed at it. Yields the endpoint; the server stops on leaving."""
     import shutil
 
     import boto3
 
-    directory = args.dir.resolve()
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     endpoint, server = start_server(directory)
     os.environ.update(S3_ENV, AWS_ENDPOINT_URL=endpoint)
     try:
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-            Bucket=BUCKET)
-        measure(args, directory, endpoint)
+            Bucket=bucket)
+        yield endpoint
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def run(args: argparse.Namespace) -> None:
+    directory = args.dir.resolve()
+    with counting_bucket(directory, BUCKET) as endpoint:
+        measure(args, directory, endpoint)
 
 
 def measure(args: argparse.Namespace, directory: Path, endpoint: str) -> None:

@@ -35,7 +35,6 @@ are refused with what to run: counting the deleted rows would be wrong, silently
 
 from __future__ import annotations
 
-import os
 import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -47,6 +46,7 @@ import pyarrow.parquet as pq
 
 from hindsight.config import Config, TableSource
 from hindsight.errors import ConfigError, StoreError
+from hindsight.store.delta import http_endpoint
 
 Role = Literal["predictions", "labels"]
 ReadAs = Literal["parquet", "jsonl"]
@@ -209,12 +209,6 @@ def _path_partitions(path: str) -> dict[str, str]:
             for key, sep, value in [part.partition("=")] if sep}
 
 
-def _http_endpoint() -> dict[str, str]:
-    """delta-rs refuses a plain-HTTP endpoint (a test server, a private gateway) unless told."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
-    return {"AWS_ALLOW_HTTP": "true"} if endpoint.startswith("http://") else {}
-
-
 class DeltaSource:
     """A Delta Lake table, its files listed from its log by delta-rs."""
 
@@ -228,7 +222,7 @@ class DeltaSource:
         deltalake = _lake_package("deltalake")
         uri = str(self.spec.path)
         try:
-            table = deltalake.DeltaTable(uri, storage_options={**_http_endpoint(),
+            table = deltalake.DeltaTable(uri, storage_options={**http_endpoint(),
                                                                **self.spec.options} or None)
             if table.protocol().reader_features and "deletionVectors" in (
                     table.protocol().reader_features or []) and pa.table(

@@ -83,11 +83,16 @@ def storage_options(store: Store) -> dict[str, str] | None:
     endpoint on plain HTTP (a test server, a private gateway) must be allowed explicitly."""
     if store.is_local:
         return None
-    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
-    options = {"AWS_ALLOW_HTTP": "true"} if endpoint.startswith("http://") else {}
+    options = http_endpoint()
     if store.fs.type_name == "s3" and "AWS_REGION" not in os.environ:
         options["AWS_REGION"] = getattr(store.fs, "region", "") or "us-east-1"
     return options or None
+
+
+def http_endpoint() -> dict[str, str]:
+    """delta-rs refuses a plain-HTTP endpoint (a test server, a private gateway) unless told."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    return {"AWS_ALLOW_HTTP": "true"} if endpoint.startswith("http://") else {}
 
 
 def is_delta(store: Store, table: Table) -> bool:

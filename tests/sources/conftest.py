@@ -122,6 +122,16 @@ def _table(rows: list[dict[str, Any]], times: tuple[str, ...]) -> pa.Table:
     return table
 
 
+def arriving_today_unstamped(per_day: int = 60, days: int = 4) -> Rows:
+    """A classifier's rows of the last ``days`` days whose labels all arrive today and carry
+    no timestamp (no ``label_timestamp`` mapped): each arrives when its file was added."""
+    today = datetime.now(UTC).date()
+    rows = classifier_rows(per_day=per_day, days=days, start=today - timedelta(days=days))
+    return Rows(rows.predictions, {today: rows.all_labels().drop_columns(["truth_at"])},
+                rows.reference, {k: v for k, v in rows.columns.items()
+                                 if k != "label_timestamp"}, rows.task)
+
+
 def raw_config(rows: Rows, store: Path | str, **extra: Any) -> dict[str, Any]:
     segments = ["region", "plan"] if rows.task == "classification" else ["zone"]
     return {"model": "lake", "store": str(store), "task": rows.task,

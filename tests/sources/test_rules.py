@@ -23,6 +23,7 @@ from hindsight.store.partitions import Table
 from tests.sources.conftest import (
     START,
     Rows,
+    arriving_today_unstamped,
     assert_same_results,
     classifier_rows,
     raw_config,
@@ -82,17 +83,14 @@ def test_copies_of_an_id_count_once_the_earliest_wins(
 @pytest.mark.parametrize("writer", ["delta", "iceberg", "jsonl"])
 def test_a_label_without_a_timestamp_arrived_when_its_file_was_added(
         writer: str, tmp_path: Path) -> None:
-    today = datetime.now(UTC).date()
-    rows = classifier_rows(per_day=60, days=4, start=today - timedelta(days=4))
-    unstamped = Rows(rows.predictions, {today: rows.all_labels().drop_columns(["truth_at"])},
-                     rows.reference, {k: v for k, v in rows.columns.items()
-                                      if k != "label_timestamp"}, rows.task)
+    unstamped = arriving_today_unstamped()
+    (today,) = unstamped.labels  # every label arrives today
     with in_place(unstamped, tmp_path, writer) as lake:
         day = today - timedelta(days=2)
         _, yesterday = lake.metrics(day, today - timedelta(days=1))
         _, now = lake.metrics(day, today)
         assert _whole(yesterday).n_labelled == 0  # written today: not arrived yesterday
-        assert _whole(now).n_labelled == rows.predictions[day].num_rows
+        assert _whole(now).n_labelled == unstamped.predictions[day].num_rows
 
 
 def test_logging_into_a_table_read_in_place_is_refused_and_stores_nothing(
